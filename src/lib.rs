@@ -1,1 +1,53 @@
-//! netloom: Go's netpoller and gnet's multi-reactor engine, in Rust, on one shared epoll core.
+//! netloom: Go's netpoller and gnet's multi-reactor engine, in Rust, on one
+//! shared epoll core.
+//!
+//! | layer | module | what it is |
+//! |-------|--------|------------|
+//! | poller | `sys` | epoll selector, eventfd waker, socket syscalls (Linux) |
+//! | descriptor table | [`Token`] | per-loop slab with generation-checked tokens (Go's `pollDesc`) |
+//! | timers | `timer` | per-loop min-heap shared by ticker, idle timeouts, close limits |
+//! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
+//! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
+//! | engine | [`Engine`] | listeners, load balancing, lifecycle |
+//! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
+//!
+//! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
+//!
+//! ```no_run
+//! use netloom::{Action, Conn, Handler, Options};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     type Context = ();
+//!     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+//!         let data = conn.next(usize::MAX).to_vec();
+//!         if conn.write(&data).is_err() {
+//!             return Action::Close;
+//!         }
+//!         Action::None
+//!     }
+//! }
+//!
+//! netloom::run(Echo, "tcp://127.0.0.1:9000", Options::default())?;
+//! # Ok::<(), netloom::Error>(())
+//! ```
+//!
+//! Platform: Linux (epoll). The poller contract in `src/sys/mod.rs` is what a
+//! kqueue backend has to meet.
+
+mod buffer;
+mod conn;
+mod engine;
+mod error;
+mod event_loop;
+mod handler;
+mod inbox;
+mod sys;
+mod timer;
+mod token;
+
+pub use conn::{Conn, ConnHandle, Writer};
+pub use engine::{run, Engine, EngineBuilder, LoadBalancer, Options};
+pub use error::{Error, Result};
+pub use handler::{Action, Handler};
+pub use token::Token;

@@ -1,0 +1,853 @@
+//! A connection: its record in the loop, the view handed to callbacks, and
+//! the thread-safe handle.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
+use crate::inbox::{InboxSender, Lane};
+use crate::sys::Interest;
+use crate::{Error, Result, Token};
+
+/// A task that runs on a connection's loop with access to the connection.
+pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;
+/// Called on the loop once an asynchronous write was handed to the kernel or
+/// queued, or failed.
+pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// Messages to a loop's inbox.
+pub(crate) enum Command<C> {
+    /// A connection accepted by another loop's acceptor.
+    Register(TcpStream, SocketAddr),
+    Write {
+        token: Token,
+        data: Vec<u8>,
+        done: Option<WriteDone>,
+    },
+    Writev {
+        token: Token,
+        data: Vec<Vec<u8>>,
+        done: Option<WriteDone>,
+    },
+    Wake(Token),
+    Close(Token),
+    Execute(Token, ConnTask<C>),
+}
+
+/// Per-connection state bits (`ConnRecord::flags`):
+///
+/// | bit | name          | set when                                          |
+/// |-----|---------------|---------------------------------------------------|
+/// | 0   | CLOSING       | close requested: stop reading, flush, then close  |
+/// | 1   | READ_CLOSED   | the peer's FIN was read                           |
+/// | 2   | PAUSED        | outbound above the high-water mark                |
+/// | 3   | SHUT_WR_WANT  | `shutdown_write` asked, waits for the flush       |
+/// | 4   | SHUT_WR_DONE  | our FIN was sent                                  |
+/// | 5   | CLOSED        | removed from the loop (only seen in `on_close`)   |
+/// | 6   | WOKEN         | queued for an extra `on_traffic` this turn        |
+/// | 7   | LINGER_ARMED  | the close-timeout timer is scheduled              |
+pub(crate) mod flags {
+    pub(crate) const CLOSING: u8 = 1 << 0;
+    pub(crate) const READ_CLOSED: u8 = 1 << 1;
+    pub(crate) const PAUSED: u8 = 1 << 2;
+    pub(crate) const SHUT_WR_WANT: u8 = 1 << 3;
+    pub(crate) const SHUT_WR_DONE: u8 = 1 << 4;
+    pub(crate) const CLOSED: u8 = 1 << 5;
+    pub(crate) const WOKEN: u8 = 1 << 6;
+    pub(crate) const LINGER_ARMED: u8 = 1 << 7;
+}
+
+/// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
+pub(crate) struct ConnRecord<C> {
+    pub(crate) io: ConnIo,
+    pub(crate) peer: SocketAddr,
+    pub(crate) inbound: InboundBuffer,
+    pub(crate) interest: Interest,
+    pub(crate) last_active: Instant,
+    /// Allocated only when a handle is first asked for.
+    pub(crate) shared: Option<Arc<ConnShared>>,
+    pub(crate) ctx: C,
+}
+
+impl<C> ConnRecord<C> {
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant, ctx: C) -> Self {
+        ConnRecord {
+            io: ConnIo {
+                stream,
+                outbound: OutboundQueue::default(),
+                flags: 0,
+                close_error: None,
+            },
+            peer,
+            inbound: InboundBuffer::default(),
+            interest: Interest::READABLE,
+            last_active: now,
+            shared: None,
+            ctx,
+        }
+    }
+
+    fn shared(&mut self) -> Arc<ConnShared> {
+        let outbound = self.io.outbound.len();
+        self.shared
+            .get_or_insert_with(|| {
+                Arc::new(ConnShared {
+                    closed: AtomicBool::new(false),
+                    in_flight: AtomicUsize::new(0),
+                    outbound: AtomicUsize::new(outbound),
+                })
+            })
+            .clone()
+    }
+}
+
+/// The socket and its write side: what [`Writer`] may touch while the
+/// handler still reads the inbound bytes.
+pub(crate) struct ConnIo {
+    pub(crate) stream: TcpStream,
+    pub(crate) outbound: OutboundQueue,
+    pub(crate) flags: u8,
+    /// The error to report when the connection is finally closed.
+    pub(crate) close_error: Option<Error>,
+}
+
+impl ConnIo {
+    pub(crate) fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Records a fatal error: the connection closes when the callback returns.
+    pub(crate) fn fail(&mut self, err: Error) {
+        if self.close_error.is_none() {
+            self.close_error = Some(err);
+        }
+        self.flags |= flags::CLOSING;
+        // Nothing more will reach the peer.
+        self.flags |= flags::READ_CLOSED;
+    }
+
+    pub(crate) fn is_failed(&self) -> bool {
+        self.close_error.is_some()
+    }
+
+    /// Writes `data` now if nothing is queued, queueing what the kernel does not take.
+    pub(crate) fn write_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
+        if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
+            return Err(Error::ConnClosed);
+        }
+        let total: usize = data.iter().map(|d| d.len()).sum();
+        let mut written = 0;
+        if self.outbound.is_empty() && total > 0 {
+            let slices: Vec<IoSlice<'_>>;
+            let result = if data.len() == 1 {
+                (&self.stream).write(data[0])
+            } else {
+                slices = data.iter().map(|d| IoSlice::new(d)).collect();
+                (&self.stream).write_vectored(&slices)
+            };
+            match result {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(Error::Io(e));
+                    return Err(Error::ConnClosed);
+                }
+            }
+        }
+        for piece in data {
+            if written >= piece.len() {
+                written -= piece.len();
+                continue;
+            }
+            self.outbound.push_slice(&piece[written..], pool);
+            written = 0;
+        }
+        Ok(())
+    }
+
+    /// Queues an owned buffer (from a handle) behind what is already queued.
+    pub(crate) fn write_owned(&mut self, data: Vec<u8>, pool: &mut BufferPool) -> Result<()> {
+        if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
+            return Err(Error::ConnClosed);
+        }
+        if self.outbound.is_empty() {
+            return self.write_slices(&[&data], pool);
+        }
+        self.outbound.push_owned(data, pool);
+        Ok(())
+    }
+
+    /// Writes queued bytes until the kernel pushes back. Returns true if
+    /// anything was written.
+    pub(crate) fn flush_outbound(&mut self, pool: &mut BufferPool) -> bool {
+        let mut progressed = false;
+        while !self.outbound.is_empty() {
+            match self.outbound.write_to(&mut &self.stream, pool) {
+                Ok(0) => break,
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(Error::Io(e));
+                    break;
+                }
+            }
+        }
+        progressed
+    }
+}
+
+/// The part of a connection that handles on other threads read.
+pub(crate) struct ConnShared {
+    pub(crate) closed: AtomicBool,
+    /// Bytes sent by handles that the loop has not taken from its inbox yet.
+    pub(crate) in_flight: AtomicUsize,
+    /// The outbound queue's length, as of the loop's last look.
+    pub(crate) outbound: AtomicUsize,
+}
+
+/// The per-loop resources a [`Conn`] reaches.
+pub(crate) struct ConnEnv<'a, C> {
+    pub(crate) pool: &'a mut BufferPool,
+    pub(crate) woken: &'a mut Vec<Token>,
+    pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
+    pub(crate) async_write_cap: usize,
+}
+
+/// A connection, as seen from inside a callback.
+///
+/// The inbound bytes are everything received and not yet consumed; when a
+/// callback consumes all of them they never leave the loop's shared read
+/// buffer (zero copy). Writes go straight to the socket when nothing is
+/// queued; the rest is queued and flushed with `writev` when the socket is
+/// writable.
+///
+/// # Examples
+/// ```no_run
+/// use netloom::{Action, Conn, Handler};
+///
+/// /// Answers every complete line with its length.
+/// struct LineLengths;
+/// impl Handler for LineLengths {
+///     type Context = u64; // lines seen on this connection
+///     fn on_traffic(&self, conn: &mut Conn<'_, u64>) -> Action {
+///         while let Some(end) = conn.peek(usize::MAX).iter().position(|&b| b == b'\n') {
+///             let line = conn.next(end + 1);
+///             let reply = format!("{}\n", line.len() - 1);
+///             *conn.context_mut() += 1;
+///             if conn.write(reply.as_bytes()).is_err() {
+///                 return Action::Close;
+///             }
+///         }
+///         Action::None
+///     }
+/// }
+/// ```
+pub struct Conn<'a, C> {
+    pub(crate) rec: &'a mut ConnRecord<C>,
+    pub(crate) token: Token,
+    pub(crate) env: ConnEnv<'a, C>,
+    /// Newly read bytes still in the loop's shared buffer (empty when the
+    /// connection had bytes left over, which are then in `rec.inbound`).
+    pub(crate) fresh: &'a [u8],
+}
+
+impl<'a, C> Conn<'a, C> {
+    pub(crate) fn new(
+        rec: &'a mut ConnRecord<C>,
+        token: Token,
+        env: ConnEnv<'a, C>,
+        fresh: &'a [u8],
+    ) -> Self {
+        if !rec.inbound.is_empty() && !fresh.is_empty() {
+            // Leftovers first: append so the handler sees one contiguous run.
+            rec.inbound.extend(fresh, env.pool);
+            return Conn {
+                rec,
+                token,
+                env,
+                fresh: &[],
+            };
+        }
+        Conn {
+            rec,
+            token,
+            env,
+            fresh,
+        }
+    }
+
+    /// Moves unconsumed fresh bytes into the connection's own buffer, and
+    /// gives that buffer back to the pool when it is empty.
+    pub(crate) fn finish(self) {
+        if !self.fresh.is_empty() {
+            self.rec.inbound.extend(self.fresh, self.env.pool);
+        }
+        self.rec.inbound.release_if_empty(self.env.pool);
+    }
+
+    fn inbound(&self) -> &[u8] {
+        if self.rec.inbound.is_empty() {
+            self.fresh
+        } else {
+            self.rec.inbound.bytes()
+        }
+    }
+
+    /// Number of inbound bytes not yet consumed.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let waiting = conn.inbound_len();
+    /// # }
+    /// ```
+    pub fn inbound_len(&self) -> usize {
+        self.inbound().len()
+    }
+
+    /// Up to `n` inbound bytes, without consuming them (`usize::MAX`: all).
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// if conn.peek(4).len() == 4 { /* a 4-byte header is here */ }
+    /// # }
+    /// ```
+    pub fn peek(&self, n: usize) -> &[u8] {
+        let data = self.inbound();
+        &data[..n.min(data.len())]
+    }
+
+    /// Up to `n` inbound bytes, consumed.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// let everything = conn.next(usize::MAX).to_vec();
+    /// # }
+    /// ```
+    pub fn next(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.inbound_len());
+        if self.rec.inbound.is_empty() {
+            let (taken, rest) = self.fresh.split_at(n);
+            self.fresh = rest;
+            taken
+        } else {
+            self.rec.inbound.take(n)
+        }
+    }
+
+    /// Consumes up to `n` inbound bytes; returns how many.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.discard(usize::MAX);
+    /// # }
+    /// ```
+    pub fn discard(&mut self, n: usize) -> usize {
+        self.next(n).len()
+    }
+
+    /// Borrows the inbound bytes and a [`Writer`] at the same time, so a
+    /// handler can write (parts of) what it reads without copying it first.
+    /// Consume what was used afterwards with [`Conn::discard`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// let (inbound, mut out) = conn.split();
+    /// let n = inbound.len();
+    /// out.write(inbound)?; // echo, zero copy when the kernel takes it all
+    /// conn.discard(n);
+    /// # Ok(()) }
+    /// ```
+    pub fn split(&mut self) -> (&[u8], Writer<'_>) {
+        let inbound = if self.rec.inbound.is_empty() {
+            self.fresh
+        } else {
+            self.rec.inbound.bytes()
+        };
+        (
+            inbound,
+            Writer {
+                io: &mut self.rec.io,
+                pool: self.env.pool,
+            },
+        )
+    }
+
+    /// Bytes written but not yet taken by the kernel.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let backlog = conn.outbound_len();
+    /// # }
+    /// ```
+    pub fn outbound_len(&self) -> usize {
+        self.rec.io.outbound.len()
+    }
+
+    /// Writes `data`: at once if nothing is queued, otherwise after what is.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] once the connection is closed, failed, or its
+    /// write side was shut down.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// conn.write(b"hello\n")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.rec.io.write_slices(&[data], self.env.pool)
+    }
+
+    /// Writes several buffers with one `writev`, in order.
+    ///
+    /// # Errors
+    /// As [`Conn::write`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// conn.writev(&[b"header: 1\r\n", b"\r\n", b"body"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn writev(&mut self, data: &[&[u8]]) -> Result<()> {
+        self.rec.io.write_slices(data, self.env.pool)
+    }
+
+    /// Tries to hand queued bytes to the kernel now (the loop also flushes
+    /// by itself when the socket becomes writable).
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] if the connection failed while flushing.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// conn.flush()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flush(&mut self) -> Result<()> {
+        self.rec.io.flush_outbound(self.env.pool);
+        if self.rec.io.is_failed() {
+            return Err(Error::ConnClosed);
+        }
+        Ok(())
+    }
+
+    /// Closes the connection once everything written is flushed (the same
+    /// as returning [`Action::Close`](crate::Action::Close)).
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.close();
+    /// # }
+    /// ```
+    pub fn close(&mut self) {
+        self.rec.io.flags |= flags::CLOSING;
+    }
+
+    /// Half-closes: sends FIN once everything written is flushed, and keeps
+    /// reading until the peer closes its side.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.shutdown_write();
+    /// # }
+    /// ```
+    pub fn shutdown_write(&mut self) {
+        self.rec.io.flags |= flags::SHUT_WR_WANT;
+    }
+
+    /// Calls `on_traffic` again after the current batch of events, even if
+    /// no new bytes arrive.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.wake();
+    /// # }
+    /// ```
+    pub fn wake(&mut self) {
+        if !self.rec.io.has(flags::WOKEN) {
+            self.rec.io.flags |= flags::WOKEN;
+            self.env.woken.push(self.token);
+        }
+    }
+
+    /// The connection's identity within its loop.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// println!("{:?}", conn.token());
+    /// # }
+    /// ```
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// The peer's address.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// println!("from {}", conn.peer_addr());
+    /// # }
+    /// ```
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.rec.peer
+    }
+
+    /// The local address of the connection.
+    ///
+    /// # Errors
+    /// The kernel's error from `getsockname`.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) -> std::io::Result<()> {
+    /// println!("on {}", conn.local_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.rec.io.stream.local_addr()
+    }
+
+    /// The socket, for any option [`socket2::SockRef`] can set or read
+    /// (`set_nodelay`, `set_tcp_keepalive`, `set_linger`, buffer sizes, ...).
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) -> std::io::Result<()> {
+    /// conn.socket().set_nodelay(false)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn socket(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.rec.io.stream)
+    }
+
+    /// The typed per-connection context.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, u32>) {
+    /// let requests: u32 = *conn.context();
+    /// # }
+    /// ```
+    pub fn context(&self) -> &C {
+        &self.rec.ctx
+    }
+
+    /// The typed per-connection context, mutably.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, u32>) {
+    /// *conn.context_mut() += 1;
+    /// # }
+    /// ```
+    pub fn context_mut(&mut self) -> &mut C {
+        &mut self.rec.ctx
+    }
+
+    /// A handle for other threads.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// let handle = conn.handle();
+    /// std::thread::spawn(move || handle.async_write(b"later".to_vec()));
+    /// # }
+    /// ```
+    pub fn handle(&mut self) -> ConnHandle<C> {
+        ConnHandle {
+            token: self.token,
+            shared: self.rec.shared(),
+            inbox: self.env.inbox.clone(),
+            cap: self.env.async_write_cap,
+        }
+    }
+}
+
+/// The write side of a connection, borrowed from [`Conn::split`].
+pub struct Writer<'a> {
+    io: &'a mut ConnIo,
+    pool: &'a mut BufferPool,
+}
+
+impl Writer<'_> {
+    /// As [`Conn::write`].
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] once the connection is closed or failed.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// let (_, mut out) = conn.split();
+    /// out.write(b"hi")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.io.write_slices(&[data], self.pool)
+    }
+
+    /// As [`Conn::writev`].
+    ///
+    /// # Errors
+    /// As [`Writer::write`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// let (_, mut out) = conn.split();
+    /// out.writev(&[b"a", b"b"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn writev(&mut self, data: &[&[u8]]) -> Result<()> {
+        self.io.write_slices(data, self.pool)
+    }
+}
+
+impl<C> Read for Conn<'_, C> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len();
+        let data = self.next(n);
+        buf[..data.len()].copy_from_slice(data);
+        Ok(data.len())
+    }
+}
+
+impl<C> AsRawFd for Conn<'_, C> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.rec.io.stream.as_raw_fd()
+    }
+}
+
+impl<C> AsFd for Conn<'_, C> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.rec.io.stream.as_fd()
+    }
+}
+
+/// A thread-safe handle to a connection, for use outside its loop's callbacks.
+///
+/// Operations travel through the loop's inbox (the urgent lane) and run on the
+/// loop in the order they were made through this handle (and its clones on
+/// the same thread). Once the connection is closed every operation returns
+/// [`Error::ConnClosed`]; a handle never reaches a newer connection that
+/// reuses the same slot or descriptor number (see [`Token`]).
+///
+/// # Examples
+/// ```no_run
+/// use netloom::{Action, Conn, Handler};
+///
+/// struct Greeter;
+/// impl Handler for Greeter {
+///     type Context = ();
+///     fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+///         let handle = conn.handle();
+///         std::thread::spawn(move || {
+///             std::thread::sleep(std::time::Duration::from_millis(10));
+///             let _ = handle.async_write(b"welcome\n".to_vec());
+///         });
+///         Action::None
+///     }
+///     fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action {
+///         Action::None
+///     }
+/// }
+/// ```
+pub struct ConnHandle<C> {
+    token: Token,
+    shared: Arc<ConnShared>,
+    inbox: Arc<InboxSender<Command<C>>>,
+    cap: usize,
+}
+
+impl<C> Clone for ConnHandle<C> {
+    fn clone(&self) -> Self {
+        ConnHandle {
+            token: self.token,
+            shared: self.shared.clone(),
+            inbox: self.inbox.clone(),
+            cap: self.cap,
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for ConnHandle<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnHandle")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl<C: 'static> ConnHandle<C> {
+    /// The connection's token.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// let token = h.token();
+    /// # }
+    /// ```
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Whether the connection is known to be closed.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// if h.is_closed() { /* stop producing */ }
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn send(&self, lane: Lane, cmd: Command<C>) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::ConnClosed);
+        }
+        self.inbox.send(lane, cmd).map_err(|_| Error::EngineStopped)
+    }
+
+    fn reserve(&self, len: usize) -> Result<()> {
+        let before = self.shared.in_flight.fetch_add(len, Ordering::AcqRel)
+            + self.shared.outbound.load(Ordering::Acquire);
+        if before + len > self.cap && before > 0 {
+            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+            return Err(Error::OutboundFull {
+                pending: before,
+                cap: self.cap,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues `data` for the connection.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] if the connection is closed, [`Error::OutboundFull`]
+    /// if its pending bytes would pass `Options::async_write_cap` (a single
+    /// write larger than the cap is accepted when nothing is pending), and
+    /// [`Error::EngineStopped`] if the loop has exited.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.async_write(b"pong\n".to_vec())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn async_write(&self, data: Vec<u8>) -> Result<()> {
+        self.write_with(data, None)
+    }
+
+    /// Like [`ConnHandle::async_write`], then runs `done` on the loop with
+    /// the outcome once the bytes were written or queued behind earlier ones
+    /// (or could not be).
+    ///
+    /// # Errors
+    /// As [`ConnHandle::async_write`]; `done` is not called then.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.async_write_then(b"x".to_vec(), |res| {
+    ///     if let Err(e) = res { eprintln!("lost: {e}"); }
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn async_write_then(
+        &self,
+        data: Vec<u8>,
+        done: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        self.write_with(data, Some(Box::new(done)))
+    }
+
+    fn write_with(&self, data: Vec<u8>, done: Option<WriteDone>) -> Result<()> {
+        let len = data.len();
+        self.reserve(len)?;
+        let sent = self.send(
+            Lane::Urgent,
+            Command::Write {
+                token: self.token,
+                data,
+                done,
+            },
+        );
+        if sent.is_err() {
+            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Queues several buffers, written in order with `writev`.
+    ///
+    /// # Errors
+    /// As [`ConnHandle::async_write`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.async_writev(vec![b"a".to_vec(), b"b".to_vec()], None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn async_writev(
+        &self,
+        data: Vec<Vec<u8>>,
+        done: Option<Box<dyn FnOnce(Result<()>) + Send>>,
+    ) -> Result<()> {
+        let len: usize = data.iter().map(Vec::len).sum();
+        self.reserve(len)?;
+        let sent = self.send(
+            Lane::Urgent,
+            Command::Writev {
+                token: self.token,
+                data,
+                done,
+            },
+        );
+        if sent.is_err() {
+            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// Makes the loop call `on_traffic` for this connection.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.wake()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wake(&self) -> Result<()> {
+        self.send(Lane::Urgent, Command::Wake(self.token))
+    }
+
+    /// Closes the connection after flushing what was written before.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.close()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.send(Lane::Urgent, Command::Close(self.token))
+    }
+
+    /// Runs `task` on the connection's loop with the connection, as a bulk
+    /// task (urgent writes and wake-ups overtake it).
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`]; if the connection
+    /// closes before the task runs, the task is dropped.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<u32>) -> netloom::Result<()> {
+    /// h.execute(|conn| *conn.context_mut() += 1)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn execute(&self, task: impl FnOnce(&mut Conn<'_, C>) + Send + 'static) -> Result<()> {
+        self.send(Lane::Bulk, Command::Execute(self.token, Box::new(task)))
+    }
+}

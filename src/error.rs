@@ -1,0 +1,66 @@
+//! The one error type of netloom.
+
+use std::io;
+
+/// Everything that can go wrong in netloom.
+///
+/// I/O failures keep the kernel's error as [`Error::Io`]; everything else is
+/// a variant of its own so callers can match on it.
+///
+/// ```
+/// # struct Quiet;
+/// # impl netloom::Handler for Quiet {
+/// #     type Context = ();
+/// #     fn on_traffic(&self, _: &mut netloom::Conn<'_, ()>) -> netloom::Action { netloom::Action::None }
+/// # }
+/// let err = netloom::Engine::builder().bind("sctp://127.0.0.1:1").start(Quiet);
+/// assert!(matches!(err, Err(netloom::Error::UnknownScheme(_))));
+/// ```
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address has a scheme netloom does not serve.
+    #[error("unknown address scheme in `{0}` (expected tcp://, tcp4:// or tcp6://)")]
+    UnknownScheme(String),
+    /// The address could not be parsed or resolved.
+    #[error("invalid address `{addr}`: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An option has a value that cannot work.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The connection is closed (or closing); nothing more can be written.
+    #[error("connection closed")]
+    ConnClosed,
+    /// The engine has stopped; its loops no longer take work.
+    #[error("engine stopped")]
+    EngineStopped,
+    /// An asynchronous write would push the connection's pending bytes past
+    /// the hard cap (`Options::async_write_cap`).
+    #[error("outbound buffer full: {pending} bytes pending, cap is {cap}")]
+    OutboundFull {
+        /// Bytes already pending on the connection.
+        pending: usize,
+        /// The configured cap.
+        cap: usize,
+    },
+    /// No traffic for longer than `Options::idle_timeout`.
+    #[error("idle timeout")]
+    IdleTimeout,
+    /// A graceful close or shutdown could not flush everything in time.
+    #[error("close timed out with {0} bytes unsent")]
+    CloseTimeout(usize),
+    /// A handler callback panicked; the message is the panic's payload.
+    #[error("callback panicked: {0}")]
+    CallbackPanic(String),
+    /// A kernel call failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// `Result` with netloom's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,728 @@
+//! One event loop: a thread that owns a poller, its connections and timers.
+//!
+//! Each turn: wait for readiness (the timeout is the nearest timer, or zero
+//! when work is queued), handle every event, drain the inbox when the waker
+//! fired, run connections woken with `wake()`, then fire due timers.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::buffer::BufferPool;
+use crate::conn::{flags, Command, Conn, ConnEnv, ConnIo, ConnRecord};
+use crate::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::sys::{socket, Events, Interest, Selector, Trigger};
+use crate::timer::TimerHeap;
+use crate::token::{Slab, Token};
+use crate::{Action, Engine, Error, Handler, Options, Result};
+
+/// Connections accepted per listener event before other events get a turn.
+const ACCEPT_BATCH: usize = 64;
+/// First and longest pause of a listener after `EMFILE` and the like.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Pooled buffers kept per loop.
+const POOLED_BUFFERS: usize = 1024;
+
+/// What a loop is handed when it is spawned.
+pub(crate) struct LoopSeed<C> {
+    pub(crate) index: usize,
+    pub(crate) selector: Selector,
+    pub(crate) inbox: InboxReceiver<Command<C>>,
+    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) signal_fd: Option<OwnedFd>,
+}
+
+/// What a slab slot holds.
+enum Entry<C> {
+    Conn(ConnRecord<C>),
+    Listener {
+        listener: TcpListener,
+        backoff: Duration,
+    },
+    Signals(OwnedFd),
+}
+
+/// Keys of the loop's timers; each is validated when it fires.
+enum TimerKey {
+    Tick,
+    Idle(Token),
+    CloseLinger(Token),
+    AcceptResume(Token),
+    ShutdownGrace,
+}
+
+pub(crate) struct EventLoop<H: Handler> {
+    index: usize,
+    handler: Arc<H>,
+    engine: Engine,
+    options: Arc<Options>,
+    selector: Selector,
+    events: Events,
+    inbox: InboxReceiver<Command<H::Context>>,
+    peers: Arc<[Arc<InboxSender<Command<H::Context>>>]>,
+    entries: Slab<Entry<H::Context>>,
+    timers: TimerHeap<TimerKey>,
+    pool: BufferPool,
+    read_buf: Box<[u8]>,
+    woken: Vec<Token>,
+    now: Instant,
+    next_round_robin: usize,
+    stopping: bool,
+    bulk_pending: bool,
+}
+
+impl<H: Handler> EventLoop<H> {
+    pub(crate) fn new(
+        seed: LoopSeed<H::Context>,
+        handler: Arc<H>,
+        engine: Engine,
+        peers: Arc<[Arc<InboxSender<Command<H::Context>>>]>,
+        options: Arc<Options>,
+    ) -> Self {
+        let mut lp = EventLoop {
+            index: seed.index,
+            handler,
+            engine,
+            read_buf: vec![0; options.read_buffer_size].into_boxed_slice(),
+            options,
+            selector: seed.selector,
+            events: Events::new(),
+            inbox: seed.inbox,
+            peers,
+            entries: Slab::new(),
+            timers: TimerHeap::new(),
+            pool: BufferPool::new(POOLED_BUFFERS),
+            woken: Vec::new(),
+            now: Instant::now(),
+            next_round_robin: 0,
+            stopping: false,
+            bulk_pending: false,
+        };
+        for listener in seed.listeners {
+            lp.add_source(listener.as_raw_fd(), |backoff| Entry::Listener {
+                listener,
+                backoff,
+            });
+        }
+        if let Some(fd) = seed.signal_fd {
+            lp.add_source(fd.as_raw_fd(), |_| Entry::Signals(fd));
+        }
+        lp
+    }
+
+    fn add_source(&mut self, fd: i32, entry: impl FnOnce(Duration) -> Entry<H::Context>) {
+        let token = self.entries.next_token();
+        match self
+            .selector
+            .register(fd, token.raw(), Interest::READABLE, Trigger::Level)
+        {
+            Ok(()) => {
+                self.entries.insert(entry(ACCEPT_BACKOFF_MIN / 2));
+            }
+            Err(e) => log::error!("netloom: loop {}: cannot watch fd {fd}: {e}", self.index),
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Result<()> {
+        if self.options.pin_loops {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if let Err(e) = socket::pin_current_thread(self.index % cores) {
+                log::warn!("netloom: loop {}: pinning failed: {e}", self.index);
+            }
+        }
+        if self.index == 0 && self.options.ticker {
+            self.timers.schedule(self.now, TimerKey::Tick);
+        }
+        let outcome = self.turn_until_stopped();
+        self.finish();
+        let engine = self.engine.clone();
+        let handler = self.handler.clone();
+        drop(self);
+        if engine.inner.live_loops.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&engine))).is_err() {
+                log::error!("netloom: on_shutdown panicked");
+            }
+        }
+        outcome
+    }
+
+    fn turn_until_stopped(&mut self) -> Result<()> {
+        loop {
+            if !self.stopping && self.engine.is_stopping() {
+                self.begin_shutdown();
+            }
+            if self.stopping && self.entries.len() == 0 {
+                return Ok(());
+            }
+            let timeout = if !self.woken.is_empty() || self.bulk_pending {
+                Some(Duration::ZERO)
+            } else {
+                self.timers.next_timeout(self.now)
+            };
+            if let Err(e) = self.selector.wait(&mut self.events, timeout) {
+                log::error!("netloom: loop {}: epoll_wait failed: {e}", self.index);
+                self.close_all(|| Error::Io(io::Error::other("event loop failed")));
+                return Err(Error::Io(e));
+            }
+            self.now = Instant::now();
+            let mut inbox_ready = self.bulk_pending;
+            for i in 0..self.events.len() {
+                let event = self.events.get(i);
+                let token = Token::from_raw(event.token());
+                if token == Token::WAKER {
+                    self.inbox_waker_reset();
+                    inbox_ready = true;
+                    continue;
+                }
+                match self.entries.get_mut(token) {
+                    Some(Entry::Conn(_)) => self.conn_ready(
+                        token,
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable() || event.is_error(),
+                    ),
+                    Some(Entry::Listener { .. }) => self.accept_ready(token),
+                    Some(Entry::Signals(_)) => self.signal_ready(token),
+                    // A stale event for a connection closed earlier in this batch.
+                    None => {}
+                }
+            }
+            self.events.after_wait();
+            if inbox_ready {
+                self.drain_inbox();
+            }
+            self.run_woken();
+            self.fire_timers();
+        }
+    }
+
+    fn inbox_waker_reset(&self) {
+        self.peers[self.index].waker().reset();
+    }
+
+    // ---------------------------------------------------------------- I/O
+
+    fn conn_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
+            rec.last_active = self.now;
+        }
+        if readable && rec.interest.is_readable() && !rec.io.is_failed() {
+            match (&rec.io.stream).read(&mut self.read_buf) {
+                Ok(0) => rec.io.flags |= flags::READ_CLOSED | flags::CLOSING,
+                Ok(n) => {
+                    rec.last_active = self.now;
+                    let outcome = self.call(token, n, |h, c| h.on_traffic(c));
+                    self.apply(token, outcome);
+                    return;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => rec.io.fail(Error::Io(e)),
+            }
+        }
+        self.settle(token);
+    }
+
+    /// Runs a callback on a connection with `fresh` bytes of the read buffer,
+    /// containing a panic.
+    fn call<R>(
+        &mut self,
+        token: Token,
+        fresh: usize,
+        f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
+    ) -> Option<std::thread::Result<R>> {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return None;
+        };
+        let env = ConnEnv {
+            pool: &mut self.pool,
+            woken: &mut self.woken,
+            inbox: &self.peers[self.index],
+            async_write_cap: self.options.async_write_cap,
+        };
+        let mut conn = Conn::new(rec, token, env, &self.read_buf[..fresh]);
+        let handler = &*self.handler;
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
+        conn.finish();
+        Some(outcome)
+    }
+
+    /// Carries out a callback's action, then settles the connection.
+    fn apply(&mut self, token: Token, outcome: Option<std::thread::Result<Action>>) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        match outcome {
+            Some(Ok(Action::None)) | None => {}
+            Some(Ok(Action::Close)) => rec.io.flags |= flags::CLOSING,
+            Some(Ok(Action::Shutdown)) => self.engine.stop(),
+            Some(Err(panic)) => {
+                let msg = panic_message(&panic);
+                log::error!("netloom: callback panicked on {token:?}: {msg}");
+                rec.io.fail(Error::CallbackPanic(msg));
+            }
+        }
+        self.settle(token);
+    }
+
+    /// Brings a connection's interest, backpressure and closing state in line
+    /// with its buffers. Called after anything touched the connection.
+    fn settle(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        if rec.io.is_failed() {
+            self.close_conn(token);
+            return;
+        }
+        let queued = rec.io.outbound.len();
+        if queued > self.options.high_water {
+            rec.io.flags |= flags::PAUSED;
+        } else if queued <= self.options.low_water {
+            rec.io.flags &= !flags::PAUSED;
+        }
+        if queued == 0 {
+            if rec.io.has(flags::CLOSING) {
+                self.close_conn(token);
+                return;
+            }
+            if rec.io.has(flags::SHUT_WR_WANT) && !rec.io.has(flags::SHUT_WR_DONE) {
+                rec.io.flags |= flags::SHUT_WR_DONE;
+                if let Err(e) = rec.io.stream.shutdown(Shutdown::Write) {
+                    if e.kind() != io::ErrorKind::NotConnected {
+                        rec.io.fail(Error::Io(e));
+                        self.close_conn(token);
+                        return;
+                    }
+                }
+            }
+        } else if rec.io.has(flags::CLOSING) && !rec.io.has(flags::LINGER_ARMED) {
+            rec.io.flags |= flags::LINGER_ARMED;
+            self.timers.schedule(
+                self.now + self.options.close_timeout,
+                TimerKey::CloseLinger(token),
+            );
+        }
+        let mut want = Interest::NONE;
+        if !rec
+            .io
+            .has(flags::PAUSED | flags::CLOSING | flags::READ_CLOSED)
+        {
+            want = want.with(Interest::READABLE);
+        }
+        if queued > 0 {
+            want = want.with(Interest::WRITABLE);
+        }
+        if want != rec.interest {
+            let fd = rec.io.stream.as_raw_fd();
+            if let Err(e) = self
+                .selector
+                .reregister(fd, token.raw(), want, Trigger::Level)
+            {
+                rec.io.fail(Error::Io(e));
+                self.close_conn(token);
+                return;
+            }
+            rec.interest = want;
+        }
+        if let Some(shared) = &rec.shared {
+            shared.outbound.store(queued, Ordering::Release);
+        }
+    }
+
+    fn close_conn(&mut self, token: Token) {
+        let Some(Entry::Conn(mut rec)) = self.entries.remove(token) else {
+            return;
+        };
+        let _ = self.selector.deregister(rec.io.stream.as_raw_fd());
+        rec.io.flags |= flags::CLOSED;
+        if let Some(shared) = &rec.shared {
+            shared.closed.store(true, Ordering::Release);
+        }
+        let err = rec.io.close_error.take();
+        let env = ConnEnv {
+            pool: &mut self.pool,
+            woken: &mut self.woken,
+            inbox: &self.peers[self.index],
+            async_write_cap: self.options.async_write_cap,
+        };
+        let mut conn = Conn::new(&mut rec, token, env, &[]);
+        let handler = &*self.handler;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            handler.on_close(&mut conn, err.as_ref())
+        }));
+        conn.finish();
+        match outcome {
+            Ok(Action::Shutdown) => self.engine.stop(),
+            Ok(_) => {}
+            Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&panic)),
+        }
+        rec.io.outbound.clear(&mut self.pool);
+        rec.inbound.take(usize::MAX);
+        rec.inbound.release_if_empty(&mut self.pool);
+        self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+        // Dropping `rec` closes the socket.
+    }
+
+    fn close_all(&mut self, err: impl Fn() -> Error) {
+        for token in self.entries.tokens() {
+            if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                rec.io.fail(err());
+                self.close_conn(token);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------- accepting
+
+    fn accept_ready(&mut self, token: Token) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(Entry::Listener { listener, backoff }) = self.entries.get_mut(token) else {
+                return;
+            };
+            match socket::accept(listener.as_raw_fd()) {
+                Ok((stream, peer)) => {
+                    *backoff = ACCEPT_BACKOFF_MIN / 2;
+                    self.assign(stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The peer gave up before we accepted, or a signal: try the next one.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+                    ) => {}
+                Err(e) => {
+                    // EMFILE and friends leave the listener readable: stop watching
+                    // it for a while instead of spinning, and keep serving.
+                    *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    let pause = *backoff;
+                    let fd = listener.as_raw_fd();
+                    let level = if socket::is_resource_exhaustion(&e) {
+                        log::Level::Warn
+                    } else {
+                        log::Level::Error
+                    };
+                    log::log!(
+                        level,
+                        "netloom: accept failed: {e}; pausing the listener for {pause:?}"
+                    );
+                    if let Err(e) =
+                        self.selector
+                            .reregister(fd, token.raw(), Interest::NONE, Trigger::Level)
+                    {
+                        log::error!("netloom: cannot pause listener: {e}");
+                    }
+                    self.timers
+                        .schedule(self.now + pause, TimerKey::AcceptResume(token));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Hands an accepted connection to a loop: this one with SO_REUSEPORT,
+    /// otherwise the load balancer's choice.
+    fn assign(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let loads = &self.engine.inner.loads;
+        let target = if self.options.reuseport {
+            self.index
+        } else {
+            self.options
+                .load_balancer
+                .pick(&mut self.next_round_robin, &peer, loads)
+        };
+        loads[target].fetch_add(1, Ordering::Relaxed);
+        if target == self.index {
+            self.register_conn(stream, peer);
+        } else if self.peers[target]
+            .send(Lane::Urgent, Command::Register(stream, peer))
+            .is_err()
+        {
+            loads[target].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn register_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let loads = &self.engine.inner.loads[self.index];
+        if self.stopping {
+            loads.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(e) = self.configure(&stream) {
+            log::warn!("netloom: socket options for {peer} failed: {e}");
+        }
+        let token = self.entries.next_token();
+        let fd = stream.as_raw_fd();
+        if let Err(e) = self
+            .selector
+            .register(fd, token.raw(), Interest::READABLE, Trigger::Level)
+        {
+            log::error!("netloom: cannot watch connection from {peer}: {e}");
+            loads.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let rec = ConnRecord::new(stream, peer, self.now, H::Context::default());
+        self.entries.insert(Entry::Conn(rec));
+        if let Some(idle) = self.options.idle_timeout {
+            self.timers.schedule(self.now + idle, TimerKey::Idle(token));
+        }
+        let outcome = self.call(token, 0, |h, c| h.on_open(c));
+        self.apply(token, outcome);
+    }
+
+    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
+        if self.options.tcp_nodelay {
+            stream.set_nodelay(true)?;
+        }
+        if let Some(idle) = self.options.tcp_keepalive {
+            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+            socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+        }
+        Ok(())
+    }
+
+    fn signal_ready(&mut self, token: Token) {
+        if let Some(Entry::Signals(fd)) = self.entries.get_mut(token) {
+            let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
+                                       // SAFETY: reads at most 128 bytes into a live local buffer.
+            unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            log::info!("netloom: stop signal received, shutting down");
+            self.engine.stop();
+        }
+    }
+
+    // -------------------------------------------------------------- inbox
+
+    fn drain_inbox(&mut self) {
+        let mut commands = Vec::new();
+        self.bulk_pending = self.inbox.drain(|c| commands.push(c));
+        for command in commands {
+            self.run_command(command);
+        }
+    }
+
+    fn run_command(&mut self, command: Command<H::Context>) {
+        match command {
+            Command::Register(stream, peer) => self.register_conn(stream, peer),
+            Command::Write { token, data, done } => {
+                let len = data.len();
+                let outcome =
+                    self.write_from_handle(token, len, |io, pool| io.write_owned(data, pool));
+                if let Some(done) = done {
+                    done(outcome);
+                }
+            }
+            Command::Writev { token, data, done } => {
+                let len = data.iter().map(Vec::len).sum();
+                let outcome = self.write_from_handle(token, len, |io, pool| {
+                    let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+                    io.write_slices(&slices, pool)
+                });
+                if let Some(done) = done {
+                    done(outcome);
+                }
+            }
+            Command::Wake(token) => {
+                if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                    if !rec.io.has(flags::WOKEN) {
+                        rec.io.flags |= flags::WOKEN;
+                        self.woken.push(token);
+                    }
+                }
+            }
+            Command::Close(token) => {
+                if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                    rec.io.flags |= flags::CLOSING;
+                    self.settle(token);
+                }
+            }
+            Command::Execute(token, task) => {
+                let outcome = self.call(token, 0, |_, c| {
+                    task(c);
+                    Action::None
+                });
+                self.apply(token, outcome);
+            }
+        }
+    }
+
+    fn write_from_handle(
+        &mut self,
+        token: Token,
+        len: usize,
+        write: impl FnOnce(&mut ConnIo, &mut BufferPool) -> Result<()>,
+    ) -> Result<()> {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return Err(Error::ConnClosed);
+        };
+        if let Some(shared) = &rec.shared {
+            shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+        }
+        if rec.io.has(flags::CLOSING) {
+            return Err(Error::ConnClosed);
+        }
+        let outcome = write(&mut rec.io, &mut self.pool);
+        self.settle(token);
+        outcome
+    }
+
+    fn run_woken(&mut self) {
+        let woken = std::mem::take(&mut self.woken);
+        for &token in &woken {
+            let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+                continue;
+            };
+            rec.io.flags &= !flags::WOKEN;
+            if rec.io.has(flags::CLOSING) {
+                continue;
+            }
+            let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
+            self.apply(token, outcome);
+        }
+        if self.woken.is_empty() {
+            // Keep the allocation for the next turn.
+            self.woken = woken;
+            self.woken.clear();
+        }
+    }
+
+    // ------------------------------------------------------------- timers
+
+    fn fire_timers(&mut self) {
+        while let Some(key) = self.timers.pop_due(self.now) {
+            match key {
+                TimerKey::Tick => self.tick(),
+                TimerKey::Idle(token) => {
+                    let Some(idle) = self.options.idle_timeout else {
+                        continue;
+                    };
+                    let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+                        continue;
+                    };
+                    let quiet_until = rec.last_active + idle;
+                    if quiet_until <= self.now {
+                        rec.io.fail(Error::IdleTimeout);
+                        self.close_conn(token);
+                    } else {
+                        self.timers.schedule(quiet_until, TimerKey::Idle(token));
+                    }
+                }
+                TimerKey::CloseLinger(token) => {
+                    if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                        let unsent = rec.io.outbound.len();
+                        rec.io.fail(Error::CloseTimeout(unsent));
+                        self.close_conn(token);
+                    }
+                }
+                TimerKey::AcceptResume(token) => {
+                    if let Some(Entry::Listener { listener, .. }) = self.entries.get_mut(token) {
+                        let fd = listener.as_raw_fd();
+                        if let Err(e) = self.selector.reregister(
+                            fd,
+                            token.raw(),
+                            Interest::READABLE,
+                            Trigger::Level,
+                        ) {
+                            log::error!("netloom: cannot resume listener: {e}");
+                        }
+                    }
+                }
+                TimerKey::ShutdownGrace => {
+                    for token in self.entries.tokens() {
+                        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                            let unsent = rec.io.outbound.len();
+                            rec.io.fail(Error::CloseTimeout(unsent));
+                            self.close_conn(token);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let engine = &self.engine;
+        let handler = &*self.handler;
+        let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick(engine))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                log::error!("netloom: on_tick panicked: {}", panic_message(&panic));
+                (Duration::from_secs(1), Action::None)
+            }
+        };
+        if action == Action::Shutdown {
+            self.engine.stop();
+        }
+        self.timers.schedule(self.now + delay, TimerKey::Tick);
+    }
+
+    // ----------------------------------------------------------- shutdown
+
+    fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        for token in self.entries.tokens() {
+            match self.entries.get_mut(token) {
+                Some(Entry::Listener { .. }) | Some(Entry::Signals(_)) => {
+                    if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
+                        let _ = self.selector.deregister(l.as_raw_fd());
+                    }
+                }
+                Some(Entry::Conn(rec)) => {
+                    rec.io.flags |= flags::CLOSING;
+                    rec.io.flush_outbound(&mut self.pool);
+                    self.settle(token);
+                }
+                None => {}
+            }
+        }
+        self.timers.schedule(
+            self.now + self.options.shutdown_grace,
+            TimerKey::ShutdownGrace,
+        );
+    }
+
+    /// Answers what is still queued once the loop has stopped.
+    fn finish(&mut self) {
+        self.close_all(|| Error::EngineStopped);
+        let mut commands = Vec::new();
+        while self.inbox.drain(|c| commands.push(c)) {}
+        for command in commands {
+            match command {
+                Command::Register(..) => {
+                    self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+                }
+                Command::Write {
+                    done: Some(done), ..
+                }
+                | Command::Writev {
+                    done: Some(done), ..
+                } => done(Err(Error::EngineStopped)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

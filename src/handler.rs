@@ -1,0 +1,103 @@
+//! The callback interface of the engine.
+
+use std::time::Duration;
+
+use crate::{Conn, Engine, Error};
+
+/// What the engine should do after a callback returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Action {
+    /// Carry on.
+    #[default]
+    None,
+    /// Close this connection once everything written to it is flushed
+    /// (bounded by `Options::close_timeout`).
+    Close,
+    /// Stop the whole engine gracefully (see [`Engine::stop`]).
+    Shutdown,
+}
+
+/// The event handler of an engine: gnet's `EventHandler`, with a typed
+/// per-connection context.
+///
+/// One handler value serves every loop, so it is `Send + Sync`; per-connection
+/// state belongs in [`Handler::Context`], which never leaves its loop.
+///
+/// # Threads and re-entrancy
+/// - `on_open`, `on_traffic` and `on_close` run on the loop that owns the
+///   connection, one at a time per loop: a connection's callbacks never run
+///   concurrently with each other.
+/// - `on_tick` runs on loop 0, between that loop's other callbacks (never
+///   concurrently with them).
+/// - `on_boot` runs on the thread that starts the engine, before any loop runs;
+///   `on_shutdown` runs once, on the last loop thread to exit, after every
+///   connection was closed.
+/// - Inside a callback, use the [`Conn`] you were given; from other threads use
+///   a [`ConnHandle`](crate::ConnHandle). Blocking in a callback stalls every
+///   connection of that loop: hand blocking work to a worker pool.
+/// - A panic in `on_open`, `on_traffic` or `on_close` closes that connection
+///   only (its `on_close` sees [`Error::CallbackPanic`]); the loop keeps serving.
+///   This needs the default `panic = "unwind"`.
+///
+/// # Examples
+/// ```no_run
+/// use netloom::{Action, Conn, Handler};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type Context = ();
+///     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+///         let data = conn.next(usize::MAX).to_vec();
+///         match conn.write(&data) {
+///             Ok(()) => Action::None,
+///             Err(_) => Action::Close,
+///         }
+///     }
+/// }
+/// netloom::run(Echo, "tcp://127.0.0.1:9000", netloom::Options::default()).unwrap();
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Per-connection state, created with `Default` before `on_open`.
+    type Context: Default + 'static;
+
+    /// Called once, before the loops start. The engine's addresses are bound.
+    fn on_boot(&self, engine: &Engine) -> Action {
+        let _ = engine;
+        Action::None
+    }
+
+    /// A connection was accepted. Bytes written here are the greeting: they
+    /// go out before anything else.
+    fn on_open(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// Bytes arrived (or the connection was woken with [`Conn::wake`]).
+    ///
+    /// The connection's inbound bytes are everything received and not yet
+    /// consumed. Bytes left unconsumed when this returns are kept, and
+    /// `on_traffic` is called again **only** when more bytes arrive or the
+    /// connection is woken. So consume every complete message before
+    /// returning (a codec's decode loop does), or call [`Conn::wake`].
+    fn on_traffic(&self, conn: &mut Conn<'_, Self::Context>) -> Action;
+
+    /// The connection closed: `err` is `None` for an orderly close (either
+    /// side) and the cause otherwise. Writes are refused from here on.
+    fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action {
+        let _ = (conn, err);
+        Action::None
+    }
+
+    /// The ticker fired (enable it with `Options::ticker`). Returns the delay
+    /// until the next tick and an action (only `Shutdown` means anything here).
+    fn on_tick(&self, engine: &Engine) -> (Duration, Action) {
+        let _ = engine;
+        (Duration::from_secs(1), Action::None)
+    }
+
+    /// The engine stopped: every loop exited and every connection was closed.
+    fn on_shutdown(&self, engine: &Engine) {
+        let _ = engine;
+    }
+}

@@ -1,0 +1,119 @@
+//! The per-loop cross-thread inbox: two lock-free queues and the loop's waker.
+//!
+//! Urgent work (writes, closes and wake-ups addressed to a connection, and
+//! newly accepted connections) goes on one lane; bulk tasks on the other. The
+//! loop drains the urgent lane completely and then at most
+//! [`BULK_BATCH`] bulk tasks per turn, so a flood of tasks never delays a
+//! write or a registration by more than one batch.
+
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+
+use crate::sys::Waker;
+
+/// Bulk tasks run per loop turn before I/O is polled again.
+pub(crate) const BULK_BATCH: usize = 256;
+
+/// The sending side, shared by every thread that talks to one loop.
+pub(crate) struct InboxSender<M> {
+    urgent: Sender<M>,
+    bulk: Sender<M>,
+    waker: std::sync::Arc<Waker>,
+}
+
+/// The loop's side.
+pub(crate) struct InboxReceiver<M> {
+    urgent: Receiver<M>,
+    bulk: Receiver<M>,
+}
+
+/// Which lane a message travels on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Lane {
+    Urgent,
+    Bulk,
+}
+
+pub(crate) fn inbox<M>(waker: std::sync::Arc<Waker>) -> (InboxSender<M>, InboxReceiver<M>) {
+    let (urgent_tx, urgent_rx) = mpsc::channel();
+    let (bulk_tx, bulk_rx) = mpsc::channel();
+    (
+        InboxSender {
+            urgent: urgent_tx,
+            bulk: bulk_tx,
+            waker,
+        },
+        InboxReceiver {
+            urgent: urgent_rx,
+            bulk: bulk_rx,
+        },
+    )
+}
+
+impl<M> InboxSender<M> {
+    /// Queues `msg` and wakes the loop. Fails (returning the message) once the
+    /// loop has exited.
+    pub(crate) fn send(&self, lane: Lane, msg: M) -> Result<(), M> {
+        let queue = match lane {
+            Lane::Urgent => &self.urgent,
+            Lane::Bulk => &self.bulk,
+        };
+        queue.send(msg).map_err(|e| e.0)?;
+        if let Err(e) = self.waker.wake() {
+            // The message is queued; the loop will see it on its next turn.
+            log::error!("netloom: waking event loop failed: {e}");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+impl<M> InboxReceiver<M> {
+    /// Delivers queued messages to `f`: all urgent ones, then up to
+    /// [`BULK_BATCH`] bulk ones. Returns true if bulk messages remain.
+    pub(crate) fn drain(&self, mut f: impl FnMut(M)) -> bool {
+        while let Ok(m) = self.urgent.try_recv() {
+            f(m);
+        }
+        for _ in 0..BULK_BATCH {
+            match self.bulk.try_recv() {
+                Ok(m) => f(m),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+            }
+            // A write queued while bulk work runs still goes out this turn.
+            while let Ok(m) = self.urgent.try_recv() {
+                f(m);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn urgent_messages_overtake_a_bulk_flood() {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (tx, rx) = inbox::<(Lane, u32)>(waker);
+        for i in 0..1000 {
+            tx.send(Lane::Bulk, (Lane::Bulk, i)).unwrap();
+        }
+        tx.send(Lane::Urgent, (Lane::Urgent, 0)).unwrap();
+        let mut seen = Vec::new();
+        let more = rx.drain(|m| seen.push(m));
+        assert!(more, "bulk work is bounded per turn");
+        assert_eq!(seen[0], (Lane::Urgent, 0));
+        assert_eq!(seen.len(), 1 + BULK_BATCH);
+        let bulk: Vec<u32> = seen[1..].iter().map(|m| m.1).collect();
+        assert_eq!(
+            bulk,
+            (0..BULK_BATCH as u32).collect::<Vec<_>>(),
+            "order kept per lane"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The loop's waker: an eventfd plus a flag that coalesces wake-ups.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{check, check_size};
+
+/// Wakes a selector blocked in `wait` from any thread.
+///
+/// Only the first `wake` after a `reset` writes to the eventfd; the others see
+/// the flag already set and return without a syscall (Go's `netpollWakeSig`).
+#[derive(Debug)]
+pub(crate) struct Waker {
+    fd: OwnedFd,
+    pending: AtomicBool,
+}
+
+impl Waker {
+    pub(crate) fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd takes no pointers; the result is a fresh descriptor.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` is newly created and owned by nobody else.
+        Ok(Waker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes the next (or current) `wait` return. Returns whether this call
+    /// issued the syscall.
+    pub(crate) fn wake(&self) -> io::Result<bool> {
+        // SeqCst pairs with `reset`: a producer that finds the flag set knows
+        // the loop has not yet cleared it, so the loop will look at the inbox
+        // after this producer's push.
+        if self
+            .pending
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
+        let res =
+            check_size(unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) });
+        match res {
+            Ok(_) => Ok(true),
+            // The counter is saturated: the fd is readable anyway.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => {
+                self.pending.store(false, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Called by the loop when the eventfd was reported readable, before it
+    /// drains its inbox.
+    pub(crate) fn reset(&self) {
+        let mut counter: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN is harmless.
+        unsafe {
+            libc::read(self.fd.as_raw_fd(), (&mut counter as *mut u64).cast(), 8);
+        }
+        self.pending.store(false, Ordering::SeqCst);
+    }
+}
+
+impl AsRawFd for Waker {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{Events, Interest, Selector, Trigger};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn concurrent_wakes_issue_one_syscall_until_reset() {
+        let waker = Arc::new(Waker::new().unwrap());
+        let syscalls: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let w = &waker;
+                    s.spawn(move || (0..1000).filter(|_| w.wake().unwrap()).count())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(syscalls, 1);
+        waker.reset();
+        assert!(waker.wake().unwrap());
+    }
+
+    #[test]
+    fn wake_unblocks_a_wait() {
+        let selector = Selector::new().unwrap();
+        let waker = Arc::new(Waker::new().unwrap());
+        selector
+            .register(
+                waker.as_raw_fd(),
+                u64::MAX,
+                Interest::READABLE,
+                Trigger::Level,
+            )
+            .unwrap();
+        let remote = waker.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            remote.wake().unwrap();
+        });
+        let mut events = Events::new();
+        selector
+            .wait(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events.get(0).token(), u64::MAX);
+        waker.reset();
+        selector.wait(&mut events, Some(Duration::ZERO)).unwrap();
+        assert_eq!(events.len(), 0, "reset must drain the eventfd");
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,219 @@
+//! Tokens and the per-loop slab of registered descriptors (Go's `pollDesc` table).
+//!
+//! A token is the 64-bit value the kernel hands back with every event, and the
+//! identity a timer or a thread-safe handle keeps for a connection:
+//!
+//! | bits  | field      | meaning                                                |
+//! |-------|------------|--------------------------------------------------------|
+//! | 0-31  | slot       | index into the loop's slab                             |
+//! | 32-63 | generation | bumped every time the slot is freed                    |
+//!
+//! A closed connection's slot is reused, and the kernel reuses its fd number,
+//! but the generation differs, so a late event, timer or handle operation
+//! that names the old connection finds nothing and is dropped.
+//! `u64::MAX` is reserved for the loop's waker.
+
+use std::fmt;
+
+/// Identifies one registration (connection or listener) of one event loop.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(u64);
+
+impl Token {
+    /// The token of the loop's waker; never a slab entry.
+    pub(crate) const WAKER: Token = Token(u64::MAX);
+
+    fn new(slot: u32, generation: u32) -> Token {
+        Token(((generation as u64) << 32) | slot as u64)
+    }
+
+    /// The slab slot this token points at.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let slot = conn.token().slot();
+    /// # }
+    /// ```
+    pub fn slot(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// How many times the slot had been reused when this token was issued.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let generation = conn.token().generation();
+    /// # }
+    /// ```
+    pub fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> Token {
+        Token(raw)
+    }
+
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({}#{})", self.slot(), self.generation())
+    }
+}
+
+enum Slot<T> {
+    Occupied { generation: u32, value: T },
+    Vacant { generation: u32, next_free: u32 },
+}
+
+/// A slab whose keys are generation-checked [`Token`]s.
+pub(crate) struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free_head: u32,
+    len: usize,
+}
+
+const NO_FREE: u32 = u32::MAX;
+
+impl<T> Slab<T> {
+    pub(crate) fn new() -> Slab<T> {
+        Slab {
+            slots: Vec::new(),
+            free_head: NO_FREE,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The token the next `insert` will return; lets a value know its own token.
+    pub(crate) fn next_token(&self) -> Token {
+        if self.free_head == NO_FREE {
+            Token::new(self.slots.len() as u32, 0)
+        } else {
+            match &self.slots[self.free_head as usize] {
+                Slot::Vacant { generation, .. } => Token::new(self.free_head, *generation),
+                Slot::Occupied { .. } => unreachable!("free list points at an occupied slot"),
+            }
+        }
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> Token {
+        let token = self.next_token();
+        let slot = token.slot();
+        if slot as usize == self.slots.len() {
+            assert!(slot < NO_FREE, "slab full");
+            self.slots.push(Slot::Occupied {
+                generation: 0,
+                value,
+            });
+        } else {
+            let next_free = match self.slots[slot as usize] {
+                Slot::Vacant { next_free, .. } => next_free,
+                Slot::Occupied { .. } => unreachable!(),
+            };
+            self.free_head = next_free;
+            self.slots[slot as usize] = Slot::Occupied {
+                generation: token.generation(),
+                value,
+            };
+        }
+        self.len += 1;
+        token
+    }
+
+    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut T> {
+        match self.slots.get_mut(token.slot() as usize) {
+            Some(Slot::Occupied { generation, value }) if *generation == token.generation() => {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn contains(&self, token: Token) -> bool {
+        matches!(
+            self.slots.get(token.slot() as usize),
+            Some(Slot::Occupied { generation, .. }) if *generation == token.generation()
+        )
+    }
+
+    pub(crate) fn remove(&mut self, token: Token) -> Option<T> {
+        if !self.contains(token) {
+            return None;
+        }
+        let slot = token.slot();
+        let vacant = Slot::Vacant {
+            generation: token.generation().wrapping_add(1),
+            next_free: self.free_head,
+        };
+        let old = std::mem::replace(&mut self.slots[slot as usize], vacant);
+        self.free_head = slot;
+        self.len -= 1;
+        match old {
+            Slot::Occupied { value, .. } => Some(value),
+            Slot::Vacant { .. } => unreachable!(),
+        }
+    }
+
+    /// Tokens of every occupied slot.
+    pub(crate) fn tokens(&self) -> Vec<Token> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Occupied { generation, .. } => Some(Token::new(i as u32, *generation)),
+                Slot::Vacant { .. } => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_slot_rejects_the_old_token() {
+        let mut slab = Slab::new();
+        let a = slab.insert("a");
+        assert_eq!(slab.remove(a), Some("a"));
+        let b = slab.insert("b");
+        assert_eq!(a.slot(), b.slot(), "the slot is reused");
+        assert_ne!(a, b);
+        assert_eq!(slab.get_mut(a), None);
+        assert_eq!(slab.remove(a), None);
+        assert_eq!(slab.get_mut(b), Some(&mut "b"));
+        assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn free_list_reuses_most_recent_first_and_tokens_enumerates() {
+        let mut slab = Slab::new();
+        let t: Vec<_> = (0..4).map(|i| slab.insert(i)).collect();
+        slab.remove(t[1]);
+        slab.remove(t[3]);
+        assert_eq!(slab.next_token().slot(), 3);
+        let n = slab.insert(9);
+        assert_eq!(n.slot(), 3);
+        assert_eq!(slab.insert(8).slot(), 1);
+        assert_eq!(slab.insert(7).slot(), 4);
+        let mut slots: Vec<_> = slab.tokens().iter().map(|t| t.slot()).collect();
+        slots.sort();
+        assert_eq!(slots, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn token_packs_slot_and_generation() {
+        let t = Token::new(0xdead_beef, 7);
+        assert_eq!(t.slot(), 0xdead_beef);
+        assert_eq!(t.generation(), 7);
+        assert_eq!(Token::from_raw(t.raw()), t);
+        assert_eq!(format!("{t:?}"), "Token(3735928559#7)");
+    }
+}

@@ -1,0 +1,105 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use netloom::{Action, Conn, Engine, Handler, Options};
+
+/// Echoes every byte back, zero copy.
+pub struct Echo;
+
+impl Handler for Echo {
+    type Context = ();
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let (inbound, mut out) = conn.split();
+        let n = inbound.len();
+        let written = out.write(inbound);
+        conn.discard(n);
+        if written.is_err() {
+            return Action::Close;
+        }
+        Action::None
+    }
+}
+
+/// Starts `handler` on 127.0.0.1 with an OS-chosen port.
+pub fn start<H: Handler>(handler: H, options: Options) -> (Engine, SocketAddr) {
+    let engine = Engine::builder()
+        .bind("tcp://127.0.0.1:0")
+        .options(options)
+        .start(handler)
+        .expect("engine starts");
+    let addr = engine.local_addrs()[0];
+    (engine, addr)
+}
+
+/// Stops the engine and waits for it, failing the test after 10 s.
+pub fn stop(engine: Engine) {
+    engine.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(engine.wait()));
+    rx.recv_timeout(Duration::from_secs(10)).expect("engine stops within 10 s").expect("clean stop");
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `data` from one thread while reading it back on this one; checks
+/// every byte.
+pub fn echo_roundtrip(stream: &TcpStream, data: &[u8]) {
+    let mut writer = stream.try_clone().unwrap();
+    let owned = data.to_vec();
+    let t = std::thread::spawn(move || writer.write_all(&owned).unwrap());
+    let mut got = vec![0u8; data.len()];
+    (&*stream).read_exact(&mut got).expect("echo arrives");
+    t.join().unwrap();
+    assert!(got == data, "echoed bytes differ");
+}
+
+/// Polls `cond` every 5 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Raises the soft open-file limit to the hard one (tests hold both ends).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit read and write a plain rlimit struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur
+    }
+}
+
+/// Descriptors open in this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}

@@ -101,3 +101,47 @@ pub trait Handler: Send + Sync + 'static {
         let _ = engine;
     }
 }
+
+/// A shared handler: keep an `Arc` to read the handler's state from outside
+/// (statistics, registries) while the engine runs it.
+///
+/// ```no_run
+/// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # use netloom::{Action, Conn, Handler};
+/// #[derive(Default)]
+/// struct Stats { opened: AtomicUsize }
+/// impl Handler for Stats {
+///     type Context = ();
+///     fn on_open(&self, _: &mut Conn<'_, ()>) -> Action {
+///         self.opened.fetch_add(1, Ordering::Relaxed);
+///         Action::None
+///     }
+///     fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action { Action::None }
+/// }
+/// let stats = Arc::new(Stats::default());
+/// let engine = netloom::Engine::builder().bind("tcp://127.0.0.1:0").start(stats.clone())?;
+/// println!("{} opened", stats.opened.load(Ordering::Relaxed));
+/// # Ok::<(), netloom::Error>(())
+/// ```
+impl<H: Handler> Handler for std::sync::Arc<H> {
+    type Context = H::Context;
+
+    fn on_boot(&self, engine: &Engine) -> Action {
+        (**self).on_boot(engine)
+    }
+    fn on_open(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        (**self).on_open(conn)
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        (**self).on_traffic(conn)
+    }
+    fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action {
+        (**self).on_close(conn, err)
+    }
+    fn on_tick(&self, engine: &Engine) -> (Duration, Action) {
+        (**self).on_tick(engine)
+    }
+    fn on_shutdown(&self, engine: &Engine) {
+        (**self).on_shutdown(engine)
+    }
+}

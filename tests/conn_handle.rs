@@ -1,0 +1,162 @@
+//! Thread-safe handles: ordering, caps, closed connections, stale tokens.
+
+mod util;
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netloom::{Action, Conn, ConnHandle, Error, Handler, Options, Token};
+use util::*;
+
+/// Publishes each connection's handle and fd; echoes nothing.
+#[derive(Default)]
+struct Registry {
+    opened: Mutex<Vec<(ConnHandle<()>, i32)>>,
+    traffic: Mutex<Vec<(Token, Vec<u8>)>>,
+}
+
+impl Handler for Registry {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        use std::os::fd::AsRawFd;
+        let fd = conn.as_raw_fd();
+        self.opened.lock().unwrap().push((conn.handle(), fd));
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let data = conn.next(usize::MAX).to_vec();
+        self.traffic.lock().unwrap().push((conn.token(), data));
+        Action::None
+    }
+}
+
+fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::SocketAddr) {
+    let reg = Arc::new(Registry::default());
+    let (engine, addr) = start(reg.clone(), options);
+    (reg, engine, addr)
+}
+
+fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
+    assert!(wait_until(Duration::from_secs(5), || reg.opened.lock().unwrap().len() > i));
+    reg.opened.lock().unwrap()[i].clone()
+}
+
+#[test]
+fn writes_from_many_threads_keep_per_thread_order() {
+    let (reg, engine, addr) = registry(Options::default().loops(2));
+    let mut stream = connect(addr);
+    let (h, _) = handle(&reg, 0);
+    const THREADS: usize = 8;
+    const MSGS: u32 = 2000;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let h = h.clone();
+            s.spawn(move || {
+                for seq in 0..MSGS {
+                    let mut msg = vec![t as u8];
+                    msg.extend_from_slice(&seq.to_be_bytes());
+                    let mut v = Vec::with_capacity(5);
+                    v.extend_from_slice(&msg);
+                    loop {
+                        match h.async_write(v.clone()) {
+                            Ok(()) => break,
+                            Err(Error::OutboundFull { .. }) => std::thread::sleep(Duration::from_millis(1)),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut got = vec![0u8; THREADS * MSGS as usize * 5];
+    stream.read_exact(&mut got).unwrap();
+    let mut next = [0u32; THREADS];
+    for msg in got.chunks(5) {
+        let t = msg[0] as usize;
+        let seq = u32::from_be_bytes(msg[1..5].try_into().unwrap());
+        assert_eq!(seq, next[t], "thread {t} out of order");
+        next[t] += 1;
+    }
+    assert!(next.iter().all(|&n| n == MSGS));
+    stop(engine);
+}
+
+#[test]
+fn async_write_past_the_cap_is_refused_and_memory_stays_bounded() {
+    let cap = 1024 * 1024;
+    let (reg, engine, addr) = registry(Options::default().loops(1).async_write_cap(cap));
+    let stream = connect(addr); // never reads
+    let (h, _) = handle(&reg, 0);
+    let chunk = vec![7u8; 64 * 1024];
+    let mut accepted = 0usize;
+    let mut refused = false;
+    for _ in 0..10_000 {
+        match h.async_write(chunk.clone()) {
+            Ok(()) => accepted += chunk.len(),
+            Err(Error::OutboundFull { cap: c, .. }) => {
+                assert_eq!(c, cap);
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(refused, "the cap must stop a writer whose peer does not read");
+    // The kernel's socket buffers took some; the rest is bounded by the cap.
+    assert!(accepted < cap + 16 * 1024 * 1024, "accepted {accepted}");
+    // Reading drains it, and writing works again.
+    let mut sink = vec![0u8; accepted];
+    (&stream).read_exact(&mut sink).unwrap();
+    assert!(sink.iter().all(|&b| b == 7));
+    assert!(wait_until(Duration::from_secs(5), || h.async_write(vec![1]).is_ok()));
+    stop(engine);
+}
+
+#[test]
+fn completion_callback_runs_on_the_loop_with_the_outcome() {
+    let (reg, engine, addr) = registry(Options::default().loops(1));
+    let mut stream = connect(addr);
+    let (h, _) = handle(&reg, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    h.async_write_then(b"abc".to_vec(), move |res| {
+        let name = std::thread::current().name().map(str::to_string);
+        tx.send((res.is_ok(), name)).unwrap();
+    })
+    .unwrap();
+    let (ok, thread) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(ok);
+    assert_eq!(thread.as_deref(), Some("netloom-loop-0"));
+    let mut got = [0u8; 3];
+    stream.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"abc");
+    h.async_writev(vec![b"de".to_vec(), b"f".to_vec()], None).unwrap();
+    stream.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"def");
+    stop(engine);
+}
+
+#[test]
+fn wake_and_execute_run_on_the_connection() {
+    let (reg, engine, addr) = registry(Options::default().loops(1));
+    let mut stream = connect(addr);
+    let (h, _) = handle(&reg, 0);
+    h.wake().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || reg
+        .traffic
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(t, data)| *t == h.token() && data.is_empty())));
+    h.execute(|conn| {
+        let peer = conn.peer_addr().to_string();
+        conn.write(peer.as_bytes()).unwrap();
+        conn.close();
+    })
+    .unwrap();
+    let mut got = String::new();
+    stream.read_to_string(&mut got).unwrap();
+    assert_eq!(got, stream.local_addr().unwrap().to_string());
+    assert!(wait_until(Duration::from_secs(5), || h.is_closed()));
+    stop(engine);
+}

@@ -545,3 +545,19 @@ fn serial_try_submit_shares_the_pool_capacity() {
     assert!(pool.shutdown_timeout(PATIENCE));
     assert_eq!(pool.completed(), 2);
 }
+
+#[test]
+fn handles_are_send_sync_and_debug_formatting_reads_counts() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<WorkerPool>();
+    assert_send_sync::<netloom::pool::SerialQueue>();
+
+    let pool = WorkerPool::builder().max_workers(1).build();
+    let connection = pool.serial();
+    assert!(format!("{pool:?}").contains("workers: 0"));
+    assert!(format!("{connection:?}").contains("pending: 0"));
+    pool.shutdown();
+    let error = pool.try_submit(|| ()).unwrap_err();
+    assert_eq!(format!("{error:?}"), "Closed(..)");
+    assert_eq!(error.to_string(), "worker pool is shut down");
+}

@@ -37,6 +37,9 @@ pub(crate) struct LoopSeed<C> {
     pub(crate) signal_fd: Option<OwnedFd>,
 }
 
+/// Every loop's inbox, indexed by loop.
+pub(crate) type Peers<C> = Arc<[Arc<InboxSender<Command<C>>>]>;
+
 /// What a slab slot holds.
 enum Entry<C> {
     Conn(ConnRecord<C>),
@@ -64,7 +67,7 @@ pub(crate) struct EventLoop<H: Handler> {
     selector: Selector,
     events: Events,
     inbox: InboxReceiver<Command<H::Context>>,
-    peers: Arc<[Arc<InboxSender<Command<H::Context>>>]>,
+    peers: Peers<H::Context>,
     entries: Slab<Entry<H::Context>>,
     timers: TimerHeap<TimerKey>,
     pool: BufferPool,
@@ -81,7 +84,7 @@ impl<H: Handler> EventLoop<H> {
         seed: LoopSeed<H::Context>,
         handler: Arc<H>,
         engine: Engine,
-        peers: Arc<[Arc<InboxSender<Command<H::Context>>>]>,
+        peers: Peers<H::Context>,
         options: Arc<Options>,
     ) -> Self {
         let mut lp = EventLoop {
@@ -143,10 +146,9 @@ impl<H: Handler> EventLoop<H> {
         let engine = self.engine.clone();
         let handler = self.handler.clone();
         drop(self);
-        if engine.inner.live_loops.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&engine))).is_err() {
-                log::error!("netloom: on_shutdown panicked");
-            }
+        let last_loop = engine.inner.live_loops.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last_loop && catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&engine))).is_err() {
+            log::error!("netloom: on_shutdown panicked");
         }
         outcome
     }

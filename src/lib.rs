@@ -10,6 +10,7 @@
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
 //! | engine | [`Engine`] | listeners, load balancing, lifecycle |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
+//! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
 //!
@@ -42,6 +43,7 @@ mod error;
 mod event_loop;
 mod handler;
 mod inbox;
+pub mod pool;
 mod sys;
 mod timer;
 mod token;

@@ -13,7 +13,10 @@ use util::*;
 fn set_soft_fd_limit(n: u64) {
     // SAFETY: getrlimit/setrlimit read and write a plain rlimit struct.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = n;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
@@ -70,10 +73,17 @@ fn emfile_backs_off_keeps_serving_and_recovers() {
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     std::thread::sleep(Duration::from_millis(1000));
     let busy = (cpu_time() - cpu0).as_secs_f64() / wall0.elapsed().as_secs_f64();
-    assert!(busy < 0.2, "acceptor spins at {:.0}% CPU while out of fds", busy * 100.0);
+    assert!(
+        busy < 0.2,
+        "acceptor spins at {:.0}% CPU while out of fds",
+        busy * 100.0
+    );
     // ...and keep serving the connection it has.
     small_roundtrip(&served, &pattern(1, 32 * 1024));
-    assert!(engine.conn_count() < 21, "some connections wait for descriptors");
+    assert!(
+        engine.conn_count() < 21,
+        "some connections wait for descriptors"
+    );
 
     // Descriptors come back: every queued connection is accepted and served.
     set_soft_fd_limit(hard);

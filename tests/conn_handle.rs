@@ -38,7 +38,12 @@ fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::Sock
 }
 
 fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
-    assert!(wait_until(Duration::from_secs(5), || reg.opened.lock().unwrap().len() > i));
+    assert!(wait_until(Duration::from_secs(5), || reg
+        .opened
+        .lock()
+        .unwrap()
+        .len()
+        > i));
     reg.opened.lock().unwrap()[i].clone()
 }
 
@@ -61,7 +66,9 @@ fn writes_from_many_threads_keep_per_thread_order() {
                     loop {
                         match h.async_write(v.clone()) {
                             Ok(()) => break,
-                            Err(Error::OutboundFull { .. }) => std::thread::sleep(Duration::from_millis(1)),
+                            Err(Error::OutboundFull { .. }) => {
+                                std::thread::sleep(Duration::from_millis(1))
+                            }
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -102,14 +109,19 @@ fn async_write_past_the_cap_is_refused_and_memory_stays_bounded() {
             Err(e) => panic!("unexpected {e}"),
         }
     }
-    assert!(refused, "the cap must stop a writer whose peer does not read");
+    assert!(
+        refused,
+        "the cap must stop a writer whose peer does not read"
+    );
     // The kernel's socket buffers took some; the rest is bounded by the cap.
     assert!(accepted < cap + 16 * 1024 * 1024, "accepted {accepted}");
     // Reading drains it, and writing works again.
     let mut sink = vec![0u8; accepted];
     (&stream).read_exact(&mut sink).unwrap();
     assert!(sink.iter().all(|&b| b == 7));
-    assert!(wait_until(Duration::from_secs(5), || h.async_write(vec![1]).is_ok()));
+    assert!(wait_until(Duration::from_secs(5), || h
+        .async_write(vec![1])
+        .is_ok()));
     stop(engine);
 }
 
@@ -130,7 +142,8 @@ fn completion_callback_runs_on_the_loop_with_the_outcome() {
     let mut got = [0u8; 3];
     stream.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"abc");
-    h.async_writev(vec![b"de".to_vec(), b"f".to_vec()], None).unwrap();
+    h.async_writev(vec![b"de".to_vec(), b"f".to_vec()], None)
+        .unwrap();
     stream.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"def");
     stop(engine);

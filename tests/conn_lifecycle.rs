@@ -20,7 +20,8 @@ impl Handler for MeasuringEcho {
     type Context = ();
     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
         Echo.on_traffic(conn);
-        self.max_outbound.fetch_max(conn.outbound_len(), Ordering::Relaxed);
+        self.max_outbound
+            .fetch_max(conn.outbound_len(), Ordering::Relaxed);
         Action::None
     }
 }
@@ -32,11 +33,17 @@ fn slow_reader_cannot_grow_server_memory() {
     let probe = Arc::new(MeasuringEcho::default());
     let (engine, addr) = start(
         probe.clone(),
-        Options::default().loops(1).high_water(high).low_water(64 * 1024).read_buffer_size(read_buf),
+        Options::default()
+            .loops(1)
+            .high_water(high)
+            .low_water(64 * 1024)
+            .read_buffer_size(read_buf),
     );
     let stream = connect(addr);
     let mut writer = stream.try_clone().unwrap();
-    writer.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     // Write without reading until the server stops taking bytes.
     let chunk = vec![5u8; 64 * 1024];
     let mut sent = 0usize;
@@ -47,7 +54,10 @@ fn slow_reader_cannot_grow_server_memory() {
             Err(_) => break, // the write timed out: backpressure reached us
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "the server kept reading");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the server kept reading"
+    );
     let max = probe.max_outbound.load(Ordering::Relaxed);
     assert!(max <= high + read_buf, "outbound grew to {max}");
     // Now read everything back: nothing was lost.
@@ -81,7 +91,11 @@ impl Handler for Greeter {
         Action::None
     }
     fn on_shutdown(&self, engine: &Engine) {
-        assert_eq!(engine.conn_count(), 0, "on_shutdown comes after every close");
+        assert_eq!(
+            engine.conn_count(),
+            0,
+            "on_shutdown comes after every close"
+        );
         self.shutdowns.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -97,7 +111,10 @@ fn graceful_stop_flushes_pending_data_then_closes() {
     for c in &mut clients {
         let mut got = Vec::new();
         c.read_to_end(&mut got).unwrap();
-        assert!(got == pattern(1, GREETING), "every queued byte arrives before FIN");
+        assert!(
+            got == pattern(1, GREETING),
+            "every queued byte arrives before FIN"
+        );
     }
     let waiter = engine.clone();
     stop(waiter);
@@ -117,15 +134,22 @@ impl TcpConnectFails {
 #[test]
 fn stop_gives_up_after_the_grace_period_when_the_peer_never_reads() {
     let greeter = Arc::new(Greeter::default());
-    let (engine, addr) =
-        start(greeter.clone(), Options::default().loops(1).shutdown_grace(Duration::from_millis(300)));
+    let (engine, addr) = start(
+        greeter.clone(),
+        Options::default()
+            .loops(1)
+            .shutdown_grace(Duration::from_millis(300)),
+    );
     let _silent = connect(addr);
     assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 1));
     let started = Instant::now();
     stop(engine);
     assert!(started.elapsed() < Duration::from_secs(3));
     let closes = greeter.closes.lock().unwrap();
-    assert!(closes[0].as_deref().unwrap_or("").contains("timed out"), "{closes:?}");
+    assert!(
+        closes[0].as_deref().unwrap_or("").contains("timed out"),
+        "{closes:?}"
+    );
 }
 
 /// Panics on the exact message `PANIC!`, echoes otherwise.
@@ -159,9 +183,18 @@ fn a_panicking_callback_closes_only_its_connection() {
     echo_roundtrip(&good, b"before");
     bad.write_all(b"PANIC!").unwrap();
     let mut buf = [0u8; 1];
-    assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "the panicking connection is closed");
+    assert_eq!(
+        bad.read(&mut buf).unwrap_or(0),
+        0,
+        "the panicking connection is closed"
+    );
     echo_roundtrip(&good, &pattern(4, 100_000));
-    assert!(wait_until(Duration::from_secs(5), || fragile.errors.lock().unwrap().len() == 1));
+    assert!(wait_until(Duration::from_secs(5), || fragile
+        .errors
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
     assert_eq!(fragile.errors.lock().unwrap()[0], "callback panicked: boom");
     stop(engine);
 }
@@ -179,8 +212,15 @@ impl Handler for Ticker {
     }
     fn on_tick(&self, _: &Engine) -> (Duration, Action) {
         let mut ticks = self.ticks.lock().unwrap();
-        ticks.push((Instant::now(), std::thread::current().name().map(str::to_string)));
-        let action = if ticks.len() == 5 { Action::Shutdown } else { Action::None };
+        ticks.push((
+            Instant::now(),
+            std::thread::current().name().map(str::to_string),
+        ));
+        let action = if ticks.len() == 5 {
+            Action::Shutdown
+        } else {
+            Action::None
+        };
         (Duration::from_millis(30), action)
     }
 }
@@ -195,14 +235,18 @@ fn ticker_runs_on_loop_zero_at_the_returned_delay_and_can_shut_down() {
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(engine.wait()));
-    rx.recv_timeout(Duration::from_secs(5)).expect("the fifth tick stops the engine").unwrap();
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the fifth tick stops the engine")
+        .unwrap();
     let ticks = ticker.ticks.lock().unwrap();
     assert_eq!(ticks.len(), 5);
     for pair in ticks.windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(gap >= Duration::from_millis(29), "tick came early: {gap:?}");
     }
-    assert!(ticks.iter().all(|(_, name)| name.as_deref() == Some("netloom-loop-0")));
+    assert!(ticks
+        .iter()
+        .all(|(_, name)| name.as_deref() == Some("netloom-loop-0")));
 }
 
 #[test]
@@ -210,7 +254,9 @@ fn idle_connections_are_closed_and_active_ones_kept() {
     let fragile = Arc::new(Fragile::default());
     let (engine, addr) = start(
         fragile.clone(),
-        Options::default().loops(1).idle_timeout(Some(Duration::from_millis(300))),
+        Options::default()
+            .loops(1)
+            .idle_timeout(Some(Duration::from_millis(300))),
     );
     let mut idle = connect(addr);
     let active = connect(addr);
@@ -219,7 +265,11 @@ fn idle_connections_are_closed_and_active_ones_kept() {
         std::thread::sleep(Duration::from_millis(80));
     }
     let mut buf = [0u8; 1];
-    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0, "idle connection closed");
+    assert_eq!(
+        idle.read(&mut buf).unwrap_or(0),
+        0,
+        "idle connection closed"
+    );
     echo_roundtrip(&active, b"still here");
     assert_eq!(fragile.errors.lock().unwrap().as_slice(), ["idle timeout"]);
     stop(engine);

@@ -41,7 +41,12 @@ fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::Sock
 }
 
 fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
-    assert!(wait_until(Duration::from_secs(5), || reg.opened.lock().unwrap().len() > i));
+    assert!(wait_until(Duration::from_secs(5), || reg
+        .opened
+        .lock()
+        .unwrap()
+        .len()
+        > i));
     reg.opened.lock().unwrap()[i].clone()
 }
 
@@ -52,12 +57,19 @@ fn stale_handle_never_reaches_a_new_connection_on_the_same_slot_and_fd() {
     let (old, old_fd) = handle(&reg, 0);
     drop(first);
     assert!(wait_until(Duration::from_secs(5), || old.is_closed()));
-    assert!(matches!(old.async_write(b"x".to_vec()), Err(Error::ConnClosed)));
+    assert!(matches!(
+        old.async_write(b"x".to_vec()),
+        Err(Error::ConnClosed)
+    ));
 
     let mut second = connect(addr);
     let (new, new_fd) = handle(&reg, 1);
     assert_eq!(new_fd, old_fd, "the kernel reused the fd number");
-    assert_eq!(new.token().slot(), old.token().slot(), "the slab reused the slot");
+    assert_eq!(
+        new.token().slot(),
+        old.token().slot(),
+        "the slab reused the slot"
+    );
     assert_ne!(new.token().generation(), old.token().generation());
     assert!(matches!(old.close(), Err(Error::ConnClosed)));
     assert!(matches!(old.wake(), Err(Error::ConnClosed)));
@@ -66,9 +78,10 @@ fn stale_handle_never_reaches_a_new_connection_on_the_same_slot_and_fd() {
     second.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"new");
     // Nothing else arrives: the stale handle's writes went nowhere.
-    second.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut more = [0u8; 1];
     assert!(second.read(&mut more).is_err(), "no stray bytes");
     stop(engine);
 }
-

@@ -24,7 +24,10 @@ fn echo_many(options: Options, conns: usize, bytes_each: usize) -> Vec<usize> {
         }
     });
     drop(streams);
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0), "all closed");
+    assert!(
+        wait_until(Duration::from_secs(5), || engine.conn_count() == 0),
+        "all closed"
+    );
     stop(engine);
     per_loop
 }
@@ -37,23 +40,36 @@ fn reuseport_listener_per_loop() {
 
 #[test]
 fn acceptor_round_robin_spreads_evenly() {
-    let per_loop = echo_many(Options::default().load_balancer(LoadBalancer::RoundRobin), 200, 20_000);
+    let per_loop = echo_many(
+        Options::default().load_balancer(LoadBalancer::RoundRobin),
+        200,
+        20_000,
+    );
     assert_eq!(per_loop, vec![100, 100]);
 }
 
 #[test]
 fn acceptor_least_connections_balances() {
-    let per_loop =
-        echo_many(Options::default().load_balancer(LoadBalancer::LeastConnections), 200, 20_000);
+    let per_loop = echo_many(
+        Options::default().load_balancer(LoadBalancer::LeastConnections),
+        200,
+        20_000,
+    );
     assert_eq!(per_loop, vec![100, 100]);
 }
 
 #[test]
 fn acceptor_source_hash_keeps_one_client_on_one_loop() {
     // Every client is 127.0.0.1, so all land on the same loop.
-    let per_loop =
-        echo_many(Options::default().load_balancer(LoadBalancer::SourceAddrHash), 100, 20_000);
-    assert!(per_loop.contains(&100) && per_loop.contains(&0), "{per_loop:?}");
+    let per_loop = echo_many(
+        Options::default().load_balancer(LoadBalancer::SourceAddrHash),
+        100,
+        20_000,
+    );
+    assert!(
+        per_loop.contains(&100) && per_loop.contains(&0),
+        "{per_loop:?}"
+    );
 }
 
 #[test]
@@ -82,7 +98,9 @@ fn half_close_delivers_and_flushes_everything() {
         writer.shutdown(Shutdown::Write).unwrap();
     });
     let mut got = Vec::new();
-    stream.read_to_end(&mut got).expect("reads until the server's FIN");
+    stream
+        .read_to_end(&mut got)
+        .expect("reads until the server's FIN");
     t.join().unwrap();
     assert_eq!(got.len(), data.len());
     assert!(got == data);
@@ -109,12 +127,25 @@ fn ipv6_and_several_addresses_in_one_engine() {
 #[test]
 fn bad_addresses_and_options_are_typed_errors() {
     let start = |addr: &str, options: Options| {
-        netloom::Engine::builder().bind(addr).options(options).start(Echo).map(|_| ())
+        netloom::Engine::builder()
+            .bind(addr)
+            .options(options)
+            .start(Echo)
+            .map(|_| ())
     };
-    assert!(matches!(start("udpx://127.0.0.1:1", Options::default()), Err(netloom::Error::UnknownScheme(_))));
-    assert!(matches!(start("tcp://no-port", Options::default()), Err(netloom::Error::InvalidAddress { .. })));
     assert!(matches!(
-        start("tcp://127.0.0.1:0", Options::default().low_water(10).high_water(5)),
+        start("udpx://127.0.0.1:1", Options::default()),
+        Err(netloom::Error::UnknownScheme(_))
+    ));
+    assert!(matches!(
+        start("tcp://no-port", Options::default()),
+        Err(netloom::Error::InvalidAddress { .. })
+    ));
+    assert!(matches!(
+        start(
+            "tcp://127.0.0.1:0",
+            Options::default().low_water(10).high_water(5)
+        ),
         Err(netloom::Error::InvalidOption(_))
     ));
     assert!(matches!(
@@ -124,7 +155,10 @@ fn bad_addresses_and_options_are_typed_errors() {
     // A port already taken (without SO_REUSEPORT) is a bind error, not a panic.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("tcp://{}", taken.local_addr().unwrap());
-    assert!(matches!(start(&url, Options::default()), Err(netloom::Error::InvalidAddress { .. })));
+    assert!(matches!(
+        start(&url, Options::default()),
+        Err(netloom::Error::InvalidAddress { .. })
+    ));
 }
 
 #[test]
@@ -135,7 +169,9 @@ fn resets_mid_exchange_do_not_disturb_others() {
         let s = connect(addr);
         (&s).write_all(&pattern(i, 50_000)).unwrap();
         // SO_LINGER 0: close sends RST with unread data in flight.
-        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(s);
     }
     echo_roundtrip(&survivor, &pattern(99, 1_000_000));

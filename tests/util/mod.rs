@@ -40,7 +40,9 @@ pub fn stop(engine: Engine) {
     engine.stop();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(engine.wait()));
-    rx.recv_timeout(Duration::from_secs(10)).expect("engine stops within 10 s").expect("clean stop");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("engine stops within 10 s")
+        .expect("clean stop");
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
@@ -91,7 +93,10 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit read and write a plain rlimit struct.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
@@ -101,5 +106,7 @@ pub fn raise_fd_limit() -> u64 {
 
 /// Descriptors open in this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

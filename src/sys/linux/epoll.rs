@@ -19,9 +19,8 @@ impl Selector {
         // descriptor we now own exclusively.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-        Ok(Selector {
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Selector { epfd })
     }
 
     pub(crate) fn register(

@@ -21,8 +21,9 @@ impl Waker {
         // SAFETY: eventfd takes no pointers; the result is a fresh descriptor.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `fd` is newly created and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Waker {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             pending: AtomicBool::new(false),
         })
     }

@@ -158,7 +158,10 @@ impl<H: Handler> EventLoop<H> {
             if !self.stopping && self.engine.is_stopping() {
                 self.begin_shutdown();
             }
-            if self.stopping && self.entries.len() == 0 {
+            // Connections already assigned to this loop but still in its inbox
+            // count too: each accepted connection gets on_open and on_close.
+            let assigned = self.engine.inner.loads[self.index].load(Ordering::Acquire);
+            if self.stopping && self.entries.len() == 0 && assigned == 0 {
                 return Ok(());
             }
             let timeout = if !self.woken.is_empty() || self.bulk_pending {
@@ -457,10 +460,6 @@ impl<H: Handler> EventLoop<H> {
 
     fn register_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
         let loads = &self.engine.inner.loads[self.index];
-        if self.stopping {
-            loads.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
         if let Err(e) = self.configure(&stream) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
         }
@@ -480,6 +479,12 @@ impl<H: Handler> EventLoop<H> {
             self.timers.schedule(self.now + idle, TimerKey::Idle(token));
         }
         let outcome = self.call(token, 0, |h, c| h.on_open(c));
+        if self.stopping {
+            // Accepted just before the stop: greet, flush, close.
+            if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                rec.io.flags |= flags::CLOSING;
+            }
+        }
         self.apply(token, outcome);
     }
 

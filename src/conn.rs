@@ -217,6 +217,7 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) woken: &'a mut Vec<Token>,
     pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
     pub(crate) async_write_cap: usize,
+    pub(crate) max_inbound: usize,
 }
 
 /// A connection, as seen from inside a callback.
@@ -287,6 +288,13 @@ impl<'a, C> Conn<'a, C> {
     pub(crate) fn finish(self) {
         if !self.fresh.is_empty() {
             self.rec.inbound.extend(self.fresh, self.env.pool);
+        }
+        let unconsumed = self.rec.inbound.len();
+        if unconsumed > self.env.max_inbound {
+            self.rec.io.fail(Error::InboundOverflow {
+                len: unconsumed,
+                max: self.env.max_inbound,
+            });
         }
         self.rec.inbound.release_if_empty(self.env.pool);
     }

@@ -48,6 +48,15 @@ pub enum Error {
         /// The configured cap.
         cap: usize,
     },
+    /// The handler left more unconsumed inbound bytes than
+    /// `Options::max_inbound`; the connection is closed.
+    #[error("{len} unconsumed inbound bytes exceed the limit of {max}")]
+    InboundOverflow {
+        /// Bytes received and not consumed.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// No traffic for longer than `Options::idle_timeout`.
     #[error("idle timeout")]
     IdleTimeout,

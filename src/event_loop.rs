@@ -254,6 +254,7 @@ impl<H: Handler> EventLoop<H> {
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
             async_write_cap: self.options.async_write_cap,
+            max_inbound: self.options.max_inbound,
         };
         let mut conn = Conn::new(rec, token, env, &self.read_buf[..fresh]);
         let handler = &*self.handler;
@@ -360,6 +361,7 @@ impl<H: Handler> EventLoop<H> {
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
             async_write_cap: self.options.async_write_cap,
+            max_inbound: self.options.max_inbound,
         };
         let mut conn = Conn::new(&mut rec, token, env, &[]);
         let handler = &*self.handler;

@@ -330,3 +330,49 @@ fn typed_context_and_shutdown_write() {
     assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
     stop(engine);
 }
+
+/// Never consumes anything.
+#[derive(Default)]
+struct Hoarder {
+    errors: Mutex<Vec<String>>,
+}
+
+impl Handler for Hoarder {
+    type Context = ();
+    fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action {
+        Action::None
+    }
+    fn on_close(&self, _: &mut Conn<'_, ()>, err: Option<&Error>) -> Action {
+        self.errors
+            .lock()
+            .unwrap()
+            .push(err.map(|e| e.to_string()).unwrap_or_default());
+        Action::None
+    }
+}
+
+#[test]
+fn unconsumed_inbound_bytes_are_bounded() {
+    let hoarder = Arc::new(Hoarder::default());
+    let (engine, addr) = start(
+        hoarder.clone(),
+        Options::default().loops(1).max_inbound(1024 * 1024),
+    );
+    let mut c = connect(addr);
+    // The server closes the connection once it holds over 1 MiB; our writes
+    // then fail, or the data is absorbed by socket buffers and the close wins.
+    let chunk = vec![0u8; 64 * 1024];
+    for _ in 0..64 {
+        if c.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    assert!(wait_until(Duration::from_secs(5), || hoarder
+        .errors
+        .lock()
+        .unwrap()
+        .len()
+        == 1));
+    assert!(hoarder.errors.lock().unwrap()[0].contains("exceed the limit of 1048576"));
+    stop(engine);
+}

@@ -42,6 +42,7 @@ pub struct Options {
     pub(crate) high_water: usize,
     pub(crate) low_water: usize,
     pub(crate) async_write_cap: usize,
+    pub(crate) max_inbound: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
@@ -63,6 +64,7 @@ impl Default for Options {
             high_water: 256 * 1024,
             low_water: 64 * 1024,
             async_write_cap: 4 * 1024 * 1024,
+            max_inbound: 16 * 1024 * 1024,
             idle_timeout: None,
             close_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
@@ -128,6 +130,11 @@ impl Options {
         async_write_cap: usize
     );
     setter!(
+        /// Most unconsumed inbound bytes a connection may hold; past it the
+        /// connection closes with [`Error::InboundOverflow`].
+        max_inbound: usize
+    );
+    setter!(
         /// Closes connections with no traffic (read or written) for this long.
         idle_timeout: Option<Duration>
     );
@@ -162,6 +169,9 @@ impl Options {
         }
         if self.high_water == 0 || self.low_water > self.high_water {
             return bad("need 0 < high_water and low_water <= high_water");
+        }
+        if self.max_inbound == 0 {
+            return bad("max_inbound must be positive");
         }
         if self.async_write_cap == 0 {
             return bad("async_write_cap must be positive");

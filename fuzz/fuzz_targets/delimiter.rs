@@ -5,7 +5,9 @@ use netloom::codec::DelimiterCodec;
 use netloom_fuzz::{check_chunking_independence, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(input) = Input::parse(data) else { return };
+    let Some(input) = Input::parse(data) else {
+        return;
+    };
     let [max, flags, a, b] = input.config;
     // Delimiters over the bytes 0..4, so that they overlap and share
     // prefixes and the fuzzer hits them easily.

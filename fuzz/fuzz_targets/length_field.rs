@@ -5,7 +5,9 @@ use netloom::codec::{ByteOrder, LengthFieldCodec};
 use netloom_fuzz::{check_chunking_independence, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(input) = Input::parse(data) else { return };
+    let Some(input) = Input::parse(data) else {
+        return;
+    };
     let [shape, layout, adjustment, strip] = input.config;
     let size = [1, 2, 3, 4, 8][usize::from(shape % 5)];
     let order = if shape & 8 != 0 {

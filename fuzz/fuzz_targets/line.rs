@@ -5,7 +5,9 @@ use netloom::codec::LineCodec;
 use netloom_fuzz::{check_chunking_independence, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let Some(input) = Input::parse(data) else { return };
+    let Some(input) = Input::parse(data) else {
+        return;
+    };
     let [max, flags, ..] = input.config;
     let max_length = usize::from(max) * 4;
     let strip = flags & 2 != 0;

@@ -47,7 +47,12 @@ pub enum Event {
 /// does, carrying on after errors. Panics if the `Decoded` contract is
 /// broken, a frame is longer than `max_frame`, the decoder stops making
 /// progress, or it returns an error other than a stream error.
-pub fn feed(codec: &mut impl Codec, stream: &[u8], chunk_seed: &[u8], max_frame: usize) -> Vec<Event> {
+pub fn feed(
+    codec: &mut impl Codec,
+    stream: &[u8],
+    chunk_seed: &[u8],
+    max_frame: usize,
+) -> Vec<Event> {
     let mut sizes = chunk_seed.iter().map(|&b| usize::from(b) + 1).cycle();
     let mut pending = Vec::new();
     let mut events = Vec::new();
@@ -62,10 +67,18 @@ pub fn feed(codec: &mut impl Codec, stream: &[u8], chunk_seed: &[u8], max_frame:
             steps += 1;
             assert!(steps <= budget, "decoder makes no progress");
             match codec.decode(&pending) {
-                Ok(Decoded::Frame { start, end, consumed }) => {
+                Ok(Decoded::Frame {
+                    start,
+                    end,
+                    consumed,
+                }) => {
                     assert!(start <= end && end <= consumed && consumed <= pending.len());
                     assert!(consumed > 0, "a frame must consume bytes");
-                    assert!(end - start <= max_frame, "frame of {} > {max_frame}", end - start);
+                    assert!(
+                        end - start <= max_frame,
+                        "frame of {} > {max_frame}",
+                        end - start
+                    );
                     events.push(Event::Frame(pending[start..end].to_vec()));
                     pending.drain(..consumed);
                 }
@@ -85,7 +98,11 @@ pub fn feed(codec: &mut impl Codec, stream: &[u8], chunk_seed: &[u8], max_frame:
 
 /// Runs two fresh codecs over `input`: one reading it in the seeded chunks,
 /// one in a single read; both must report the same events.
-pub fn check_chunking_independence<C: Codec>(make: impl Fn() -> C, input: &Input<'_>, max_frame: usize) {
+pub fn check_chunking_independence<C: Codec>(
+    make: impl Fn() -> C,
+    input: &Input<'_>,
+    max_frame: usize,
+) {
     let chunked = feed(&mut make(), input.stream, input.chunk_seed, max_frame);
     let whole = feed(&mut make(), input.stream, &[], max_frame);
     assert_eq!(chunked, whole, "events depend on how the stream was cut");

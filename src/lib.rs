@@ -10,6 +10,7 @@
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
 //! | engine | [`Engine`] | listeners, load balancing, lifecycle |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
+//! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
@@ -37,6 +38,7 @@
 //! kqueue backend has to meet.
 
 mod buffer;
+pub mod codec;
 mod conn;
 mod engine;
 mod error;

@@ -769,15 +769,21 @@ impl<C: 'static> ConnHandle<C> {
 
     fn write_with(&self, data: Vec<u8>, done: Option<WriteDone>) -> Result<()> {
         let len = data.len();
-        self.reserve(len)?;
-        let sent = self.send(
-            Lane::Urgent,
+        self.send_write(
+            len,
             Command::Write {
                 token: self.token,
                 data,
                 done,
             },
-        );
+        )
+    }
+
+    /// Counts `len` bytes against the cap, then queues the write command;
+    /// gives the bytes back if the loop is gone.
+    fn send_write(&self, len: usize, cmd: Command<C>) -> Result<()> {
+        self.reserve(len)?;
+        let sent = self.send(Lane::Urgent, cmd);
         if sent.is_err() {
             self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
         }
@@ -800,19 +806,14 @@ impl<C: 'static> ConnHandle<C> {
         done: Option<Box<dyn FnOnce(Result<()>) + Send>>,
     ) -> Result<()> {
         let len: usize = data.iter().map(Vec::len).sum();
-        self.reserve(len)?;
-        let sent = self.send(
-            Lane::Urgent,
+        self.send_write(
+            len,
             Command::Writev {
                 token: self.token,
                 data,
                 done,
             },
-        );
-        if sent.is_err() {
-            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
-        }
-        sent
+        )
     }
 
     /// Makes the loop call `on_traffic` for this connection.

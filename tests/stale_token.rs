@@ -6,49 +6,10 @@
 mod util;
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netloom::{Action, Conn, ConnHandle, Error, Handler, Options, Token};
+use netloom::{Error, Options};
 use util::*;
-
-/// Publishes each connection's handle and fd; echoes nothing.
-#[derive(Default)]
-struct Registry {
-    opened: Mutex<Vec<(ConnHandle<()>, i32)>>,
-    traffic: Mutex<Vec<(Token, Vec<u8>)>>,
-}
-
-impl Handler for Registry {
-    type Context = ();
-    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
-        use std::os::fd::AsRawFd;
-        let fd = conn.as_raw_fd();
-        self.opened.lock().unwrap().push((conn.handle(), fd));
-        Action::None
-    }
-    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
-        let data = conn.next(usize::MAX).to_vec();
-        self.traffic.lock().unwrap().push((conn.token(), data));
-        Action::None
-    }
-}
-
-fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::SocketAddr) {
-    let reg = Arc::new(Registry::default());
-    let (engine, addr) = start(reg.clone(), options);
-    (reg, engine, addr)
-}
-
-fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
-    assert!(wait_until(Duration::from_secs(5), || reg
-        .opened
-        .lock()
-        .unwrap()
-        .len()
-        > i));
-    reg.opened.lock().unwrap()[i].clone()
-}
 
 #[test]
 fn stale_handle_never_reaches_a_new_connection_on_the_same_slot_and_fd() {

@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use netloom::{Action, Conn, Engine, Handler, Options};
+use std::sync::{Arc, Mutex};
+
+use netloom::{Action, Conn, ConnHandle, Engine, Handler, Options, Token};
 
 /// Echoes every byte back, zero copy.
 pub struct Echo;
@@ -109,4 +111,42 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// Publishes each connection's handle and fd; echoes nothing.
+#[derive(Default)]
+pub struct Registry {
+    pub opened: Mutex<Vec<(ConnHandle<()>, i32)>>,
+    pub traffic: Mutex<Vec<(Token, Vec<u8>)>>,
+}
+
+impl Handler for Registry {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        use std::os::fd::AsRawFd;
+        let fd = conn.as_raw_fd();
+        self.opened.lock().unwrap().push((conn.handle(), fd));
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let data = conn.next(usize::MAX).to_vec();
+        self.traffic.lock().unwrap().push((conn.token(), data));
+        Action::None
+    }
+}
+
+pub fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::SocketAddr) {
+    let reg = Arc::new(Registry::default());
+    let (engine, addr) = start(reg.clone(), options);
+    (reg, engine, addr)
+}
+
+pub fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
+    assert!(wait_until(Duration::from_secs(5), || reg
+        .opened
+        .lock()
+        .unwrap()
+        .len()
+        > i));
+    reg.opened.lock().unwrap()[i].clone()
 }

@@ -73,6 +73,7 @@ pub(crate) struct EventLoop<H: Handler> {
     pool: BufferPool,
     read_buf: Box<[u8]>,
     woken: Vec<Token>,
+    commands: Vec<Command<H::Context>>,
     now: Instant,
     next_round_robin: usize,
     stopping: bool,
@@ -101,6 +102,7 @@ impl<H: Handler> EventLoop<H> {
             timers: TimerHeap::new(),
             pool: BufferPool::new(POOLED_BUFFERS),
             woken: Vec::new(),
+            commands: Vec::new(),
             now: Instant::now(),
             next_round_robin: 0,
             stopping: false,
@@ -514,11 +516,14 @@ impl<H: Handler> EventLoop<H> {
     // -------------------------------------------------------------- inbox
 
     fn drain_inbox(&mut self) {
-        let mut commands = Vec::new();
+        // Commands are collected first (running one needs `&mut self`); the
+        // vector is kept across turns so a busy inbox allocates nothing.
+        let mut commands = std::mem::take(&mut self.commands);
         self.bulk_pending = self.inbox.drain(|c| commands.push(c));
-        for command in commands {
+        for command in commands.drain(..) {
             self.run_command(command);
         }
+        self.commands = commands;
     }
 
     fn run_command(&mut self, command: Command<H::Context>) {

@@ -2,16 +2,17 @@
 //! the thread-safe handle.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use socket2::Socket;
+
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::inbox::{InboxSender, Lane};
-use crate::sys::Interest;
-use crate::{Error, Result, Token};
+use crate::sys::{socket, Interest};
+use crate::{Addr, Error, PeerCred, Result, Token, Transport};
 
 /// A task that runs on a connection's loop with access to the connection.
 pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;
@@ -22,7 +23,7 @@ pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
 /// Messages to a loop's inbox.
 pub(crate) enum Command<C> {
     /// A connection accepted by another loop's acceptor.
-    Register(TcpStream, SocketAddr),
+    Register(Socket, Addr),
     Write {
         token: Token,
         data: Vec<u8>,
@@ -64,7 +65,7 @@ pub(crate) mod flags {
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
 pub(crate) struct ConnRecord<C> {
     pub(crate) io: ConnIo,
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Addr,
     pub(crate) inbound: InboundBuffer,
     pub(crate) interest: Interest,
     pub(crate) last_active: Instant,
@@ -74,7 +75,7 @@ pub(crate) struct ConnRecord<C> {
 }
 
 impl<C> ConnRecord<C> {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, now: Instant, ctx: C) -> Self {
+    pub(crate) fn new(stream: Socket, peer: Addr, now: Instant, ctx: C) -> Self {
         ConnRecord {
             io: ConnIo {
                 stream,
@@ -107,8 +108,12 @@ impl<C> ConnRecord<C> {
 
 /// The socket and its write side: what [`Writer`] may touch while the
 /// handler still reads the inbound bytes.
+///
+/// The socket is a plain `socket2::Socket` whatever the transport: TCP and
+/// Unix stream sockets take the same `recv`/`send`/`sendmsg` calls, so the
+/// read and write paths neither branch nor dispatch on the transport.
 pub(crate) struct ConnIo {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Socket,
     pub(crate) outbound: OutboundQueue,
     pub(crate) flags: u8,
     /// The error to report when the connection is finally closed.
@@ -495,15 +500,18 @@ impl<'a, C> Conn<'a, C> {
         self.token
     }
 
-    /// The peer's address.
+    /// The peer's address: an IP address and port for TCP, usually
+    /// [`UnixAddr::Unnamed`](crate::UnixAddr::Unnamed) for a Unix domain
+    /// client. Clone it to keep it.
     ///
     /// ```
     /// # fn f(conn: &netloom::Conn<'_, ()>) {
     /// println!("from {}", conn.peer_addr());
+    /// let ip = conn.peer_addr().inet().map(|a| a.ip());
     /// # }
     /// ```
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.rec.peer
+    pub fn peer_addr(&self) -> &Addr {
+        &self.rec.peer
     }
 
     /// The local address of the connection.
@@ -516,12 +524,48 @@ impl<'a, C> Conn<'a, C> {
     /// println!("on {}", conn.local_addr()?);
     /// # Ok(()) }
     /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.rec.io.stream.local_addr()
+    pub fn local_addr(&self) -> io::Result<Addr> {
+        Ok(Addr::from_sockaddr(&self.rec.io.stream.local_addr()?))
     }
 
-    /// The socket, for any option [`socket2::SockRef`] can set or read
-    /// (`set_nodelay`, `set_tcp_keepalive`, `set_linger`, buffer sizes, ...).
+    /// The connection's transport.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// println!("over {:?}", conn.transport());
+    /// # }
+    /// ```
+    pub fn transport(&self) -> Transport {
+        match self.rec.peer {
+            Addr::Unix(_) => Transport::Unix,
+            Addr::Inet(_) => Transport::Tcp,
+        }
+    }
+
+    /// The credentials (pid, uid, gid) of the process at the other end of a
+    /// Unix domain connection, as of when it connected (`SO_PEERCRED`).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on TCP and UDP; the kernel's error otherwise.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// let cred = conn.peer_cred()?;
+    /// println!("pid {} uid {}", cred.pid, cred.uid);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_cred(&self) -> Result<PeerCred> {
+        if self.transport() != Transport::Unix {
+            return Err(Error::Unsupported(
+                "peer credentials exist for Unix sockets only",
+            ));
+        }
+        Ok(socket::peer_cred(self.rec.io.stream.as_raw_fd())?)
+    }
+
+    /// The socket, for any option [`socket2::SockRef`] can set or read on
+    /// this connection (`set_nodelay`, `set_tcp_keepalive`, `set_linger`,
+    /// `set_recv_buffer_size`, `set_tos`, ...).
     ///
     /// ```
     /// # fn f(conn: &netloom::Conn<'_, ()>) -> std::io::Result<()> {

@@ -20,7 +20,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// The address has a scheme netloom does not serve.
-    #[error("unknown address scheme in `{0}` (expected tcp://, tcp4:// or tcp6://)")]
+    #[error("unknown address scheme in `{0}` (expected tcp, tcp4, tcp6, udp, udp4, udp6 or unix)")]
     UnknownScheme(String),
     /// The address could not be parsed or resolved.
     #[error("invalid address `{addr}`: {reason}")]
@@ -30,6 +30,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The address is taken: another socket is bound to it (for a Unix
+    /// socket file: a live server still answers on it).
+    #[error("address `{0}` is already in use")]
+    AddrInUse(String),
+    /// The operation does not exist for this connection's transport (for
+    /// example `send_to` on a TCP connection).
+    #[error("not supported on this transport: {0}")]
+    Unsupported(&'static str),
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(String),

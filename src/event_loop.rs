@@ -5,20 +5,23 @@
 //! fired, run connections woken with `wake()`, then fire due timers.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use socket2::Socket;
+
 use crate::buffer::BufferPool;
 use crate::conn::{flags, Command, Conn, ConnEnv, ConnIo, ConnRecord};
+use crate::engine::Listener;
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
-use crate::{Action, Engine, Error, Handler, Options, Result};
+use crate::{Action, Addr, Engine, Error, Handler, Options, Result};
 
 /// Connections accepted per listener event before other events get a turn.
 const ACCEPT_BATCH: usize = 64;
@@ -33,7 +36,7 @@ pub(crate) struct LoopSeed<C> {
     pub(crate) index: usize,
     pub(crate) selector: Selector,
     pub(crate) inbox: InboxReceiver<Command<C>>,
-    pub(crate) listeners: Vec<TcpListener>,
+    pub(crate) listeners: Vec<Listener>,
     pub(crate) signal_fd: Option<OwnedFd>,
 }
 
@@ -44,7 +47,7 @@ pub(crate) type Peers<C> = Arc<[Arc<InboxSender<Command<C>>>]>;
 enum Entry<C> {
     Conn(ConnRecord<C>),
     Listener {
-        listener: TcpListener,
+        listener: Listener,
         backoff: Duration,
     },
     Signals(OwnedFd),
@@ -109,7 +112,7 @@ impl<H: Handler> EventLoop<H> {
             bulk_pending: false,
         };
         for listener in seed.listeners {
-            lp.add_source(listener.as_raw_fd(), |backoff| Entry::Listener {
+            lp.add_source(listener.socket.as_raw_fd(), |backoff| Entry::Listener {
                 listener,
                 backoff,
             });
@@ -399,10 +402,11 @@ impl<H: Handler> EventLoop<H> {
             let Some(Entry::Listener { listener, backoff }) = self.entries.get_mut(token) else {
                 return;
             };
-            match socket::accept(listener.as_raw_fd()) {
+            match socket::accept(listener.socket.as_raw_fd()) {
                 Ok((stream, peer)) => {
                     *backoff = ACCEPT_BACKOFF_MIN / 2;
-                    self.assign(stream, peer);
+                    let balanced = listener.balanced;
+                    self.assign(stream, peer, balanced);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 // The peer gave up before we accepted, or a signal: try the next one.
@@ -416,7 +420,7 @@ impl<H: Handler> EventLoop<H> {
                     // it for a while instead of spinning, and keep serving.
                     *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     let pause = *backoff;
-                    let fd = listener.as_raw_fd();
+                    let fd = listener.socket.as_raw_fd();
                     let level = if socket::is_resource_exhaustion(&e) {
                         log::Level::Warn
                     } else {
@@ -440,11 +444,11 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    /// Hands an accepted connection to a loop: this one with SO_REUSEPORT,
-    /// otherwise the load balancer's choice.
-    fn assign(&mut self, stream: TcpStream, peer: SocketAddr) {
+    /// Hands an accepted connection to a loop: this one when the kernel
+    /// spreads connections (SO_REUSEPORT), otherwise the load balancer's choice.
+    fn assign(&mut self, stream: Socket, peer: Addr, balanced: bool) {
         let loads = &self.engine.inner.loads;
-        let target = if self.options.reuseport {
+        let target = if !balanced {
             self.index
         } else {
             self.options
@@ -462,9 +466,9 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
-    fn register_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn register_conn(&mut self, stream: Socket, peer: Addr) {
         let loads = &self.engine.inner.loads[self.index];
-        if let Err(e) = self.configure(&stream) {
+        if let Err(e) = self.configure(&stream, &peer) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
         }
         let token = self.entries.next_token();
@@ -492,13 +496,16 @@ impl<H: Handler> EventLoop<H> {
         self.apply(token, outcome);
     }
 
-    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
+    fn configure(&self, stream: &Socket, peer: &Addr) -> io::Result<()> {
+        if matches!(peer, Addr::Unix(_)) {
+            return Ok(());
+        }
         if self.options.tcp_nodelay {
             stream.set_nodelay(true)?;
         }
         if let Some(idle) = self.options.tcp_keepalive {
             let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+            stream.set_tcp_keepalive(&keepalive)?;
         }
         Ok(())
     }
@@ -641,7 +648,7 @@ impl<H: Handler> EventLoop<H> {
                 }
                 TimerKey::AcceptResume(token) => {
                     if let Some(Entry::Listener { listener, .. }) = self.entries.get_mut(token) {
-                        let fd = listener.as_raw_fd();
+                        let fd = listener.socket.as_raw_fd();
                         if let Err(e) = self.selector.reregister(
                             fd,
                             token.raw(),
@@ -692,7 +699,7 @@ impl<H: Handler> EventLoop<H> {
             match self.entries.get_mut(token) {
                 Some(Entry::Listener { .. }) | Some(Entry::Signals(_)) => {
                     if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
-                        let _ = self.selector.deregister(l.as_raw_fd());
+                        let _ = self.selector.deregister(l.socket.as_raw_fd());
                     }
                 }
                 Some(Entry::Conn(rec)) => {

@@ -37,6 +37,7 @@
 //! Platform: Linux (epoll). The poller contract in `src/sys/mod.rs` is what a
 //! kqueue backend has to meet.
 
+mod addr;
 mod buffer;
 pub mod codec;
 mod conn;
@@ -50,6 +51,7 @@ mod sys;
 mod timer;
 mod token;
 
+pub use addr::{Addr, PeerCred, Transport, UnixAddr};
 pub use conn::{Conn, ConnHandle, Writer};
 pub use engine::{run, Engine, EngineBuilder, LoadBalancer, Options};
 pub use error::{Error, Result};

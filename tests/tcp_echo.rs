@@ -117,7 +117,8 @@ fn ipv6_and_several_addresses_in_one_engine() {
         .start(Echo)
         .unwrap();
     assert_eq!(engine.local_addrs().len(), 2);
-    for &addr in engine.local_addrs() {
+    for addr in engine.local_addrs() {
+        let addr = addr.inet().unwrap();
         let stream = connect(addr);
         echo_roundtrip(&stream, &pattern(addr.port() as u64, 100_000));
     }
@@ -152,12 +153,12 @@ fn bad_addresses_and_options_are_typed_errors() {
         netloom::Engine::builder().start(Echo).map(|_| ()),
         Err(netloom::Error::InvalidOption(_))
     ));
-    // A port already taken (without SO_REUSEPORT) is a bind error, not a panic.
+    // A port already taken (without SO_REUSEPORT) is a typed error, not a panic.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("tcp://{}", taken.local_addr().unwrap());
     assert!(matches!(
         start(&url, Options::default()),
-        Err(netloom::Error::InvalidAddress { .. })
+        Err(netloom::Error::AddrInUse(_))
     ));
 }
 

@@ -1,15 +1,27 @@
-//! Listen addresses: `tcp://host:port`, `tcp4://…`, `tcp6://…`.
+//! Listen addresses: `tcp://host:port` (`tcp4`, `tcp6`), `udp://host:port`
+//! (`udp4`, `udp6`), `unix:///path` and `unix://@abstract-name`.
 
+use std::ffi::OsStr;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
-use crate::{Error, Result};
+use socket2::SockAddr;
+
+use crate::{Error, Result, Transport, UnixAddr};
 
 /// A parsed listen address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ListenAddr {
-    pub(crate) addr: SocketAddr,
-    /// `tcp6://`: the socket serves IPv6 only (`IPV6_V6ONLY`).
-    pub(crate) v6_only: bool,
+pub(crate) enum ListenAddr {
+    /// TCP or UDP.
+    Inet {
+        transport: Transport,
+        addr: SocketAddr,
+        /// `tcp6://` and `udp6://`: the socket serves IPv6 only (`IPV6_V6ONLY`).
+        v6_only: bool,
+    },
+    /// A Unix domain stream socket: a file path or an abstract name.
+    Unix(UnixAddr),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,17 +37,21 @@ impl ListenAddr {
     pub(crate) fn parse(url: &str) -> Result<ListenAddr> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::InvalidAddress {
             addr: url.to_string(),
-            reason: "expected scheme://host:port".into(),
+            reason: "expected scheme://host:port or unix:///path".into(),
         })?;
-        let family = match scheme {
-            "tcp" => Family::Any,
-            "tcp4" => Family::V4,
-            "tcp6" => Family::V6,
-            _ => return Err(Error::UnknownScheme(url.to_string())),
-        };
         let invalid = |reason: String| Error::InvalidAddress {
             addr: url.to_string(),
             reason,
+        };
+        let (transport, family) = match scheme {
+            "tcp" => (Transport::Tcp, Family::Any),
+            "tcp4" => (Transport::Tcp, Family::V4),
+            "tcp6" => (Transport::Tcp, Family::V6),
+            "udp" => (Transport::Udp, Family::Any),
+            "udp4" => (Transport::Udp, Family::V4),
+            "udp6" => (Transport::Udp, Family::V6),
+            "unix" => return parse_unix(rest).map(ListenAddr::Unix).map_err(invalid),
+            _ => return Err(Error::UnknownScheme(url.to_string())),
         };
         let candidates = rest.to_socket_addrs().map_err(|e| invalid(e.to_string()))?;
         let addr = candidates
@@ -46,10 +62,49 @@ impl ListenAddr {
                 Family::V6 => a.is_ipv6(),
             })
             .ok_or_else(|| invalid("no address of the requested family".into()))?;
-        Ok(ListenAddr {
+        Ok(ListenAddr::Inet {
+            transport,
             addr,
             v6_only: family == Family::V6,
         })
+    }
+
+    pub(crate) fn transport(&self) -> Transport {
+        match self {
+            ListenAddr::Inet { transport, .. } => *transport,
+            ListenAddr::Unix(_) => Transport::Unix,
+        }
+    }
+}
+
+/// `/path` (from `unix:///path`), a relative `path`, or `@name` (abstract).
+fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
+    let addr = match rest.strip_prefix('@') {
+        Some("") => return Err("empty abstract socket name".into()),
+        Some(name) => UnixAddr::Abstract(name.as_bytes().to_vec()),
+        None if rest.is_empty() => return Err("empty socket path".into()),
+        None => UnixAddr::Path(PathBuf::from(rest)),
+    };
+    // Checks the length limit of sockaddr_un now, as a typed error.
+    unix_sockaddr(&addr).map_err(|e| e.to_string())?;
+    Ok(addr)
+}
+
+/// The kernel form of a named Unix address.
+pub(crate) fn unix_sockaddr(addr: &UnixAddr) -> std::io::Result<SockAddr> {
+    match addr {
+        UnixAddr::Path(path) => SockAddr::unix(path),
+        UnixAddr::Abstract(name) => {
+            // socket2 treats a leading NUL byte as the abstract namespace.
+            let mut bytes = Vec::with_capacity(name.len() + 1);
+            bytes.push(0);
+            bytes.extend_from_slice(name);
+            SockAddr::unix(OsStr::from_bytes(&bytes))
+        }
+        UnixAddr::Unnamed => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "an unnamed Unix address cannot be bound or connected to",
+        )),
     }
 }
 
@@ -57,17 +112,30 @@ impl ListenAddr {
 mod tests {
     use super::*;
 
+    fn inet(url: &str) -> (Transport, SocketAddr, bool) {
+        match ListenAddr::parse(url).unwrap() {
+            ListenAddr::Inet {
+                transport,
+                addr,
+                v6_only,
+            } => (transport, addr, v6_only),
+            other => panic!("{url} parsed as {other:?}"),
+        }
+    }
+
     #[test]
     fn schemes_and_families() {
-        let a = ListenAddr::parse("tcp://127.0.0.1:9000").unwrap();
-        assert_eq!(a.addr, "127.0.0.1:9000".parse().unwrap());
-        assert!(!a.v6_only);
-        let b = ListenAddr::parse("tcp6://[::1]:0").unwrap();
-        assert!(b.addr.is_ipv6() && b.v6_only);
-        assert!(ListenAddr::parse("tcp4://localhost:1")
-            .unwrap()
-            .addr
-            .is_ipv4());
+        let (t, a, v6) = inet("tcp://127.0.0.1:9000");
+        assert_eq!(
+            (t, a, v6),
+            (Transport::Tcp, "127.0.0.1:9000".parse().unwrap(), false)
+        );
+        let (t, a, v6) = inet("tcp6://[::1]:0");
+        assert!(t == Transport::Tcp && a.is_ipv6() && v6);
+        assert!(inet("tcp4://localhost:1").1.is_ipv4());
+        let (t, a, v6) = inet("udp6://[::1]:5");
+        assert!(t == Transport::Udp && a.is_ipv6() && v6);
+        assert_eq!(inet("udp4://127.0.0.1:5").0, Transport::Udp);
         assert!(matches!(
             ListenAddr::parse("tcp4://[::1]:1"),
             Err(Error::InvalidAddress { .. })
@@ -85,7 +153,34 @@ mod tests {
             Err(Error::InvalidAddress { .. })
         ));
         assert!(matches!(
-            ListenAddr::parse("tcp://300.0.0.1:80"),
+            ListenAddr::parse("udp://300.0.0.1:80"),
+            Err(Error::InvalidAddress { .. })
+        ));
+    }
+
+    #[test]
+    fn unix_paths_and_abstract_names() {
+        assert_eq!(
+            ListenAddr::parse("unix:///tmp/a.sock").unwrap(),
+            ListenAddr::Unix(UnixAddr::Path("/tmp/a.sock".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("unix://rel.sock").unwrap(),
+            ListenAddr::Unix(UnixAddr::Path("rel.sock".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("unix://@netloom").unwrap(),
+            ListenAddr::Unix(UnixAddr::Abstract(b"netloom".to_vec()))
+        );
+        for bad in ["unix://", "unix://@"] {
+            assert!(matches!(
+                ListenAddr::parse(bad),
+                Err(Error::InvalidAddress { .. })
+            ));
+        }
+        let too_long = format!("unix:///{}", "x".repeat(200));
+        assert!(matches!(
+            ListenAddr::parse(&too_long),
             Err(Error::InvalidAddress { .. })
         ));
     }

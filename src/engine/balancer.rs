@@ -1,8 +1,9 @@
 //! Choosing the loop that gets a newly accepted connection.
 
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::Addr;
 
 /// How the acceptor spreads connections over the loops (ignored with
 /// `Options::reuseport`, where the kernel spreads them).
@@ -18,12 +19,13 @@ pub enum LoadBalancer {
     /// The loop with the fewest open connections.
     LeastConnections,
     /// A hash of the peer's IP address: one client always lands on one loop.
+    /// Unix domain clients are usually unnamed, so they all share one loop.
     SourceAddrHash,
 }
 
 impl LoadBalancer {
     /// Picks a loop index among `loads.len()` loops.
-    pub(crate) fn pick(self, next: &mut usize, peer: &SocketAddr, loads: &[AtomicUsize]) -> usize {
+    pub(crate) fn pick(self, next: &mut usize, peer: &Addr, loads: &[AtomicUsize]) -> usize {
         let n = loads.len();
         match self {
             LoadBalancer::RoundRobin => {
@@ -37,7 +39,10 @@ impl LoadBalancer {
             LoadBalancer::SourceAddrHash => {
                 // DefaultHasher::new() uses fixed keys: stable across calls.
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                peer.ip().hash(&mut h);
+                match peer {
+                    Addr::Inet(a) => a.ip().hash(&mut h),
+                    Addr::Unix(name) => name.hash(&mut h),
+                }
                 (h.finish() % n as u64) as usize
             }
         }
@@ -64,10 +69,14 @@ impl std::str::FromStr for LoadBalancer {
 mod tests {
     use super::*;
 
+    fn inet(s: &str) -> Addr {
+        Addr::Inet(s.parse().unwrap())
+    }
+
     #[test]
     fn each_policy_picks_as_documented() {
         let loads: Vec<AtomicUsize> = [5, 2, 7].into_iter().map(AtomicUsize::new).collect();
-        let peer: SocketAddr = "10.0.0.1:1234".parse().unwrap();
+        let peer = inet("10.0.0.1:1234");
         let mut next = 0;
         let rr: Vec<_> = (0..4)
             .map(|_| LoadBalancer::RoundRobin.pick(&mut next, &peer, &loads))
@@ -77,7 +86,7 @@ mod tests {
             LoadBalancer::LeastConnections.pick(&mut next, &peer, &loads),
             1
         );
-        let other_port: SocketAddr = "10.0.0.1:999".parse().unwrap();
+        let other_port = inet("10.0.0.1:999");
         let h = LoadBalancer::SourceAddrHash.pick(&mut next, &peer, &loads);
         assert_eq!(
             h,
@@ -85,7 +94,7 @@ mod tests {
         );
         let spread: std::collections::HashSet<_> = (0..64)
             .map(|i| {
-                let p: SocketAddr = format!("10.0.0.{i}:1").parse().unwrap();
+                let p = inet(&format!("10.0.0.{i}:1"));
                 LoadBalancer::SourceAddrHash.pick(&mut next, &p, &loads)
             })
             .collect();

@@ -2,24 +2,23 @@
 
 mod addr;
 mod balancer;
+mod listen;
 
-use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
 pub(crate) use addr::ListenAddr;
 pub use balancer::LoadBalancer;
+pub(crate) use listen::Listener;
 
 use crate::event_loop::{EventLoop, LoopSeed};
 use crate::inbox::inbox;
-use crate::sys::{socket, Interest, Selector, Trigger, Waker};
+use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
-use crate::{Action, Error, Handler, Result};
+use crate::{Action, Addr, Error, Handler, Result};
 
 /// Engine settings. Every setter returns the options, so they chain.
 ///
@@ -49,6 +48,7 @@ pub struct Options {
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
     pub(crate) backlog: Option<i32>,
+    pub(crate) unix_socket_mode: Option<u32>,
 }
 
 impl Default for Options {
@@ -71,6 +71,7 @@ impl Default for Options {
             tcp_nodelay: true,
             tcp_keepalive: None,
             backlog: None,
+            unix_socket_mode: None,
         }
     }
 }
@@ -158,6 +159,12 @@ impl Options {
         /// The listen backlog; `None` uses the kernel's `somaxconn`.
         backlog: Option<i32>
     );
+    setter!(
+        /// Permission bits of Unix socket files (`unix:///path`), set before
+        /// the socket listens, e.g. `Some(0o600)`; `None` leaves what the
+        /// umask gives. Abstract names have no file and ignore it.
+        unix_socket_mode: Option<u32>
+    );
 
     fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::InvalidOption(what.to_string()));
@@ -181,6 +188,9 @@ impl Options {
         }
         if matches!(self.backlog, Some(b) if b <= 0) {
             return bad("backlog must be positive");
+        }
+        if matches!(self.unix_socket_mode, Some(m) if m > 0o7777) {
+            return bad("unix_socket_mode must be permission bits (at most 0o7777)");
         }
         Ok(())
     }
@@ -229,7 +239,8 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Adds an address to listen on (`tcp://`, `tcp4://` or `tcp6://`).
+    /// Adds an address to serve: `tcp://`, `tcp4://`, `tcp6://` (`host:port`),
+    /// `unix:///path/to/socket` or `unix://@abstract-name`.
     ///
     /// ```
     /// let builder = netloom::Engine::builder().bind("tcp://127.0.0.1:0");
@@ -313,7 +324,7 @@ pub(crate) struct EngineInner {
     wakers: Vec<Arc<Waker>>,
     /// Open connections per loop (counted from the moment one is assigned).
     pub(crate) loads: Vec<AtomicUsize>,
-    local_addrs: Vec<SocketAddr>,
+    local_addrs: Vec<Addr>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     pub(crate) live_loops: AtomicUsize,
 }
@@ -372,10 +383,10 @@ impl Engine {
     ///
     /// ```
     /// # fn f(engine: &netloom::Engine) {
-    /// let port = engine.local_addrs()[0].port();
+    /// let port = engine.local_addrs()[0].inet().map(|a| a.port());
     /// # }
     /// ```
-    pub fn local_addrs(&self) -> &[SocketAddr] {
+    pub fn local_addrs(&self) -> &[Addr] {
         &self.inner.local_addrs
     }
 
@@ -466,17 +477,16 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     };
 
     // Listeners: per loop with SO_REUSEPORT, else all on loop 0 (the acceptor).
-    let mut listeners: Vec<Vec<TcpListener>> = (0..loops).map(|_| Vec::new()).collect();
+    let mut listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
     for addr in &addrs {
-        let first = bind_listener(addr, addr.addr, &options)?;
-        let bound = first.local_addr()?;
-        local_addrs.push(bound);
-        listeners[0].push(first);
-        if options.reuseport {
-            for per_loop in listeners.iter_mut().skip(1) {
-                per_loop.push(bind_listener(addr, bound, &options)?);
-            }
+        if addr.transport() == crate::Transport::Udp {
+            return Err(Error::Unsupported("udp is not served yet"));
+        }
+        let (bound, at) = listen::bind_stream(addr, loops, &options)?;
+        local_addrs.push(at);
+        for (per_loop, listener) in listeners.iter_mut().zip(bound) {
+            per_loop.push(listener);
         }
     }
 
@@ -559,30 +569,6 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = threads;
     Ok(engine)
-}
-
-fn bind_listener(addr: &ListenAddr, at: SocketAddr, options: &Options) -> Result<TcpListener> {
-    let bind_error = |e: std::io::Error| Error::InvalidAddress {
-        addr: at.to_string(),
-        reason: format!("cannot listen: {e}"),
-    };
-    let socket = Socket::new(
-        Domain::for_address(at),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if options.reuseport {
-        socket.set_reuse_port(true)?;
-    }
-    if at.is_ipv6() {
-        socket.set_only_v6(addr.v6_only)?;
-    }
-    socket.bind(&at.into()).map_err(bind_error)?;
-    socket
-        .listen(options.backlog.unwrap_or_else(socket::somaxconn))
-        .map_err(bind_error)?;
-    Ok(socket.into())
 }
 
 /// Blocks SIGINT and SIGTERM and returns a signalfd that reports them.

@@ -33,7 +33,7 @@ pub fn start<H: Handler>(handler: H, options: Options) -> (Engine, SocketAddr) {
         .options(options)
         .start(handler)
         .expect("engine starts");
-    let addr = engine.local_addrs()[0];
+    let addr = engine.local_addrs()[0].inet().expect("an inet address");
     (engine, addr)
 }
 

@@ -1,15 +1,16 @@
 //! Socket syscalls std and socket2 do not expose in the form the loops need.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{FromRawFd, RawFd};
 
-use socket2::SockAddr;
+use socket2::{SockAddr, Socket};
 
 use super::check;
+use crate::{Addr, PeerCred};
 
 /// `accept4(NONBLOCK | CLOEXEC)`: one syscall per connection instead of three.
-pub(crate) fn accept(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
+/// Works for every stream listener (TCP, Unix).
+pub(crate) fn accept(listener: RawFd) -> io::Result<(Socket, Addr)> {
     // SAFETY: `try_init` hands us a zeroed sockaddr_storage and its length to
     // fill; accept4 writes at most that many bytes.
     let (fd, addr) = unsafe {
@@ -24,14 +25,33 @@ pub(crate) fn accept(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
         })
     }?;
     // SAFETY: `fd` is the new connection's descriptor, owned by nobody else.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    // An accepted TCP socket always has an inet address; fall back to the
-    // socket's own view if the kernel handed back something unexpected.
-    let peer = match addr.as_socket() {
-        Some(a) => a,
-        None => stream.peer_addr()?,
+    let stream = unsafe { Socket::from_raw_fd(fd) };
+    Ok((stream, Addr::from_sockaddr(&addr)))
+}
+
+/// `SO_PEERCRED`: who is at the other end of a Unix domain socket.
+pub(crate) fn peer_cred(fd: RawFd) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
     };
-    Ok((stream, peer))
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into the local `cred`.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// Pins the calling thread to one CPU.

@@ -150,3 +150,127 @@ pub fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
         > i));
     reg.opened.lock().unwrap()[i].clone()
 }
+
+/// A directory of its own for one test (socket files), removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "netloom-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A unique abstract socket name for this test process.
+pub fn abstract_name(tag: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "netloom-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts `handler` on every URL of `urls`.
+pub fn start_on<H: Handler>(handler: H, urls: &[&str], options: Options) -> Engine {
+    let mut builder = Engine::builder().options(options);
+    for url in urls {
+        builder = builder.bind(url);
+    }
+    builder.start(handler).expect("engine starts")
+}
+
+/// A stream client over TCP or a Unix domain socket.
+pub enum Client {
+    Tcp(TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Client {
+    /// Connects to a bound address of an engine, with 10 s I/O timeouts.
+    pub fn connect(addr: &netloom::Addr) -> Client {
+        use netloom::{Addr, UnixAddr};
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixStream};
+        let client = match addr {
+            Addr::Inet(a) => return Client::Tcp(connect(*a)),
+            Addr::Unix(UnixAddr::Path(p)) => UnixStream::connect(p).expect("connect"),
+            Addr::Unix(UnixAddr::Abstract(name)) => {
+                let a = UnixSocketAddr::from_abstract_name(name).unwrap();
+                UnixStream::connect_addr(&a).expect("connect")
+            }
+            Addr::Unix(UnixAddr::Unnamed) => panic!("cannot connect to an unnamed socket"),
+        };
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        client
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client::Unix(client)
+    }
+
+    pub fn try_clone(&self) -> Client {
+        match self {
+            Client::Tcp(s) => Client::Tcp(s.try_clone().unwrap()),
+            Client::Unix(s) => Client::Unix(s.try_clone().unwrap()),
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Client::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Client::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for &Client {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => (&*s).read(buf),
+            Client::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Client {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => (&*s).write(buf),
+            Client::Unix(s) => (&*s).write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`echo_roundtrip`] over any stream client.
+pub fn client_roundtrip(client: &Client, data: &[u8]) {
+    let writer = client.try_clone();
+    let owned = data.to_vec();
+    let t = std::thread::spawn(move || (&writer).write_all(&owned).unwrap());
+    let mut got = vec![0u8; data.len()];
+    (&*client).read_exact(&mut got).expect("echo arrives");
+    t.join().unwrap();
+    assert!(got == data, "echoed bytes differ");
+}

@@ -1,5 +1,7 @@
-// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash]
-//! An echo server: writes back every byte it reads, in order.
+// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32]
+//! An echo server: writes back every byte it reads, in order, over TCP and
+//! Unix domain stream sockets; over UDP it answers each datagram with the
+//! same datagram. Several `--addr` of any scheme are served by the same loops.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: outbound bytes are flushed, every
 //! connection closed, and the process exits with status 0.
@@ -13,7 +15,8 @@ impl Handler for Echo {
 
     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
         // The inbound slice borrows the loop's read buffer; `write` copies
-        // only what the kernel does not take at once.
+        // only what the kernel does not take at once. On UDP the inbound
+        // bytes are one datagram and `write` replies to its sender.
         let (inbound, mut out) = conn.split();
         let len = inbound.len();
         let written = out.write(inbound);
@@ -44,6 +47,13 @@ fn main() {
                 )
             }
             "--reuseport" => options = options.reuseport(true),
+            "--udp-batch" => {
+                options = options.udp_batch(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("--udp-batch takes a number")),
+                )
+            }
             "--pin" => options = options.pin_loops(true),
             "--lb" => {
                 let lb: LoadBalancer = value()
@@ -66,8 +76,12 @@ fn main() {
         eprintln!("echo: {e}");
         std::process::exit(1);
     });
-    for addr in engine.local_addrs() {
-        println!("echo: listening on {addr} with {} loops", engine.loops());
+    for (url, addr) in addrs.iter().zip(engine.local_addrs()) {
+        let scheme = url.split("://").next().unwrap_or("");
+        println!(
+            "echo: listening on {scheme}://{addr} with {} loops",
+            engine.loops()
+        );
     }
     if let Err(e) = engine.wait() {
         eprintln!("echo: {e}");
@@ -79,6 +93,6 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("echo: {problem}");
     }
-    eprintln!("usage: echo [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash]");
+    eprintln!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N]");
     std::process::exit(2);
 }

@@ -2,6 +2,7 @@
 //! the thread-safe handle.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use socket2::Socket;
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
+use crate::datagram::DatagramIo;
 use crate::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
@@ -32,6 +34,13 @@ pub(crate) enum Command<C> {
     Writev {
         token: Token,
         data: Vec<Vec<u8>>,
+        done: Option<WriteDone>,
+    },
+    /// One datagram from a UDP socket's handle.
+    SendTo {
+        token: Token,
+        to: SocketAddr,
+        data: Vec<u8>,
         done: Option<WriteDone>,
     },
     Wake(Token),
@@ -82,6 +91,7 @@ impl<C> ConnRecord<C> {
                 outbound: OutboundQueue::default(),
                 flags: 0,
                 close_error: None,
+                datagram: None,
             },
             peer,
             inbound: InboundBuffer::default(),
@@ -92,8 +102,15 @@ impl<C> ConnRecord<C> {
         }
     }
 
+    /// The record of a loop's UDP socket; `batch`: datagrams per `sendmmsg`.
+    pub(crate) fn datagram(socket: Socket, batch: usize, now: Instant, ctx: C) -> Self {
+        let mut rec = ConnRecord::new(socket, Addr::Inet(([0, 0, 0, 0], 0).into()), now, ctx);
+        rec.io.datagram = Some(Box::new(DatagramIo::new(batch)));
+        rec
+    }
+
     fn shared(&mut self) -> Arc<ConnShared> {
-        let outbound = self.io.outbound.len();
+        let outbound = self.io.pending();
         self.shared
             .get_or_insert_with(|| {
                 Arc::new(ConnShared {
@@ -118,6 +135,9 @@ pub(crate) struct ConnIo {
     pub(crate) flags: u8,
     /// The error to report when the connection is finally closed.
     pub(crate) close_error: Option<Error>,
+    /// UDP sockets only: the datagram being handled and the send queue
+    /// (`outbound` stays empty). Boxed: streams pay one pointer for it.
+    pub(crate) datagram: Option<Box<DatagramIo>>,
 }
 
 impl ConnIo {
@@ -139,8 +159,32 @@ impl ConnIo {
         self.close_error.is_some()
     }
 
-    /// Writes `data` now if nothing is queued, queueing what the kernel does not take.
+    /// Bytes written and not yet taken by the kernel.
+    pub(crate) fn pending(&self) -> usize {
+        match &self.datagram {
+            Some(d) => d.pending(),
+            None => self.outbound.len(),
+        }
+    }
+
+    /// Queues one datagram (UDP sockets only).
+    pub(crate) fn send_to(&mut self, to: SocketAddr, data: &[&[u8]]) -> Result<()> {
+        if self.has(flags::CLOSED) || self.has(flags::CLOSING) {
+            return Err(Error::ConnClosed);
+        }
+        match &mut self.datagram {
+            Some(d) => d.push(to, data),
+            None => Err(Error::Unsupported("send_to needs a UDP socket")),
+        }
+    }
+
+    /// Writes `data` now if nothing is queued, queueing what the kernel does
+    /// not take. On a UDP socket: queues one datagram to the current sender.
     pub(crate) fn write_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
+        if let Some(d) = &self.datagram {
+            let to = d.sender;
+            return self.send_to(to, data);
+        }
         if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
             return Err(Error::ConnClosed);
         }
@@ -180,7 +224,7 @@ impl ConnIo {
         if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
             return Err(Error::ConnClosed);
         }
-        if self.outbound.is_empty() {
+        if self.outbound.is_empty() || self.datagram.is_some() {
             return self.write_slices(&[&data], pool);
         }
         self.outbound.push_owned(data, pool);
@@ -190,6 +234,9 @@ impl ConnIo {
     /// Writes queued bytes until the kernel pushes back. Returns true if
     /// anything was written.
     pub(crate) fn flush_outbound(&mut self, pool: &mut BufferPool) -> bool {
+        if let Some(d) = &mut self.datagram {
+            return d.flush(&self.stream);
+        }
         let mut progressed = false;
         while !self.outbound.is_empty() {
             match self.outbound.write_to(&mut &self.stream, pool) {
@@ -232,6 +279,20 @@ pub(crate) struct ConnEnv<'a, C> {
 /// buffer (zero copy). Writes go straight to the socket when nothing is
 /// queued; the rest is queued and flushed with `writev` when the socket is
 /// writable.
+///
+/// # UDP
+/// A UDP address is served by one socket per loop, and that socket is the
+/// `Conn` of every `on_traffic` call for it: the inbound bytes are **one
+/// datagram** (what is left unconsumed is dropped when the callback
+/// returns), [`Conn::peer_addr`] is its sender, [`Conn::write`] replies to
+/// that sender and [`Conn::send_to`] sends to any address. The sender is an
+/// ordinary value (clone it, store it, send to it later through a
+/// [`ConnHandle`] or `send_to`). Replies are queued and leave together with
+/// one `sendmmsg` once the received batch is handled. A datagram longer than
+/// `Options::read_buffer_size` arrives cut to it and [`Conn::truncated`] says
+/// so. UDP sockets get no `on_open`/`on_close`, and `close`, `shutdown_write`
+/// and [`Action::Close`](crate::Action::Close) do nothing on them (the socket
+/// serves every peer); the context is per socket and loop.
 ///
 /// # Examples
 /// ```no_run
@@ -289,8 +350,12 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// Moves unconsumed fresh bytes into the connection's own buffer, and
-    /// gives that buffer back to the pool when it is empty.
+    /// gives that buffer back to the pool when it is empty. What is left of
+    /// a datagram is dropped: datagrams are never joined.
     pub(crate) fn finish(self) {
+        if self.rec.io.datagram.is_some() {
+            return;
+        }
         if !self.fresh.is_empty() {
             self.rec.inbound.extend(self.fresh, self.env.pool);
         }
@@ -399,14 +464,17 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn outbound_len(&self) -> usize {
-        self.rec.io.outbound.len()
+        self.rec.io.pending()
     }
 
     /// Writes `data`: at once if nothing is queued, otherwise after what is.
+    /// On UDP: queues `data` as one datagram to the sender of the datagram
+    /// being handled.
     ///
     /// # Errors
     /// [`Error::ConnClosed`] once the connection is closed, failed, or its
-    /// write side was shut down.
+    /// write side was shut down; on UDP, an `EMSGSIZE` [`Error::Io`] for a
+    /// datagram larger than UDP allows.
     ///
     /// ```
     /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
@@ -417,7 +485,8 @@ impl<'a, C> Conn<'a, C> {
         self.rec.io.write_slices(&[data], self.env.pool)
     }
 
-    /// Writes several buffers with one `writev`, in order.
+    /// Writes several buffers with one `writev`, in order (on UDP: as one
+    /// datagram).
     ///
     /// # Errors
     /// As [`Conn::write`].
@@ -451,7 +520,8 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// Closes the connection once everything written is flushed (the same
-    /// as returning [`Action::Close`](crate::Action::Close)).
+    /// as returning [`Action::Close`](crate::Action::Close)). Does nothing on
+    /// UDP.
     ///
     /// ```
     /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
@@ -459,11 +529,13 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn close(&mut self) {
-        self.rec.io.flags |= flags::CLOSING;
+        if self.rec.io.datagram.is_none() {
+            self.rec.io.flags |= flags::CLOSING;
+        }
     }
 
     /// Half-closes: sends FIN once everything written is flushed, and keeps
-    /// reading until the peer closes its side.
+    /// reading until the peer closes its side. Does nothing on UDP.
     ///
     /// ```
     /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
@@ -471,7 +543,51 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn shutdown_write(&mut self) {
-        self.rec.io.flags |= flags::SHUT_WR_WANT;
+        if self.rec.io.datagram.is_none() {
+            self.rec.io.flags |= flags::SHUT_WR_WANT;
+        }
+    }
+
+    /// Queues one datagram to `to` (UDP only); it leaves with the next
+    /// `sendmmsg`, after the current batch or on [`Conn::flush`].
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on stream transports; an `EMSGSIZE`
+    /// [`Error::Io`] for a datagram larger than UDP allows;
+    /// [`Error::ConnClosed`] while the engine stops.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    /// let monitor: std::net::SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    /// conn.send_to(monitor, b"seen a datagram")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send_to(&mut self, to: SocketAddr, data: &[u8]) -> Result<()> {
+        self.rec.io.send_to(to, &[data])
+    }
+
+    /// For the datagram being handled (UDP): its real length if it was longer
+    /// than `Options::read_buffer_size` and arrived cut to it. `None` for
+    /// whole datagrams and on streams.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// if let Some(len) = conn.truncated() {
+    ///     eprintln!("dropping a {len}-byte datagram from {}", conn.peer_addr());
+    ///     conn.discard(usize::MAX);
+    /// }
+    /// # }
+    /// ```
+    pub fn truncated(&self) -> Option<usize> {
+        self.rec.io.datagram.as_ref().and_then(|d| d.truncated_from)
+    }
+
+    /// Makes `to` the sender that replies go to (a UDP handle's `execute`).
+    pub(crate) fn reply_to(&mut self, to: SocketAddr) {
+        if let Some(d) = &mut self.rec.io.datagram {
+            d.sender = to;
+            self.rec.peer = Addr::Inet(to);
+        }
     }
 
     /// Calls `on_traffic` again after the current batch of events, even if
@@ -538,6 +654,7 @@ impl<'a, C> Conn<'a, C> {
     pub fn transport(&self) -> Transport {
         match self.rec.peer {
             Addr::Unix(_) => Transport::Unix,
+            Addr::Inet(_) if self.rec.io.datagram.is_some() => Transport::Udp,
             Addr::Inet(_) => Transport::Tcp,
         }
     }
@@ -598,7 +715,8 @@ impl<'a, C> Conn<'a, C> {
         &mut self.rec.ctx
     }
 
-    /// A handle for other threads.
+    /// A handle for other threads. On UDP it is bound to the sender of the
+    /// datagram being handled: its `async_write` replies to that sender.
     ///
     /// ```
     /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
@@ -612,6 +730,7 @@ impl<'a, C> Conn<'a, C> {
             shared: self.rec.shared(),
             inbox: self.env.inbox.clone(),
             cap: self.env.async_write_cap,
+            reply_to: self.rec.io.datagram.as_ref().map(|d| d.sender),
         }
     }
 }
@@ -708,6 +827,8 @@ pub struct ConnHandle<C> {
     shared: Arc<ConnShared>,
     inbox: Arc<InboxSender<Command<C>>>,
     cap: usize,
+    /// UDP: the sender the handle was made for (where `async_write` goes).
+    reply_to: Option<SocketAddr>,
 }
 
 impl<C> Clone for ConnHandle<C> {
@@ -717,6 +838,7 @@ impl<C> Clone for ConnHandle<C> {
             shared: self.shared.clone(),
             inbox: self.inbox.clone(),
             cap: self.cap,
+            reply_to: self.reply_to,
         }
     }
 }
@@ -772,7 +894,8 @@ impl<C: 'static> ConnHandle<C> {
         Ok(())
     }
 
-    /// Queues `data` for the connection.
+    /// Queues `data` for the connection (UDP: one datagram to the sender
+    /// the handle was made for).
     ///
     /// # Errors
     /// [`Error::ConnClosed`] if the connection is closed, [`Error::OutboundFull`]
@@ -813,14 +936,43 @@ impl<C: 'static> ConnHandle<C> {
 
     fn write_with(&self, data: Vec<u8>, done: Option<WriteDone>) -> Result<()> {
         let len = data.len();
-        self.send_write(
-            len,
-            Command::Write {
-                token: self.token,
+        let token = self.token;
+        let cmd = match self.reply_to {
+            Some(to) => Command::SendTo {
+                token,
+                to,
                 data,
                 done,
             },
-        )
+            None => Command::Write { token, data, done },
+        };
+        self.send_write(len, cmd)
+    }
+
+    /// Queues one datagram to `to` (UDP sockets' handles only).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on a stream connection's handle; otherwise as
+    /// [`ConnHandle::async_write`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// let peer: std::net::SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    /// h.async_send_to(peer, b"tick".to_vec())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn async_send_to(&self, to: SocketAddr, data: Vec<u8>) -> Result<()> {
+        if self.reply_to.is_none() {
+            return Err(Error::Unsupported("send_to needs a UDP socket"));
+        }
+        let len = data.len();
+        let cmd = Command::SendTo {
+            token: self.token,
+            to,
+            data,
+            done: None,
+        };
+        self.send_write(len, cmd)
     }
 
     /// Counts `len` bytes against the cap, then queues the write command;
@@ -834,7 +986,8 @@ impl<C: 'static> ConnHandle<C> {
         sent
     }
 
-    /// Queues several buffers, written in order with `writev`.
+    /// Queues several buffers, written in order with `writev` (UDP: joined
+    /// into one datagram).
     ///
     /// # Errors
     /// As [`ConnHandle::async_write`].
@@ -849,6 +1002,9 @@ impl<C: 'static> ConnHandle<C> {
         data: Vec<Vec<u8>>,
         done: Option<Box<dyn FnOnce(Result<()>) + Send>>,
     ) -> Result<()> {
+        if self.reply_to.is_some() {
+            return self.write_with(data.concat(), done);
+        }
         let len: usize = data.iter().map(Vec::len).sum();
         self.send_write(
             len,
@@ -874,7 +1030,8 @@ impl<C: 'static> ConnHandle<C> {
         self.send(Lane::Urgent, Command::Wake(self.token))
     }
 
-    /// Closes the connection after flushing what was written before.
+    /// Closes the connection after flushing what was written before (does
+    /// nothing on UDP sockets, which serve every peer).
     ///
     /// # Errors
     /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
@@ -901,6 +1058,14 @@ impl<C: 'static> ConnHandle<C> {
     /// # Ok(()) }
     /// ```
     pub fn execute(&self, task: impl FnOnce(&mut Conn<'_, C>) + Send + 'static) -> Result<()> {
-        self.send(Lane::Bulk, Command::Execute(self.token, Box::new(task)))
+        let task: ConnTask<C> = match self.reply_to {
+            // The task's writes go to the handle's sender, not the latest one.
+            Some(to) => Box::new(move |conn: &mut Conn<'_, C>| {
+                conn.reply_to(to);
+                task(conn)
+            }),
+            None => Box::new(task),
+        };
+        self.send(Lane::Bulk, Command::Execute(self.token, task))
     }
 }

@@ -23,6 +23,8 @@ use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
 use crate::{Action, Addr, Engine, Error, Handler, Options, Result};
 
+mod datagram;
+
 /// Connections accepted per listener event before other events get a turn.
 const ACCEPT_BATCH: usize = 64;
 /// First and longest pause of a listener after `EMFILE` and the like.
@@ -37,6 +39,7 @@ pub(crate) struct LoopSeed<C> {
     pub(crate) selector: Selector,
     pub(crate) inbox: InboxReceiver<Command<C>>,
     pub(crate) listeners: Vec<Listener>,
+    pub(crate) datagram_sockets: Vec<Socket>,
     pub(crate) signal_fd: Option<OwnedFd>,
 }
 
@@ -74,7 +77,11 @@ pub(crate) struct EventLoop<H: Handler> {
     entries: Slab<Entry<H::Context>>,
     timers: TimerHeap<TimerKey>,
     pool: BufferPool,
+    /// Stream reads use its first `read_buffer_size` bytes; a loop serving
+    /// UDP has `udp_batch` slots of that size, one per datagram.
     read_buf: Box<[u8]>,
+    /// `recvmmsg` headers (loops serving UDP only).
+    recv_slots: Option<crate::sys::socket::RecvSlots>,
     woken: Vec<Token>,
     commands: Vec<Command<H::Context>>,
     now: Instant,
@@ -91,11 +98,15 @@ impl<H: Handler> EventLoop<H> {
         peers: Peers<H::Context>,
         options: Arc<Options>,
     ) -> Self {
+        let serves_udp = !seed.datagram_sockets.is_empty();
+        let slots = if serves_udp { options.udp_batch } else { 1 };
         let mut lp = EventLoop {
             index: seed.index,
             handler,
             engine,
-            read_buf: vec![0; options.read_buffer_size].into_boxed_slice(),
+            // Zeroed allocation: untouched pages of the UDP slots cost no memory.
+            read_buf: vec![0; options.read_buffer_size * slots].into_boxed_slice(),
+            recv_slots: serves_udp.then(|| crate::sys::socket::RecvSlots::new(slots)),
             options,
             selector: seed.selector,
             events: Events::new(),
@@ -115,6 +126,18 @@ impl<H: Handler> EventLoop<H> {
             lp.add_source(listener.socket.as_raw_fd(), |backoff| Entry::Listener {
                 listener,
                 backoff,
+            });
+        }
+        for socket in seed.datagram_sockets {
+            let batch = lp.options.udp_batch;
+            let now = lp.now;
+            lp.add_source(socket.as_raw_fd(), |_| {
+                Entry::Conn(ConnRecord::datagram(
+                    socket,
+                    batch,
+                    now,
+                    H::Context::default(),
+                ))
             });
         }
         if let Some(fd) = seed.signal_fd {
@@ -190,6 +213,11 @@ impl<H: Handler> EventLoop<H> {
                     continue;
                 }
                 match self.entries.get_mut(token) {
+                    Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => self.datagram_ready(
+                        token,
+                        event.is_readable() || event.is_error(),
+                        event.is_writable(),
+                    ),
                     Some(Entry::Conn(_)) => self.conn_ready(
                         token,
                         event.is_readable() || event.is_read_closed() || event.is_error(),
@@ -224,7 +252,8 @@ impl<H: Handler> EventLoop<H> {
             rec.last_active = self.now;
         }
         if readable && rec.interest.is_readable() && !rec.io.is_failed() {
-            match (&rec.io.stream).read(&mut self.read_buf) {
+            let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
+            match (&rec.io.stream).read(read_buf) {
                 Ok(0) => rec.io.flags |= flags::READ_CLOSED | flags::CLOSING,
                 Ok(n) => {
                     rec.last_active = self.now;
@@ -251,6 +280,16 @@ impl<H: Handler> EventLoop<H> {
         fresh: usize,
         f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
     ) -> Option<std::thread::Result<R>> {
+        self.call_with(token, 0..fresh, f)
+    }
+
+    /// [`EventLoop::call`] with the bytes `fresh` of the read buffer.
+    fn call_with<R>(
+        &mut self,
+        token: Token,
+        fresh: std::ops::Range<usize>,
+        f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
+    ) -> Option<std::thread::Result<R>> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return None;
         };
@@ -261,7 +300,7 @@ impl<H: Handler> EventLoop<H> {
             async_write_cap: self.options.async_write_cap,
             max_inbound: self.options.max_inbound,
         };
-        let mut conn = Conn::new(rec, token, env, &self.read_buf[..fresh]);
+        let mut conn = Conn::new(rec, token, env, &self.read_buf[fresh]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
         conn.finish();
@@ -273,6 +312,11 @@ impl<H: Handler> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
+        if rec.io.datagram.is_some() {
+            self.datagram_outcome(token, outcome);
+            self.settle(token);
+            return;
+        }
         match outcome {
             Some(Ok(Action::None)) | None => {}
             Some(Ok(Action::Close)) => rec.io.flags |= flags::CLOSING,
@@ -296,7 +340,11 @@ impl<H: Handler> EventLoop<H> {
             self.close_conn(token);
             return;
         }
-        let queued = rec.io.outbound.len();
+        if rec.io.datagram.is_some() {
+            // Replies queued by the callbacks leave together.
+            rec.io.flush_outbound(&mut self.pool);
+        }
+        let queued = rec.io.pending();
         if queued > self.options.high_water {
             rec.io.flags |= flags::PAUSED;
         } else if queued <= self.options.low_water {
@@ -359,6 +407,10 @@ impl<H: Handler> EventLoop<H> {
         rec.io.flags |= flags::CLOSED;
         if let Some(shared) = &rec.shared {
             shared.closed.store(true, Ordering::Release);
+        }
+        if rec.io.datagram.is_some() {
+            // A UDP socket is not a connection: no on_close, not counted.
+            return;
         }
         let err = rec.io.close_error.take();
         let env = ConnEnv {
@@ -554,6 +606,18 @@ impl<H: Handler> EventLoop<H> {
                     done(outcome);
                 }
             }
+            Command::SendTo {
+                token,
+                to,
+                data,
+                done,
+            } => {
+                let len = data.len();
+                let outcome = self.write_from_handle(token, len, |io, _| io.send_to(to, &[&data]));
+                if let Some(done) = done {
+                    done(outcome);
+                }
+            }
             Command::Wake(token) => {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
                     if !rec.io.has(flags::WOKEN) {
@@ -564,6 +628,9 @@ impl<H: Handler> EventLoop<H> {
             }
             Command::Close(token) => {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                    if rec.io.datagram.is_some() {
+                        return;
+                    }
                     rec.io.flags |= flags::CLOSING;
                     self.settle(token);
                 }
@@ -730,6 +797,9 @@ impl<H: Handler> EventLoop<H> {
                     done: Some(done), ..
                 }
                 | Command::Writev {
+                    done: Some(done), ..
+                }
+                | Command::SendTo {
                     done: Some(done), ..
                 } => done(Err(Error::EngineStopped)),
                 _ => {}

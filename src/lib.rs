@@ -41,6 +41,7 @@ mod addr;
 mod buffer;
 pub mod codec;
 mod conn;
+mod datagram;
 mod engine;
 mod error;
 mod event_loop;
@@ -53,7 +54,7 @@ mod token;
 
 pub use addr::{Addr, PeerCred, Transport, UnixAddr};
 pub use conn::{Conn, ConnHandle, Writer};
-pub use engine::{run, Engine, EngineBuilder, LoadBalancer, Options};
+pub use engine::{run, Engine, EngineBuilder, LoadBalancer, MulticastInterface, Options};
 pub use error::{Error, Result};
 pub use handler::{Action, Handler};
 pub use token::Token;

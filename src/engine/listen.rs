@@ -1,14 +1,16 @@
-//! Binding the listening sockets of stream transports (TCP, Unix).
+//! Binding the sockets an engine serves: listeners of the stream transports
+//! (TCP, Unix) and the UDP sockets.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{unix_sockaddr, ListenAddr};
-use super::Options;
+use super::{MulticastInterface, Options};
 use crate::sys::socket;
 use crate::{Addr, Error, Result, UnixAddr};
 
@@ -203,4 +205,138 @@ impl Drop for SocketFile {
             }
         }
     }
+}
+
+/// Binds a UDP address: one socket per loop with SO_REUSEPORT so the kernel
+/// spreads datagrams (by source address and port, so one peer's datagrams
+/// stay in order on one loop). A multicast group address is joined and
+/// served by a single socket, on loop 0: the kernel copies a multicast
+/// datagram to *every* socket of a SO_REUSEPORT group, so one socket per
+/// loop would handle each datagram once per loop.
+pub(crate) fn bind_udp(
+    addr: &ListenAddr,
+    loops: usize,
+    options: &Options,
+) -> Result<(Vec<Socket>, Addr)> {
+    let ListenAddr::Inet {
+        addr: at, v6_only, ..
+    } = addr
+    else {
+        return Err(Error::Unsupported("UDP needs an IP address"));
+    };
+    let first = udp_socket(*at, *v6_only, options)?;
+    let bound = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a UDP socket without an inet address"))?;
+    let mut sockets = vec![first];
+    if !at.ip().is_multicast() {
+        for _ in 1..loops {
+            sockets.push(udp_socket(bound, *v6_only, options)?);
+        }
+    }
+    Ok((sockets, Addr::Inet(bound)))
+}
+
+fn udp_socket(mut at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(at),
+        Type::DGRAM.nonblocking().cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if at.is_ipv6() {
+        socket.set_only_v6(v6_only)?;
+    }
+    if options.broadcast {
+        socket.set_broadcast(true)?;
+    }
+    set_multicast_options(&socket, at.ip(), options)?;
+    if let (SocketAddr::V6(v6), Some(MulticastInterface::Index(index))) =
+        (&mut at, options.multicast_interface)
+    {
+        // A link-scope group (ff02::...) can only be bound with its interface.
+        if v6.ip().is_multicast() && v6.scope_id() == 0 {
+            v6.set_scope_id(index);
+        }
+    }
+    let shown = at.to_string();
+    socket.bind(&at.into()).map_err(|e| bind_error(&shown, e))?;
+    if at.ip().is_multicast() {
+        join_group(&socket, at.ip(), options)?;
+    }
+    Ok(socket)
+}
+
+/// The sending side of multicast: interface, loopback, TTL.
+fn set_multicast_options(socket: &Socket, ip: IpAddr, options: &Options) -> Result<()> {
+    let invalid = |what: &str, e: io::Error| Error::InvalidOption(format!("{what}: {e}"));
+    match ip {
+        IpAddr::V4(_) => {
+            match options.multicast_interface {
+                Some(MulticastInterface::Index(index)) => {
+                    socket::set_multicast_if_index_v4(socket.as_raw_fd(), index)
+                        .map_err(|e| invalid("multicast_interface", e))?
+                }
+                Some(MulticastInterface::Addr(addr)) => socket
+                    .set_multicast_if_v4(&addr)
+                    .map_err(|e| invalid("multicast_interface", e))?,
+                None => {}
+            }
+            if let Some(on) = options.multicast_loop {
+                socket
+                    .set_multicast_loop_v4(on)
+                    .map_err(|e| invalid("multicast_loop", e))?;
+            }
+            if let Some(ttl) = options.multicast_ttl {
+                socket
+                    .set_multicast_ttl_v4(ttl)
+                    .map_err(|e| invalid("multicast_ttl", e))?;
+            }
+        }
+        IpAddr::V6(_) => {
+            match options.multicast_interface {
+                Some(MulticastInterface::Index(index)) => socket
+                    .set_multicast_if_v6(index)
+                    .map_err(|e| invalid("multicast_interface", e))?,
+                Some(MulticastInterface::Addr(_)) => {
+                    return Err(Error::InvalidOption(
+                        "multicast_interface: IPv6 needs an interface index".into(),
+                    ))
+                }
+                None => {}
+            }
+            if let Some(on) = options.multicast_loop {
+                socket
+                    .set_multicast_loop_v6(on)
+                    .map_err(|e| invalid("multicast_loop", e))?;
+            }
+            if let Some(hops) = options.multicast_ttl {
+                socket
+                    .set_multicast_hops_v6(hops)
+                    .map_err(|e| invalid("multicast_ttl", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn join_group(socket: &Socket, group: IpAddr, options: &Options) -> Result<()> {
+    use socket2::InterfaceIndexOrAddress as Iface;
+    let joined = match (group, options.multicast_interface) {
+        (IpAddr::V4(g), Some(MulticastInterface::Index(i))) => {
+            socket.join_multicast_v4_n(&g, &Iface::Index(i))
+        }
+        (IpAddr::V4(g), Some(MulticastInterface::Addr(a))) => {
+            socket.join_multicast_v4_n(&g, &Iface::Address(a))
+        }
+        (IpAddr::V4(g), None) => socket.join_multicast_v4(&g, &std::net::Ipv4Addr::UNSPECIFIED),
+        (IpAddr::V6(g), Some(MulticastInterface::Index(i))) => socket.join_multicast_v6(&g, i),
+        (IpAddr::V6(g), _) => socket.join_multicast_v6(&g, 0),
+    };
+    joined.map_err(|e| Error::InvalidAddress {
+        addr: group.to_string(),
+        reason: format!("cannot join the multicast group: {e}"),
+    })
 }

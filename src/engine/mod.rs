@@ -4,6 +4,7 @@ mod addr;
 mod balancer;
 mod listen;
 
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,8 @@ use crate::event_loop::{EventLoop, LoopSeed};
 use crate::inbox::inbox;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
-use crate::{Action, Addr, Error, Handler, Result};
+use crate::{Action, Addr, Error, Handler, Result, Transport};
+use socket2::Socket;
 
 /// Engine settings. Every setter returns the options, so they chain.
 ///
@@ -49,6 +51,28 @@ pub struct Options {
     pub(crate) tcp_keepalive: Option<Duration>,
     pub(crate) backlog: Option<i32>,
     pub(crate) unix_socket_mode: Option<u32>,
+    pub(crate) udp_batch: usize,
+    pub(crate) broadcast: bool,
+    pub(crate) multicast_interface: Option<MulticastInterface>,
+    pub(crate) multicast_loop: Option<bool>,
+    pub(crate) multicast_ttl: Option<u32>,
+}
+
+/// The network interface multicast uses: the one a group is joined on, and
+/// the one multicast datagrams leave by.
+///
+/// ```
+/// use netloom::{MulticastInterface, Options};
+/// let on_loopback = Options::default().multicast_interface(Some(MulticastInterface::Index(1)));
+/// let by_address = Options::default()
+///     .multicast_interface(Some(MulticastInterface::Addr("127.0.0.1".parse().unwrap())));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MulticastInterface {
+    /// By interface index (`ip link` shows it; `lo` is usually 1). IPv4 and IPv6.
+    Index(u32),
+    /// By one of the interface's IPv4 addresses. IPv4 only.
+    Addr(Ipv4Addr),
 }
 
 impl Default for Options {
@@ -72,6 +96,11 @@ impl Default for Options {
             tcp_keepalive: None,
             backlog: None,
             unix_socket_mode: None,
+            udp_batch: 32,
+            broadcast: false,
+            multicast_interface: None,
+            multicast_loop: None,
+            multicast_ttl: None,
         }
     }
 }
@@ -115,7 +144,10 @@ impl Options {
         stop_on_signals: bool
     );
     setter!(
-        /// Size of each loop's shared read buffer: the most one read takes.
+        /// Size of each loop's shared read buffer: the most one read takes,
+        /// and for UDP the largest datagram delivered whole (longer ones
+        /// arrive cut, see `Conn::truncated`). The default, 64 KiB, holds
+        /// any UDP datagram.
         read_buffer_size: usize
     );
     setter!(
@@ -160,6 +192,35 @@ impl Options {
         backlog: Option<i32>
     );
     setter!(
+        /// UDP: datagrams moved per `recvmmsg` and per `sendmmsg` (default
+        /// 32, at most 1024). 1 makes one `recvmsg`/`sendmsg` per datagram.
+        /// A UDP loop's receive area is `udp_batch * read_buffer_size` bytes
+        /// of address space; only the pages datagrams touch become memory.
+        udp_batch: usize
+    );
+    setter!(
+        /// UDP: `SO_BROADCAST`, so datagrams may be sent to broadcast
+        /// addresses (default off: the kernel refuses them with `EACCES`).
+        broadcast: bool
+    );
+    setter!(
+        /// UDP multicast: the interface groups are joined on and multicast
+        /// datagrams leave by (`IP_MULTICAST_IF`, `IPV6_MULTICAST_IF`).
+        /// `None`: the kernel's choice by route. A group is joined by binding
+        /// its address, e.g. `udp4://239.1.2.3:5000`.
+        multicast_interface: Option<MulticastInterface>
+    );
+    setter!(
+        /// UDP multicast: whether our own multicast datagrams are looped back
+        /// to local listeners (`IP_MULTICAST_LOOP`; the kernel's default is on).
+        multicast_loop: Option<bool>
+    );
+    setter!(
+        /// UDP multicast: the TTL (IPv6: hop limit) of multicast datagrams,
+        /// 0 to 255 (the kernel's default is 1: this link only).
+        multicast_ttl: Option<u32>
+    );
+    setter!(
         /// Permission bits of Unix socket files (`unix:///path`), set before
         /// the socket listens, e.g. `Some(0o600)`; `None` leaves what the
         /// umask gives. Abstract names have no file and ignore it.
@@ -188,6 +249,12 @@ impl Options {
         }
         if matches!(self.backlog, Some(b) if b <= 0) {
             return bad("backlog must be positive");
+        }
+        if !(1..=1024).contains(&self.udp_batch) {
+            return bad("udp_batch must be 1 to 1024");
+        }
+        if matches!(self.multicast_ttl, Some(t) if t > 255) {
+            return bad("multicast_ttl must be at most 255");
         }
         if matches!(self.unix_socket_mode, Some(m) if m > 0o7777) {
             return bad("unix_socket_mode must be permission bits (at most 0o7777)");
@@ -239,8 +306,10 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Adds an address to serve: `tcp://`, `tcp4://`, `tcp6://` (`host:port`),
-    /// `unix:///path/to/socket` or `unix://@abstract-name`.
+    /// Adds an address to serve: `tcp://`, `tcp4://`, `tcp6://`, `udp://`,
+    /// `udp4://`, `udp6://` (`host:port`), `unix:///path/to/socket` or
+    /// `unix://@abstract-name`. One engine serves any mix of them on the
+    /// same loops.
     ///
     /// ```
     /// let builder = netloom::Engine::builder().bind("tcp://127.0.0.1:0");
@@ -476,18 +545,27 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
         n => n,
     };
 
-    // Listeners: per loop with SO_REUSEPORT, else all on loop 0 (the acceptor).
+    // Listeners: per loop with SO_REUSEPORT, else all on loop 0 (the
+    // acceptor). UDP sockets: one per loop (SO_REUSEPORT), or one on loop 0
+    // for a multicast group.
     let mut listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
+    let mut datagram_sockets: Vec<Vec<Socket>> = (0..loops).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
     for addr in &addrs {
-        if addr.transport() == crate::Transport::Udp {
-            return Err(Error::Unsupported("udp is not served yet"));
-        }
-        let (bound, at) = listen::bind_stream(addr, loops, &options)?;
+        let at = if addr.transport() == Transport::Udp {
+            let (bound, at) = listen::bind_udp(addr, loops, &options)?;
+            for (per_loop, socket) in datagram_sockets.iter_mut().zip(bound) {
+                per_loop.push(socket);
+            }
+            at
+        } else {
+            let (bound, at) = listen::bind_stream(addr, loops, &options)?;
+            for (per_loop, listener) in listeners.iter_mut().zip(bound) {
+                per_loop.push(listener);
+            }
+            at
+        };
         local_addrs.push(at);
-        for (per_loop, listener) in listeners.iter_mut().zip(bound) {
-            per_loop.push(listener);
-        }
     }
 
     let mut signal_fd = if options.stop_on_signals {
@@ -499,7 +577,8 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     let mut seeds = Vec::with_capacity(loops);
     let mut senders = Vec::with_capacity(loops);
     let mut wakers = Vec::with_capacity(loops);
-    for (index, loop_listeners) in listeners.into_iter().enumerate() {
+    let per_loop = listeners.into_iter().zip(datagram_sockets);
+    for (index, (loop_listeners, loop_datagram_sockets)) in per_loop.enumerate() {
         let selector = Selector::new()?;
         let waker = Arc::new(Waker::new()?);
         selector.register(
@@ -516,6 +595,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
             selector,
             inbox: rx,
             listeners: loop_listeners,
+            datagram_sockets: loop_datagram_sockets,
             signal_fd: signal_fd.take(),
         });
     }

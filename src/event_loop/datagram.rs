@@ -1,0 +1,80 @@
+//! UDP sockets in the loop: one `recvmmsg` per readiness event, one
+//! `on_traffic` per datagram, one `sendmmsg` for the replies.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use super::{panic_message, Entry, EventLoop};
+use crate::token::Token;
+use crate::{Action, Addr, Handler};
+
+impl<H: Handler> EventLoop<H> {
+    /// A UDP socket is ready: send what is queued, take one batch of
+    /// datagrams and hand each to `on_traffic`, then send the replies.
+    pub(super) fn datagram_ready(&mut self, token: Token, readable: bool, writable: bool) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        if writable {
+            rec.io.flush_outbound(&mut self.pool);
+        }
+        let slot = self.options.read_buffer_size;
+        if readable && rec.interest.is_readable() {
+            let Some(slots) = self.recv_slots.as_mut() else {
+                return;
+            };
+            match slots.recv(rec.io.stream.as_raw_fd(), &mut self.read_buf, slot) {
+                Ok(received) => {
+                    for i in 0..received {
+                        self.deliver_datagram(token, i, slot);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                // A pending ICMP error or the like: reported once, the socket
+                // keeps serving every other peer.
+                Err(e) => log::warn!("netloom: UDP receive on {token:?} failed: {e}"),
+            }
+        }
+        self.settle(token);
+    }
+
+    /// Runs `on_traffic` for datagram `i` of the last receive.
+    fn deliver_datagram(&mut self, token: Token, i: usize, slot: usize) {
+        let Some(got) = self.recv_slots.as_ref().map(|s| s.received(i, slot)) else {
+            return;
+        };
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        let (Some(from), Some(d)) = (got.from, rec.io.datagram.as_mut()) else {
+            return;
+        };
+        d.sender = from;
+        d.truncated_from = got.truncated_from;
+        rec.peer = Addr::Inet(from);
+        rec.last_active = self.now;
+        let start = i * slot;
+        let outcome = self.call_with(token, start..start + got.len, |h, c| h.on_traffic(c));
+        self.datagram_outcome(token, outcome);
+    }
+
+    /// A UDP socket serves every peer: nothing a callback returns closes it.
+    pub(super) fn datagram_outcome(
+        &mut self,
+        token: Token,
+        outcome: Option<std::thread::Result<Action>>,
+    ) {
+        match outcome {
+            Some(Ok(Action::Shutdown)) => self.engine.stop(),
+            Some(Err(panic)) => log::error!(
+                "netloom: callback panicked on UDP socket {token:?}: {}",
+                panic_message(&panic)
+            ),
+            _ => {}
+        }
+    }
+}

@@ -16,7 +16,7 @@ use socket2::Socket;
 
 use crate::buffer::BufferPool;
 use crate::conn::{flags, Command, Conn, ConnEnv, ConnIo, ConnRecord};
-use crate::engine::Listener;
+use crate::engine::{configure_stream, Listener};
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::timer::TimerHeap;
@@ -520,7 +520,7 @@ impl<H: Handler> EventLoop<H> {
 
     fn register_conn(&mut self, stream: Socket, peer: Addr) {
         let loads = &self.engine.inner.loads[self.index];
-        if let Err(e) = self.configure(&stream, &peer) {
+        if let Err(e) = configure_stream(&stream, &peer, &self.options) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
         }
         let token = self.entries.next_token();
@@ -546,20 +546,6 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         self.apply(token, outcome);
-    }
-
-    fn configure(&self, stream: &Socket, peer: &Addr) -> io::Result<()> {
-        if matches!(peer, Addr::Unix(_)) {
-            return Ok(());
-        }
-        if self.options.tcp_nodelay {
-            stream.set_nodelay(true)?;
-        }
-        if let Some(idle) = self.options.tcp_keepalive {
-            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            stream.set_tcp_keepalive(&keepalive)?;
-        }
-        Ok(())
     }
 
     fn signal_ready(&mut self, token: Token) {

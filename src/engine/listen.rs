@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{unix_sockaddr, ListenAddr};
-use super::{MulticastInterface, Options};
+use super::{sockopt, MulticastInterface, Options};
 use crate::sys::socket;
 use crate::{Addr, Error, Result, UnixAddr};
 
@@ -70,15 +70,13 @@ fn bind_tcp(at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> 
         Type::STREAM.nonblocking().cloexec(),
         Some(Protocol::TCP),
     )?;
-    socket.set_reuse_address(true)?;
     if options.reuseport {
         socket.set_reuse_port(true)?;
     }
-    if at.is_ipv6() {
-        socket.set_only_v6(v6_only)?;
-    }
+    sockopt::before_bind(&socket, at.is_ipv6(), v6_only, options)?;
     let shown = at.to_string();
     socket.bind(&at.into()).map_err(|e| bind_error(&shown, e))?;
+    sockopt::before_listen(&socket, options)?;
     socket
         .listen(options.backlog.unwrap_or_else(socket::somaxconn))
         .map_err(|e| bind_error(&shown, e))?;
@@ -244,11 +242,8 @@ fn udp_socket(mut at: SocketAddr, v6_only: bool, options: &Options) -> Result<So
         Type::DGRAM.nonblocking().cloexec(),
         Some(Protocol::UDP),
     )?;
-    socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    if at.is_ipv6() {
-        socket.set_only_v6(v6_only)?;
-    }
+    sockopt::before_bind(&socket, at.is_ipv6(), v6_only, options)?;
     if options.broadcast {
         socket.set_broadcast(true)?;
     }

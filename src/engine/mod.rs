@@ -3,6 +3,7 @@
 mod addr;
 mod balancer;
 mod listen;
+mod sockopt;
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub(crate) use addr::ListenAddr;
 pub use balancer::LoadBalancer;
 pub(crate) use listen::Listener;
+pub(crate) use sockopt::configure_stream;
 
 use crate::event_loop::{EventLoop, LoopSeed};
 use crate::inbox::inbox;
@@ -49,7 +51,18 @@ pub struct Options {
     pub(crate) shutdown_grace: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
+    pub(crate) tcp_keepalive_interval: Option<Duration>,
+    pub(crate) tcp_keepalive_retries: Option<u32>,
     pub(crate) backlog: Option<i32>,
+    pub(crate) reuse_address: bool,
+    pub(crate) recv_buffer_size: Option<usize>,
+    pub(crate) send_buffer_size: Option<usize>,
+    pub(crate) linger: Option<Duration>,
+    pub(crate) bind_device: Option<String>,
+    pub(crate) ipv6_only: Option<bool>,
+    pub(crate) tcp_fastopen: Option<u32>,
+    pub(crate) tcp_defer_accept: Option<Duration>,
+    pub(crate) ip_tos: Option<u32>,
     pub(crate) unix_socket_mode: Option<u32>,
     pub(crate) udp_batch: usize,
     pub(crate) broadcast: bool,
@@ -94,7 +107,18 @@ impl Default for Options {
             shutdown_grace: Duration::from_secs(5),
             tcp_nodelay: true,
             tcp_keepalive: None,
+            tcp_keepalive_interval: None,
+            tcp_keepalive_retries: None,
             backlog: None,
+            reuse_address: true,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            linger: None,
+            bind_device: None,
+            ipv6_only: None,
+            tcp_fastopen: None,
+            tcp_defer_accept: None,
+            ip_tos: None,
             unix_socket_mode: None,
             udp_batch: 32,
             broadcast: false,
@@ -184,12 +208,78 @@ impl Options {
         tcp_nodelay: bool
     );
     setter!(
-        /// TCP keep-alive idle time on accepted connections (default off).
+        /// TCP keep-alive on accepted connections: idle time before the first
+        /// probe (`TCP_KEEPIDLE`, whole seconds, 1 to 32,767). Keep-alive is
+        /// on when this, `tcp_keepalive_interval` or `tcp_keepalive_retries`
+        /// is set (the unset ones keep the kernel's defaults); default off.
         tcp_keepalive: Option<Duration>
+    );
+    setter!(
+        /// TCP keep-alive: time between probes (`TCP_KEEPINTVL`, whole
+        /// seconds, 1 to 32,767).
+        tcp_keepalive_interval: Option<Duration>
+    );
+    setter!(
+        /// TCP keep-alive: unanswered probes before the connection is
+        /// dropped (`TCP_KEEPCNT`, 1 to 127).
+        tcp_keepalive_retries: Option<u32>
     );
     setter!(
         /// The listen backlog; `None` uses the kernel's `somaxconn`.
         backlog: Option<i32>
+    );
+    setter!(
+        /// `SO_REUSEADDR` on TCP listeners and UDP sockets (default on: a
+        /// restarted server can bind while old connections sit in TIME_WAIT).
+        /// `SO_REUSEPORT` is [`Options::reuseport`] for TCP and always on for
+        /// UDP.
+        reuse_address: bool
+    );
+    setter!(
+        /// `SO_RCVBUF` in bytes, on TCP listeners (accepted connections
+        /// inherit it), accepted Unix connections and UDP sockets. The kernel
+        /// doubles the value for its bookkeeping and caps it at
+        /// `net.core.rmem_max`. `None`: the kernel's autotuning.
+        recv_buffer_size: Option<usize>
+    );
+    setter!(
+        /// `SO_SNDBUF` in bytes, where `recv_buffer_size` applies
+        /// (`net.core.wmem_max` caps it).
+        send_buffer_size: Option<usize>
+    );
+    setter!(
+        /// `SO_LINGER` on accepted TCP connections: how long the kernel's
+        /// close may keep unsent bytes; `Some(Duration::ZERO)` resets the
+        /// connection on close. `None` (default): the kernel's usual close.
+        linger: Option<Duration>
+    );
+    setter!(
+        /// `SO_BINDTODEVICE`: TCP listeners and UDP sockets only take traffic
+        /// of this interface (e.g. `"eth0"`, at most 15 bytes).
+        bind_device: Option<String>
+    );
+    setter!(
+        /// `IPV6_V6ONLY` on IPv6 sockets. `None` (default): on for `tcp6://`
+        /// and `udp6://`, off for `tcp://` and `udp://` (which then also
+        /// serve IPv4-mapped addresses).
+        ipv6_only: Option<bool>
+    );
+    setter!(
+        /// `TCP_FASTOPEN` on TCP listeners: the queue length of pending Fast
+        /// Open requests (the kernel's `net.ipv4.tcp_fastopen` must allow the
+        /// server side).
+        tcp_fastopen: Option<u32>
+    );
+    setter!(
+        /// `TCP_DEFER_ACCEPT` on TCP listeners: a connection is accepted only
+        /// once its first bytes arrive, waiting at most this long (whole
+        /// seconds, at least 1).
+        tcp_defer_accept: Option<Duration>
+    );
+    setter!(
+        /// `IP_TOS` (IPv6: `IPV6_TCLASS`), 0 to 255, on TCP listeners
+        /// (accepted connections inherit it) and UDP sockets.
+        ip_tos: Option<u32>
     );
     setter!(
         /// UDP: datagrams moved per `recvmmsg` and per `sendmmsg` (default
@@ -249,6 +339,42 @@ impl Options {
         }
         if matches!(self.backlog, Some(b) if b <= 0) {
             return bad("backlog must be positive");
+        }
+        let whole_seconds = |d: Option<Duration>, max: u64| {
+            d.map_or(true, |d| {
+                d.subsec_nanos() == 0 && (1..=max).contains(&d.as_secs())
+            })
+        };
+        if !whole_seconds(self.tcp_keepalive, 32_767) {
+            return bad("tcp_keepalive must be 1 to 32,767 whole seconds");
+        }
+        if !whole_seconds(self.tcp_keepalive_interval, 32_767) {
+            return bad("tcp_keepalive_interval must be 1 to 32,767 whole seconds");
+        }
+        if matches!(self.tcp_keepalive_retries, Some(n) if !(1..=127).contains(&n)) {
+            return bad("tcp_keepalive_retries must be 1 to 127");
+        }
+        let c_int_size =
+            |size: Option<usize>| size.map_or(true, |n| (1..=i32::MAX as usize).contains(&n));
+        if !c_int_size(self.recv_buffer_size) || !c_int_size(self.send_buffer_size) {
+            return bad("socket buffer sizes must be 1 to 2,147,483,647 bytes");
+        }
+        if matches!(self.linger, Some(d) if d.as_secs() > i32::MAX as u64) {
+            return bad("linger is too long");
+        }
+        if let Some(dev) = &self.bind_device {
+            if dev.is_empty() || dev.len() >= libc::IFNAMSIZ || dev.contains('\0') {
+                return bad("bind_device must be an interface name of 1 to 15 bytes");
+            }
+        }
+        if matches!(self.tcp_fastopen, Some(q) if q == 0 || q > i32::MAX as u32) {
+            return bad("tcp_fastopen must be a positive queue length");
+        }
+        if !whole_seconds(self.tcp_defer_accept, i32::MAX as u64) {
+            return bad("tcp_defer_accept must be at least 1 whole second");
+        }
+        if matches!(self.ip_tos, Some(t) if t > 255) {
+            return bad("ip_tos must be at most 255");
         }
         if !(1..=1024).contains(&self.udp_batch) {
             return bad("udp_batch must be 1 to 1024");

@@ -261,3 +261,24 @@ pub(crate) fn set_multicast_if_index_v4(fd: RawFd, index: u32) -> io::Result<()>
     })?;
     Ok(())
 }
+
+/// `setsockopt` of an `int` option socket2 has no setter for
+/// (`TCP_FASTOPEN`, `TCP_DEFER_ACCEPT`).
+pub(crate) fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from the local value.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}

@@ -17,15 +17,18 @@ use util::*;
 /// thread that writes them through the connection's handle (one thread, so
 /// a connection's echoes keep their order).
 struct MatrixEcho {
-    worker: Option<Mutex<mpsc::Sender<(ConnHandle<()>, Vec<u8>)>>>,
+    worker: Option<Mutex<mpsc::Sender<Echoing>>>,
 }
+
+/// An echo for the worker thread to write.
+type Echoing = (ConnHandle<()>, Vec<u8>);
 
 impl MatrixEcho {
     fn new(async_write: bool) -> MatrixEcho {
         if !async_write {
             return MatrixEcho { worker: None };
         }
-        let (tx, rx) = mpsc::channel::<(ConnHandle<()>, Vec<u8>)>();
+        let (tx, rx) = mpsc::channel::<Echoing>();
         std::thread::spawn(move || {
             for (handle, data) in rx {
                 // A closed connection's echo has nowhere to go.

@@ -50,15 +50,17 @@ pub(crate) enum Command<C> {
 /// | 5   | CLOSED        | removed from the loop (only seen in `on_close`)   |
 /// | 6   | WOKEN         | queued for an extra `on_traffic` this turn        |
 /// | 7   | LINGER_ARMED  | the close-timeout timer is scheduled              |
+/// | 8   | ERROR_DEFERRED| `close_error` is reported after the flush         |
 pub(crate) mod flags {
-    pub(crate) const CLOSING: u8 = 1 << 0;
-    pub(crate) const READ_CLOSED: u8 = 1 << 1;
-    pub(crate) const PAUSED: u8 = 1 << 2;
-    pub(crate) const SHUT_WR_WANT: u8 = 1 << 3;
-    pub(crate) const SHUT_WR_DONE: u8 = 1 << 4;
-    pub(crate) const CLOSED: u8 = 1 << 5;
-    pub(crate) const WOKEN: u8 = 1 << 6;
-    pub(crate) const LINGER_ARMED: u8 = 1 << 7;
+    pub(crate) const CLOSING: u16 = 1 << 0;
+    pub(crate) const READ_CLOSED: u16 = 1 << 1;
+    pub(crate) const PAUSED: u16 = 1 << 2;
+    pub(crate) const SHUT_WR_WANT: u16 = 1 << 3;
+    pub(crate) const SHUT_WR_DONE: u16 = 1 << 4;
+    pub(crate) const CLOSED: u16 = 1 << 5;
+    pub(crate) const WOKEN: u16 = 1 << 6;
+    pub(crate) const LINGER_ARMED: u16 = 1 << 7;
+    pub(crate) const ERROR_DEFERRED: u16 = 1 << 8;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
@@ -110,13 +112,13 @@ impl<C> ConnRecord<C> {
 pub(crate) struct ConnIo {
     pub(crate) stream: TcpStream,
     pub(crate) outbound: OutboundQueue,
-    pub(crate) flags: u8,
+    pub(crate) flags: u16,
     /// The error to report when the connection is finally closed.
     pub(crate) close_error: Option<Error>,
 }
 
 impl ConnIo {
-    pub(crate) fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
 
@@ -128,10 +130,23 @@ impl ConnIo {
         self.flags |= flags::CLOSING;
         // Nothing more will reach the peer.
         self.flags |= flags::READ_CLOSED;
+        self.flags &= !flags::ERROR_DEFERRED;
     }
 
+    /// Stops reading and closes once what was written is flushed (within the
+    /// close timeout), then reports `err` to `on_close`: for a peer whose
+    /// input is bad but who may still read the replies to its earlier input.
+    pub(crate) fn close_with_error(&mut self, err: Error) {
+        if self.close_error.is_none() {
+            self.close_error = Some(err);
+            self.flags |= flags::ERROR_DEFERRED;
+        }
+        self.flags |= flags::CLOSING | flags::READ_CLOSED;
+    }
+
+    /// A fatal error: the connection closes without flushing.
     pub(crate) fn is_failed(&self) -> bool {
-        self.close_error.is_some()
+        self.close_error.is_some() && !self.has(flags::ERROR_DEFERRED)
     }
 
     /// Writes `data` now if nothing is queued, queueing what the kernel does not take.

@@ -66,6 +66,10 @@ pub enum Error {
     /// A handler callback panicked; the message is the panic's payload.
     #[error("callback panicked: {0}")]
     CallbackPanic(String),
+    /// The peer sent a frame the connection's codec rejects (over-long or
+    /// corrupt), or a frame to send does not fit the codec.
+    #[error("codec: {0}")]
+    Codec(#[from] crate::codec::CodecError),
     /// A kernel call failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -11,6 +11,7 @@
 //! | engine | [`Engine`] | listeners, load balancing, lifecycle |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
+//! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
@@ -43,6 +44,7 @@ mod conn;
 mod engine;
 mod error;
 mod event_loop;
+mod framed;
 mod handler;
 mod inbox;
 pub mod pool;
@@ -53,5 +55,6 @@ mod token;
 pub use conn::{Conn, ConnHandle, Writer};
 pub use engine::{run, Engine, EngineBuilder, LoadBalancer, Options};
 pub use error::{Error, Result};
+pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use handler::{Action, Handler};
 pub use token::Token;

@@ -5,8 +5,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::inbox::{InboxSender, Lane};
@@ -18,6 +18,27 @@ pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;
 /// Called on the loop once an asynchronous write was handed to the kernel or
 /// queued, or failed.
 pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
+/// Where a waiting dialer gets the outcome of its connect.
+pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
+
+/// An outbound connection for a loop to open.
+pub(crate) struct Dial<C> {
+    /// A fresh non-blocking socket; the loop connects it.
+    pub(crate) socket: TcpStream,
+    pub(crate) addr: SocketAddr,
+    pub(crate) timeout: Option<Duration>,
+    /// Makes the context on the loop, so the context need not be `Send`
+    /// when the dial does not cross threads.
+    pub(crate) ctx: Box<dyn FnOnce() -> C + Send>,
+    pub(crate) reply: Option<DialReply<C>>,
+}
+
+/// A connection whose reading is paused until another one drains: resumed
+/// through its loop's inbox.
+pub(crate) struct DrainWaiter<C> {
+    pub(crate) token: Token,
+    pub(crate) inbox: Arc<InboxSender<Command<C>>>,
+}
 
 /// Messages to a loop's inbox.
 pub(crate) enum Command<C> {
@@ -36,6 +57,14 @@ pub(crate) enum Command<C> {
     Wake(Token),
     Close(Token),
     Execute(Token, ConnTask<C>),
+    /// Open an outbound connection on this loop.
+    Connect(Dial<C>),
+    ResumeReading(Token),
+    /// Resume `waiter` once connection `peer` has drained to the low-water mark.
+    ResumeWhenDrained {
+        peer: Token,
+        waiter: DrainWaiter<C>,
+    },
 }
 
 /// Per-connection state bits (`ConnRecord::flags`):
@@ -51,6 +80,8 @@ pub(crate) enum Command<C> {
 /// | 6   | WOKEN         | queued for an extra `on_traffic` this turn        |
 /// | 7   | LINGER_ARMED  | the close-timeout timer is scheduled              |
 /// | 8   | ERROR_DEFERRED| `close_error` is reported after the flush         |
+/// | 9   | CONNECTING    | outbound connect in progress (waits for writable) |
+/// | 10  | READ_HELD     | the handler paused reading (`pause_reading`)      |
 pub(crate) mod flags {
     pub(crate) const CLOSING: u16 = 1 << 0;
     pub(crate) const READ_CLOSED: u16 = 1 << 1;
@@ -61,6 +92,8 @@ pub(crate) mod flags {
     pub(crate) const WOKEN: u16 = 1 << 6;
     pub(crate) const LINGER_ARMED: u16 = 1 << 7;
     pub(crate) const ERROR_DEFERRED: u16 = 1 << 8;
+    pub(crate) const CONNECTING: u16 = 1 << 9;
+    pub(crate) const READ_HELD: u16 = 1 << 10;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
@@ -72,6 +105,8 @@ pub(crate) struct ConnRecord<C> {
     pub(crate) last_active: Instant,
     /// Allocated only when a handle is first asked for.
     pub(crate) shared: Option<Arc<ConnShared>>,
+    /// A connection to resume once this one's outbound bytes drain.
+    pub(crate) drain_waiter: Option<Box<DrainWaiter<C>>>,
     pub(crate) ctx: C,
 }
 
@@ -89,11 +124,12 @@ impl<C> ConnRecord<C> {
             interest: Interest::READABLE,
             last_active: now,
             shared: None,
+            drain_waiter: None,
             ctx,
         }
     }
 
-    fn shared(&mut self) -> Arc<ConnShared> {
+    pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
         let outbound = self.io.outbound.len();
         self.shared
             .get_or_insert_with(|| {
@@ -156,7 +192,7 @@ impl ConnIo {
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
-        if self.outbound.is_empty() && total > 0 {
+        if self.outbound.is_empty() && total > 0 && !self.has(flags::CONNECTING) {
             let slices: Vec<IoSlice<'_>>;
             let result = if data.len() == 1 {
                 (&self.stream).write(data[0])
@@ -231,6 +267,8 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) pool: &'a mut BufferPool,
     pub(crate) woken: &'a mut Vec<Token>,
     pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
+    /// Outbound connections asked for by callbacks, opened after they return.
+    pub(crate) dials: &'a mut Vec<Dial<C>>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
 }
@@ -578,12 +616,104 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn handle(&mut self) -> ConnHandle<C> {
-        ConnHandle {
+        ConnHandle::new(
+            self.token,
+            self.rec.shared(),
+            self.env.inbox.clone(),
+            self.env.async_write_cap,
+        )
+    }
+
+    /// Opens an outbound TCP connection to `addr` **on this connection's
+    /// loop**, with `ctx` as its context: the building block of a proxy, whose
+    /// two sides then live on one thread. The connect starts when this
+    /// callback returns and never blocks the loop. On success the new
+    /// connection gets `on_open`; on failure (refused, unreachable, `timeout`
+    /// passed) it gets only `on_close` with [`Error::Connect`] or
+    /// [`Error::ConnectTimeout`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if no socket can be created (for example at the
+    /// descriptor limit); nothing is dialed then.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, Option<netloom::ConnHandle<()>>>) -> netloom::Result<()> {
+    /// # use std::time::Duration;
+    /// let frontend = conn.handle();
+    /// let backend: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    /// conn.dial(backend, Some(Duration::from_secs(3)), Some(frontend))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dial(&mut self, addr: SocketAddr, timeout: Option<Duration>, ctx: C) -> Result<()>
+    where
+        C: Send + 'static,
+    {
+        self.env.dials.push(Dial {
+            socket: crate::sys::socket::tcp_socket(&addr)?,
+            addr,
+            timeout,
+            ctx: Box::new(move || ctx),
+            reply: None,
+        });
+        Ok(())
+    }
+
+    /// Stops reading from this connection (netty's `autoRead = false`):
+    /// inbound bytes wait in the kernel, and the peer is slowed down by TCP
+    /// flow control, until [`Conn::resume_reading`] or
+    /// [`ConnHandle::resume_reading`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.pause_reading();
+    /// # }
+    /// ```
+    pub fn pause_reading(&mut self) {
+        self.rec.io.flags |= flags::READ_HELD;
+    }
+
+    /// Undoes [`Conn::pause_reading`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.resume_reading();
+    /// # }
+    /// ```
+    pub fn resume_reading(&mut self) {
+        self.rec.io.flags &= !flags::READ_HELD;
+    }
+
+    /// Pauses reading from this connection until `peer` (on any loop) has
+    /// drained its outbound bytes to the low-water mark, or closed; at once
+    /// if it already has. A proxy calls this when the side it forwards to
+    /// has more than the high-water mark pending, so a slow reader slows the
+    /// sender instead of growing memory.
+    ///
+    /// # Errors
+    /// [`Error::EngineStopped`] if `peer`'s loop has exited (reading is not
+    /// paused then).
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>, peer: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// if peer.pending() > 256 * 1024 {
+    ///     conn.pause_reading_until_drained(peer)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pause_reading_until_drained(&mut self, peer: &ConnHandle<C>) -> Result<()> {
+        let waiter = DrainWaiter {
             token: self.token,
-            shared: self.rec.shared(),
             inbox: self.env.inbox.clone(),
-            cap: self.env.async_write_cap,
-        }
+        };
+        peer.send(
+            Lane::Urgent,
+            Command::ResumeWhenDrained {
+                peer: peer.token,
+                waiter,
+            },
+        )?;
+        self.pause_reading();
+        Ok(())
     }
 }
 
@@ -700,16 +830,26 @@ impl<C> std::fmt::Debug for ConnHandle<C> {
     }
 }
 
-impl<C: 'static> ConnHandle<C> {
-    /// The connection's token.
-    ///
-    /// ```
-    /// # fn f(h: &netloom::ConnHandle<()>) {
-    /// let token = h.token();
-    /// # }
-    /// ```
-    pub fn token(&self) -> Token {
-        self.token
+impl<C> ConnHandle<C> {
+    pub(crate) fn new(
+        token: Token,
+        shared: Arc<ConnShared>,
+        inbox: Arc<InboxSender<Command<C>>>,
+        cap: usize,
+    ) -> Self {
+        ConnHandle {
+            token,
+            shared,
+            inbox,
+            cap,
+        }
+    }
+
+    fn send(&self, lane: Lane, cmd: Command<C>) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::ConnClosed);
+        }
+        self.inbox.send(lane, cmd).map_err(|_| Error::EngineStopped)
     }
 
     /// Whether the connection is known to be closed.
@@ -722,12 +862,18 @@ impl<C: 'static> ConnHandle<C> {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
+}
 
-    fn send(&self, lane: Lane, cmd: Command<C>) -> Result<()> {
-        if self.is_closed() {
-            return Err(Error::ConnClosed);
-        }
-        self.inbox.send(lane, cmd).map_err(|_| Error::EngineStopped)
+impl<C: 'static> ConnHandle<C> {
+    /// The connection's token.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// let token = h.token();
+    /// # }
+    /// ```
+    pub fn token(&self) -> Token {
+        self.token
     }
 
     fn reserve(&self, len: usize) -> Result<()> {
@@ -857,6 +1003,33 @@ impl<C: 'static> ConnHandle<C> {
     /// ```
     pub fn close(&self) -> Result<()> {
         self.send(Lane::Urgent, Command::Close(self.token))
+    }
+
+    /// Undoes [`Conn::pause_reading`] from any thread.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.resume_reading()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn resume_reading(&self) -> Result<()> {
+        self.send(Lane::Urgent, Command::ResumeReading(self.token))
+    }
+
+    /// Bytes written to the connection and not yet taken by the kernel:
+    /// its outbound buffer (as of the loop's last look) plus asynchronous
+    /// writes still on their way to the loop.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// let backlog = h.pending();
+    /// # }
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.shared.outbound.load(Ordering::Acquire) + self.shared.in_flight.load(Ordering::Acquire)
     }
 
     /// Runs `task` on the connection's loop with the connection, as a bulk

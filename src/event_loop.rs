@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buffer::BufferPool;
-use crate::conn::{flags, Command, Conn, ConnEnv, ConnIo, ConnRecord};
+use crate::conn::{
+    flags, Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, Dial, DialReply, DrainWaiter,
+};
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::timer::TimerHeap;
@@ -56,6 +58,7 @@ enum TimerKey {
     Idle(Token),
     CloseLinger(Token),
     AcceptResume(Token),
+    ConnectTimeout(Token),
     ShutdownGrace,
 }
 
@@ -74,6 +77,10 @@ pub(crate) struct EventLoop<H: Handler> {
     read_buf: Box<[u8]>,
     woken: Vec<Token>,
     commands: Vec<Command<H::Context>>,
+    /// Outbound connections asked for by callbacks, started after them.
+    dials: Vec<Dial<H::Context>>,
+    /// Dialers waiting for a connect on this loop to finish.
+    dial_replies: Vec<(Token, DialReply<H::Context>)>,
     now: Instant,
     next_round_robin: usize,
     stopping: bool,
@@ -103,6 +110,8 @@ impl<H: Handler> EventLoop<H> {
             pool: BufferPool::new(POOLED_BUFFERS),
             woken: Vec::new(),
             commands: Vec::new(),
+            dials: Vec::new(),
+            dial_replies: Vec::new(),
             now: Instant::now(),
             next_round_robin: 0,
             stopping: false,
@@ -166,7 +175,7 @@ impl<H: Handler> EventLoop<H> {
             if self.stopping && self.entries.len() == 0 && assigned == 0 {
                 return Ok(());
             }
-            let timeout = if !self.woken.is_empty() || self.bulk_pending {
+            let timeout = if !self.woken.is_empty() || self.bulk_pending || !self.dials.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.timers.next_timeout(self.now)
@@ -204,6 +213,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.run_woken();
             self.fire_timers();
+            self.start_dials();
         }
     }
 
@@ -217,6 +227,12 @@ impl<H: Handler> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
+        if rec.io.has(flags::CONNECTING) {
+            if writable || readable {
+                self.finish_connect(token);
+            }
+            return;
+        }
         if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
             rec.last_active = self.now;
         }
@@ -255,6 +271,7 @@ impl<H: Handler> EventLoop<H> {
             pool: &mut self.pool,
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
+            dials: &mut self.dials,
             async_write_cap: self.options.async_write_cap,
             max_inbound: self.options.max_inbound,
         };
@@ -322,15 +339,23 @@ impl<H: Handler> EventLoop<H> {
             );
         }
         let mut want = Interest::NONE;
-        if !rec
-            .io
-            .has(flags::PAUSED | flags::CLOSING | flags::READ_CLOSED)
-        {
+        if !rec.io.has(
+            flags::PAUSED
+                | flags::CLOSING
+                | flags::READ_CLOSED
+                | flags::READ_HELD
+                | flags::CONNECTING,
+        ) {
             want = want.with(Interest::READABLE);
         }
-        if queued > 0 {
+        if queued > 0 || rec.io.has(flags::CONNECTING) {
             want = want.with(Interest::WRITABLE);
         }
+        let drained = if queued <= self.options.low_water {
+            rec.drain_waiter.take()
+        } else {
+            None
+        };
         if want != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
             if let Err(e) = self
@@ -346,6 +371,9 @@ impl<H: Handler> EventLoop<H> {
         if let Some(shared) = &rec.shared {
             shared.outbound.store(queued, Ordering::Release);
         }
+        if let Some(waiter) = drained {
+            self.resume_waiter(*waiter);
+        }
     }
 
     fn close_conn(&mut self, token: Token) {
@@ -358,10 +386,18 @@ impl<H: Handler> EventLoop<H> {
             shared.closed.store(true, Ordering::Release);
         }
         let err = rec.io.close_error.take();
+        if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
+            let (_, reply) = self.dial_replies.swap_remove(i);
+            let _ = reply.send(Err(dial_failure(err.as_ref())));
+        }
+        if let Some(waiter) = rec.drain_waiter.take() {
+            self.resume_waiter(*waiter);
+        }
         let env = ConnEnv {
             pool: &mut self.pool,
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
+            dials: &mut self.dials,
             async_write_cap: self.options.async_write_cap,
             max_inbound: self.options.max_inbound,
         };
@@ -464,7 +500,7 @@ impl<H: Handler> EventLoop<H> {
 
     fn register_conn(&mut self, stream: TcpStream, peer: SocketAddr) {
         let loads = &self.engine.inner.loads[self.index];
-        if let Err(e) = self.configure(&stream) {
+        if let Err(e) = configure(&self.options, &stream) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
         }
         let token = self.entries.next_token();
@@ -490,17 +526,6 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         self.apply(token, outcome);
-    }
-
-    fn configure(&self, stream: &TcpStream) -> io::Result<()> {
-        if self.options.tcp_nodelay {
-            stream.set_nodelay(true)?;
-        }
-        if let Some(idle) = self.options.tcp_keepalive {
-            let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-            socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
-        }
-        Ok(())
     }
 
     fn signal_ready(&mut self, token: Token) {
@@ -568,7 +593,147 @@ impl<H: Handler> EventLoop<H> {
                 });
                 self.apply(token, outcome);
             }
+            Command::Connect(dial) => self.start_dial(dial),
+            Command::ResumeReading(token) => self.resume_reading(token),
+            Command::ResumeWhenDrained { peer, waiter } => {
+                match self.entries.get_mut(peer) {
+                    Some(Entry::Conn(rec)) if rec.io.outbound.len() > self.options.low_water => {
+                        // One waiter per connection: an earlier one is let go.
+                        if let Some(old) = rec.drain_waiter.replace(Box::new(waiter)) {
+                            self.resume_waiter(*old);
+                        }
+                    }
+                    _ => self.resume_waiter(waiter),
+                }
+            }
         }
+    }
+
+    fn resume_reading(&mut self, token: Token) {
+        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+            rec.io.flags &= !flags::READ_HELD;
+            self.settle(token);
+        }
+    }
+
+    fn resume_waiter(&mut self, waiter: DrainWaiter<H::Context>) {
+        if Arc::ptr_eq(&waiter.inbox, &self.peers[self.index]) {
+            self.resume_reading(waiter.token);
+        } else {
+            // Its loop may have exited; then there is nothing left to resume.
+            let _ = waiter
+                .inbox
+                .send(Lane::Urgent, Command::ResumeReading(waiter.token));
+        }
+    }
+
+    // ------------------------------------------------------------ dialing
+
+    /// Starts the connects that callbacks asked for.
+    fn start_dials(&mut self) {
+        if self.dials.is_empty() {
+            return;
+        }
+        // Dials made by callbacks of these dials wait for the next turn.
+        let dials = std::mem::take(&mut self.dials);
+        for dial in dials {
+            self.engine.inner.loads[self.index].fetch_add(1, Ordering::Relaxed);
+            self.start_dial(dial);
+        }
+    }
+
+    /// Issues a non-blocking connect and waits for writability; the outcome
+    /// is `on_open`, or `on_close` with the error. The connection is
+    /// already counted in this loop's load.
+    fn start_dial(&mut self, dial: Dial<H::Context>) {
+        let Dial {
+            socket,
+            addr,
+            timeout,
+            ctx,
+            reply,
+        } = dial;
+        let token = self.entries.next_token();
+        let started = if self.stopping {
+            Err(Error::EngineStopped)
+        } else {
+            match socket2::SockRef::from(&socket).connect(&addr.into()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+                Err(source) => Err(Error::Connect { addr, source }),
+            }
+        };
+        let registered = started.and_then(|()| {
+            self.selector
+                .register(
+                    socket.as_raw_fd(),
+                    token.raw(),
+                    Interest::WRITABLE,
+                    Trigger::Level,
+                )
+                .map_err(Error::Io)
+        });
+        let mut rec = ConnRecord::new(socket, addr, self.now, ctx());
+        rec.io.flags |= flags::CONNECTING;
+        rec.interest = Interest::WRITABLE;
+        let failed = registered.err();
+        if let Some(e) = failed {
+            // Not registered: nothing to deregister, but `close_conn`
+            // reports the failure the same way as a late one.
+            rec.interest = Interest::NONE;
+            rec.io.fail(e);
+        }
+        let failed = rec.io.is_failed();
+        self.entries.insert(Entry::Conn(rec));
+        if let Some(reply) = reply {
+            self.dial_replies.push((token, reply));
+        }
+        if failed {
+            self.close_conn(token);
+        } else if let Some(limit) = timeout {
+            self.timers
+                .schedule(self.now + limit, TimerKey::ConnectTimeout(token));
+        }
+    }
+
+    /// A connecting socket became writable (or failed): check `SO_ERROR`,
+    /// then open the connection or close it with the error.
+    fn finish_connect(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        match rec.io.stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(source)) | Err(source) => {
+                rec.io.fail(Error::Connect {
+                    addr: rec.peer,
+                    source,
+                });
+                self.close_conn(token);
+                return;
+            }
+        }
+        rec.io.flags &= !flags::CONNECTING;
+        if let Err(e) = configure(&self.options, &rec.io.stream) {
+            log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
+        }
+        if let Some(idle) = self.options.idle_timeout {
+            self.timers.schedule(self.now + idle, TimerKey::Idle(token));
+        }
+        if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
+            let (_, reply) = self.dial_replies.swap_remove(i);
+            let handle = ConnHandle::new(
+                token,
+                rec.shared(),
+                self.peers[self.index].clone(),
+                self.options.async_write_cap,
+            );
+            let _ = reply.send(Ok(handle));
+        }
+        // Bytes written while connecting go out first.
+        rec.io.flush_outbound(&mut self.pool);
+        let outcome = self.call(token, 0, |h, c| h.on_open(c));
+        self.apply(token, outcome);
     }
 
     fn write_from_handle(
@@ -652,6 +817,14 @@ impl<H: Handler> EventLoop<H> {
                         }
                     }
                 }
+                TimerKey::ConnectTimeout(token) => {
+                    if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                        if rec.io.has(flags::CONNECTING) {
+                            rec.io.fail(Error::ConnectTimeout(rec.peer));
+                            self.close_conn(token);
+                        }
+                    }
+                }
                 TimerKey::ShutdownGrace => {
                     for token in self.entries.tokens() {
                         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
@@ -696,6 +869,9 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 Some(Entry::Conn(rec)) => {
+                    if rec.io.has(flags::CONNECTING) {
+                        rec.io.fail(Error::EngineStopped);
+                    }
                     rec.io.flags |= flags::CLOSING;
                     rec.io.flush_outbound(&mut self.pool);
                     self.settle(token);
@@ -714,11 +890,19 @@ impl<H: Handler> EventLoop<H> {
         self.close_all(|| Error::EngineStopped);
         let mut commands = Vec::new();
         while self.inbox.drain(|c| commands.push(c)) {}
+        self.dials.clear();
         for command in commands {
             match command {
                 Command::Register(..) => {
                     self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                 }
+                Command::Connect(dial) => {
+                    self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+                    if let Some(reply) = dial.reply {
+                        let _ = reply.send(Err(Error::EngineStopped));
+                    }
+                }
+                Command::ResumeWhenDrained { waiter, .. } => self.resume_waiter(waiter),
                 Command::Write {
                     done: Some(done), ..
                 }
@@ -728,6 +912,36 @@ impl<H: Handler> EventLoop<H> {
                 _ => {}
             }
         }
+    }
+}
+
+/// Applies the per-connection socket options.
+fn configure(options: &Options, stream: &TcpStream) -> io::Result<()> {
+    if options.tcp_nodelay {
+        stream.set_nodelay(true)?;
+    }
+    if let Some(idle) = options.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+/// The error a waiting dialer gets for a connection that closed before it
+/// opened (the original goes to `on_close`).
+fn dial_failure(err: Option<&Error>) -> Error {
+    match err {
+        Some(Error::Connect { addr, source }) => Error::Connect {
+            addr: *addr,
+            source: match source.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Some(Error::ConnectTimeout(addr)) => Error::ConnectTimeout(*addr),
+        Some(Error::EngineStopped) => Error::EngineStopped,
+        Some(other) => Error::Io(io::Error::other(other.to_string())),
+        None => Error::ConnClosed,
     }
 }
 

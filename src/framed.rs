@@ -104,7 +104,11 @@ pub trait FrameHandler: Send + Sync + 'static {
 pub type FrameConn<'a, H> =
     Conn<'a, FrameContext<<H as FrameHandler>::Codec, <H as FrameHandler>::Context>>;
 
-/// Runs a [`FrameHandler`] as a [`Handler`]; see the [module docs](self).
+/// Runs a [`FrameHandler`] as a [`Handler`]: on every wake-up it decodes
+/// every complete frame in the inbound bytes and calls `on_frame` for each,
+/// in order, zero-copy. A decode error stops the delivery, flushes what was
+/// already written, closes the connection and passes [`Error::Codec`] to
+/// `on_close`.
 ///
 /// ```no_run
 /// # use netloom::{codec::LineCodec, Action, FrameConn, FrameHandler, Framed};

@@ -9,6 +9,7 @@
 //! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
 //! | engine | [`Engine`] | listeners, load balancing, lifecycle |
+//! | client | [`Client`] | non-blocking outbound connects on the same loops |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
 //! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
@@ -39,6 +40,7 @@
 //! kqueue backend has to meet.
 
 mod buffer;
+mod client;
 pub mod codec;
 mod conn;
 mod engine;
@@ -52,6 +54,7 @@ mod sys;
 mod timer;
 mod token;
 
+pub use client::Client;
 pub use conn::{Conn, ConnHandle, Writer};
 pub use engine::{run, Engine, EngineBuilder, LoadBalancer, Options};
 pub use error::{Error, Result};

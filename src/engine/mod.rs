@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub(crate) use addr::ListenAddr;
 pub use balancer::LoadBalancer;
 
-use crate::event_loop::{EventLoop, LoopSeed};
+use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
 use crate::sys::{socket, Interest, Selector, Trigger, Waker};
 use crate::token::Token;
@@ -49,6 +49,7 @@ pub struct Options {
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
     pub(crate) backlog: Option<i32>,
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -71,6 +72,7 @@ impl Default for Options {
             tcp_nodelay: true,
             tcp_keepalive: None,
             backlog: None,
+            connect_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -157,6 +159,17 @@ impl Options {
     setter!(
         /// The listen backlog; `None` uses the kernel's `somaxconn`.
         backlog: Option<i32>
+    );
+    setter!(
+        /// How long an outbound connect may take before it fails with
+        /// `Error::ConnectTimeout` (default 10 s; `None`: the kernel's own
+        /// limit, minutes). Applies to `Client::dial`.
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// let options = netloom::Options::default().connect_timeout(Some(Duration::from_secs(2)));
+        /// ```
+        connect_timeout: Option<Duration>
     );
 
     fn validate(&self) -> Result<()> {
@@ -451,11 +464,20 @@ impl Engine {
 }
 
 fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
-    let EngineBuilder { addrs, options } = builder;
-    options.validate()?;
-    if addrs.is_empty() {
+    if builder.addrs.is_empty() {
         return Err(Error::InvalidOption("no address to listen on".into()));
     }
+    launch(&builder.addrs, builder.options, handler).map(|(engine, _)| engine)
+}
+
+/// Binds `addrs` (none for a client), starts the loops and returns the
+/// engine with every loop's inbox.
+pub(crate) fn launch<H: Handler>(
+    addrs: &[String],
+    options: Options,
+    handler: H,
+) -> Result<(Engine, Peers<H::Context>)> {
+    options.validate()?;
     let addrs = addrs
         .iter()
         .map(|a| ListenAddr::parse(a))
@@ -525,7 +547,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     if handler.on_boot(&engine) == Action::Shutdown {
         engine.stop();
     }
-    let senders: Arc<[_]> = senders.into();
+    let senders: Peers<H::Context> = senders.into();
     let options = Arc::new(options);
     let mut threads = Vec::with_capacity(loops);
     for seed in seeds {
@@ -558,7 +580,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
         .threads
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = threads;
-    Ok(engine)
+    Ok((engine, senders))
 }
 
 fn bind_listener(addr: &ListenAddr, at: SocketAddr, options: &Options) -> Result<TcpListener> {

@@ -34,6 +34,17 @@ pub(crate) fn accept(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
     Ok((stream, peer))
 }
 
+/// A fresh non-blocking, close-on-exec TCP socket for `addr`'s family, to be
+/// connected by a loop.
+pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    Ok(socket.into())
+}
+
 /// Pins the calling thread to one CPU.
 pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only touch that value,

@@ -82,6 +82,7 @@ pub(crate) enum Command<C> {
 /// | 8   | ERROR_DEFERRED| `close_error` is reported after the flush         |
 /// | 9   | CONNECTING    | outbound connect in progress (waits for writable) |
 /// | 10  | READ_HELD     | the handler paused reading (`pause_reading`)      |
+/// | 11  | MANUAL_PACING | outbound above high water does not pause reading  |
 pub(crate) mod flags {
     pub(crate) const CLOSING: u16 = 1 << 0;
     pub(crate) const READ_CLOSED: u16 = 1 << 1;
@@ -94,6 +95,7 @@ pub(crate) mod flags {
     pub(crate) const ERROR_DEFERRED: u16 = 1 << 8;
     pub(crate) const CONNECTING: u16 = 1 << 9;
     pub(crate) const READ_HELD: u16 = 1 << 10;
+    pub(crate) const MANUAL_PACING: u16 = 1 << 11;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
@@ -670,6 +672,27 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn pause_reading(&mut self) {
         self.rec.io.flags |= flags::READ_HELD;
+    }
+
+    /// Whether reading pauses by itself while this connection's own
+    /// outbound bytes are above the high-water mark (default: yes). That is
+    /// right when replies are made from what is read (echo, request and
+    /// response); a proxy side, whose outbound bytes come from *another*
+    /// connection, turns it off so its reading depends only on where its
+    /// bytes go ([`Conn::pause_reading_until_drained`]), not on its own
+    /// backlog, which would couple the two directions and can deadlock.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.set_auto_pause(false);
+    /// # }
+    /// ```
+    pub fn set_auto_pause(&mut self, on: bool) {
+        if on {
+            self.rec.io.flags &= !flags::MANUAL_PACING;
+        } else {
+            self.rec.io.flags |= flags::MANUAL_PACING;
+        }
     }
 
     /// Undoes [`Conn::pause_reading`].

@@ -27,8 +27,8 @@ const ACCEPT_BATCH: usize = 64;
 /// First and longest pause of a listener after `EMFILE` and the like.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Pooled buffers kept per loop.
-const POOLED_BUFFERS: usize = 1024;
+/// Capacity of the free buffers a loop keeps for reuse.
+const POOLED_BYTES: usize = 4 << 20;
 
 /// What a loop is handed when it is spawned.
 pub(crate) struct LoopSeed<C> {
@@ -107,7 +107,7 @@ impl<H: Handler> EventLoop<H> {
             peers,
             entries: Slab::new(),
             timers: TimerHeap::new(),
-            pool: BufferPool::new(POOLED_BUFFERS),
+            pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
             commands: Vec::new(),
             dials: Vec::new(),
@@ -311,7 +311,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         let queued = rec.io.outbound.len();
-        if queued > self.options.high_water {
+        if queued > self.options.high_water && !rec.io.has(flags::MANUAL_PACING) {
             rec.io.flags |= flags::PAUSED;
         } else if queued <= self.options.low_water {
             rec.io.flags &= !flags::PAUSED;

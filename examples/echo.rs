@@ -78,8 +78,9 @@ fn main() {
     });
     for (url, addr) in addrs.iter().zip(engine.local_addrs()) {
         let scheme = url.split("://").next().unwrap_or("");
+        // The address stands alone as a word: scripts parse it.
         println!(
-            "echo: listening on {scheme}://{addr} with {} loops",
+            "echo: listening on {addr} ({scheme}) with {} loops",
             engine.loops()
         );
     }

@@ -24,23 +24,27 @@ const CHUNK_SIZE: usize = 4096;
 /// Most IoSlices handed to one writev.
 const MAX_IOVECS: usize = 64;
 
-/// A free list of byte vectors, one per event loop.
+/// A free list of byte vectors, one per event loop, holding at most
+/// `max_bytes` of capacity: a burst of large writes does not pin its memory.
 pub(crate) struct BufferPool {
     free: Vec<Vec<u8>>,
-    max_buffers: usize,
+    pooled_bytes: usize,
+    max_bytes: usize,
 }
 
 impl BufferPool {
-    pub(crate) fn new(max_buffers: usize) -> BufferPool {
+    pub(crate) fn new(max_bytes: usize) -> BufferPool {
         BufferPool {
             free: Vec::new(),
-            max_buffers,
+            pooled_bytes: 0,
+            max_bytes,
         }
     }
 
     pub(crate) fn take(&mut self, min_capacity: usize) -> Vec<u8> {
         match self.free.pop() {
             Some(mut buf) => {
+                self.pooled_bytes -= buf.capacity();
                 buf.reserve(min_capacity);
                 buf
             }
@@ -49,8 +53,10 @@ impl BufferPool {
     }
 
     pub(crate) fn give(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= MAX_POOLED_CAPACITY && self.free.len() < self.max_buffers {
+        let capacity = buf.capacity();
+        if capacity <= MAX_POOLED_CAPACITY && self.pooled_bytes + capacity <= self.max_bytes {
             buf.clear();
+            self.pooled_bytes += capacity;
             self.free.push(buf);
         }
     }
@@ -238,7 +244,7 @@ mod tests {
 
     #[test]
     fn outbound_preserves_order_across_partial_writes() {
-        let mut pool = BufferPool::new(8);
+        let mut pool = BufferPool::new(1 << 20);
         let mut q = OutboundQueue::default();
         let mut expected = Vec::new();
         for i in 0..50u32 {
@@ -264,7 +270,7 @@ mod tests {
 
     #[test]
     fn inbound_compacts_and_returns_to_pool() {
-        let mut pool = BufferPool::new(8);
+        let mut pool = BufferPool::new(1 << 20);
         let mut inb = InboundBuffer::default();
         inb.extend(b"hello world", &mut pool);
         assert_eq!(inb.take(6), b"hello ");
@@ -282,13 +288,21 @@ mod tests {
     }
 
     #[test]
-    fn pool_is_bounded_and_drops_oversized_buffers() {
-        let mut pool = BufferPool::new(2);
+    fn pool_is_bounded_in_bytes_and_drops_oversized_buffers() {
+        let mut pool = BufferPool::new(10_000);
         pool.give(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
         assert!(pool.free.is_empty());
         for _ in 0..5 {
-            pool.give(Vec::with_capacity(10));
+            pool.give(Vec::with_capacity(4000));
         }
-        assert_eq!(pool.free.len(), 2);
+        assert_eq!(
+            pool.free.len(),
+            2,
+            "a third 4000-byte buffer passes 10,000 bytes"
+        );
+        let taken = pool.take(1);
+        assert!(taken.capacity() >= 4000);
+        pool.give(Vec::with_capacity(4000));
+        assert_eq!(pool.free.len(), 2, "taking one makes room for one");
     }
 }

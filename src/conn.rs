@@ -5,8 +5,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -21,6 +21,27 @@ pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;
 /// Called on the loop once an asynchronous write was handed to the kernel or
 /// queued, or failed.
 pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
+/// Where a waiting dialer gets the outcome of its connect.
+pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
+
+/// An outbound connection for a loop to open.
+pub(crate) struct Dial<C> {
+    /// A fresh non-blocking socket; the loop connects it.
+    pub(crate) socket: Socket,
+    pub(crate) addr: SocketAddr,
+    pub(crate) timeout: Option<Duration>,
+    /// Makes the context on the loop, so the context need not be `Send`
+    /// when the dial does not cross threads.
+    pub(crate) ctx: Box<dyn FnOnce() -> C + Send>,
+    pub(crate) reply: Option<DialReply<C>>,
+}
+
+/// A connection whose reading is paused until another one drains: resumed
+/// through its loop's inbox.
+pub(crate) struct DrainWaiter<C> {
+    pub(crate) token: Token,
+    pub(crate) inbox: Arc<InboxSender<Command<C>>>,
+}
 
 /// Messages to a loop's inbox.
 pub(crate) enum Command<C> {
@@ -46,6 +67,14 @@ pub(crate) enum Command<C> {
     Wake(Token),
     Close(Token),
     Execute(Token, ConnTask<C>),
+    /// Open an outbound connection on this loop.
+    Connect(Dial<C>),
+    ResumeReading(Token),
+    /// Resume `waiter` once connection `peer` has drained to the low-water mark.
+    ResumeWhenDrained {
+        peer: Token,
+        waiter: DrainWaiter<C>,
+    },
 }
 
 /// Per-connection state bits (`ConnRecord::flags`):
@@ -60,15 +89,23 @@ pub(crate) enum Command<C> {
 /// | 5   | CLOSED        | removed from the loop (only seen in `on_close`)   |
 /// | 6   | WOKEN         | queued for an extra `on_traffic` this turn        |
 /// | 7   | LINGER_ARMED  | the close-timeout timer is scheduled              |
+/// | 8   | ERROR_DEFERRED| `close_error` is reported after the flush         |
+/// | 9   | CONNECTING    | outbound connect in progress (waits for writable) |
+/// | 10  | READ_HELD     | the handler paused reading (`pause_reading`)      |
+/// | 11  | MANUAL_PACING | outbound above high water does not pause reading  |
 pub(crate) mod flags {
-    pub(crate) const CLOSING: u8 = 1 << 0;
-    pub(crate) const READ_CLOSED: u8 = 1 << 1;
-    pub(crate) const PAUSED: u8 = 1 << 2;
-    pub(crate) const SHUT_WR_WANT: u8 = 1 << 3;
-    pub(crate) const SHUT_WR_DONE: u8 = 1 << 4;
-    pub(crate) const CLOSED: u8 = 1 << 5;
-    pub(crate) const WOKEN: u8 = 1 << 6;
-    pub(crate) const LINGER_ARMED: u8 = 1 << 7;
+    pub(crate) const CLOSING: u16 = 1 << 0;
+    pub(crate) const READ_CLOSED: u16 = 1 << 1;
+    pub(crate) const PAUSED: u16 = 1 << 2;
+    pub(crate) const SHUT_WR_WANT: u16 = 1 << 3;
+    pub(crate) const SHUT_WR_DONE: u16 = 1 << 4;
+    pub(crate) const CLOSED: u16 = 1 << 5;
+    pub(crate) const WOKEN: u16 = 1 << 6;
+    pub(crate) const LINGER_ARMED: u16 = 1 << 7;
+    pub(crate) const ERROR_DEFERRED: u16 = 1 << 8;
+    pub(crate) const CONNECTING: u16 = 1 << 9;
+    pub(crate) const READ_HELD: u16 = 1 << 10;
+    pub(crate) const MANUAL_PACING: u16 = 1 << 11;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
@@ -80,6 +117,8 @@ pub(crate) struct ConnRecord<C> {
     pub(crate) last_active: Instant,
     /// Allocated only when a handle is first asked for.
     pub(crate) shared: Option<Arc<ConnShared>>,
+    /// A connection to resume once this one's outbound bytes drain.
+    pub(crate) drain_waiter: Option<Box<DrainWaiter<C>>>,
     pub(crate) ctx: C,
 }
 
@@ -98,6 +137,7 @@ impl<C> ConnRecord<C> {
             interest: Interest::READABLE,
             last_active: now,
             shared: None,
+            drain_waiter: None,
             ctx,
         }
     }
@@ -109,7 +149,7 @@ impl<C> ConnRecord<C> {
         rec
     }
 
-    fn shared(&mut self) -> Arc<ConnShared> {
+    pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
         let outbound = self.io.pending();
         self.shared
             .get_or_insert_with(|| {
@@ -132,7 +172,7 @@ impl<C> ConnRecord<C> {
 pub(crate) struct ConnIo {
     pub(crate) stream: Socket,
     pub(crate) outbound: OutboundQueue,
-    pub(crate) flags: u8,
+    pub(crate) flags: u16,
     /// The error to report when the connection is finally closed.
     pub(crate) close_error: Option<Error>,
     /// UDP sockets only: the datagram being handled and the send queue
@@ -141,7 +181,7 @@ pub(crate) struct ConnIo {
 }
 
 impl ConnIo {
-    pub(crate) fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
 
@@ -153,10 +193,23 @@ impl ConnIo {
         self.flags |= flags::CLOSING;
         // Nothing more will reach the peer.
         self.flags |= flags::READ_CLOSED;
+        self.flags &= !flags::ERROR_DEFERRED;
     }
 
+    /// Stops reading and closes once what was written is flushed (within the
+    /// close timeout), then reports `err` to `on_close`: for a peer whose
+    /// input is bad but who may still read the replies to its earlier input.
+    pub(crate) fn close_with_error(&mut self, err: Error) {
+        if self.close_error.is_none() {
+            self.close_error = Some(err);
+            self.flags |= flags::ERROR_DEFERRED;
+        }
+        self.flags |= flags::CLOSING | flags::READ_CLOSED;
+    }
+
+    /// A fatal error: the connection closes without flushing.
     pub(crate) fn is_failed(&self) -> bool {
-        self.close_error.is_some()
+        self.close_error.is_some() && !self.has(flags::ERROR_DEFERRED)
     }
 
     /// Bytes written and not yet taken by the kernel.
@@ -190,7 +243,7 @@ impl ConnIo {
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
-        if self.outbound.is_empty() && total > 0 {
+        if self.outbound.is_empty() && total > 0 && !self.has(flags::CONNECTING) {
             let slices: Vec<IoSlice<'_>>;
             let result = if data.len() == 1 {
                 (&self.stream).write(data[0])
@@ -268,6 +321,8 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) pool: &'a mut BufferPool,
     pub(crate) woken: &'a mut Vec<Token>,
     pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
+    /// Outbound connections asked for by callbacks, opened after they return.
+    pub(crate) dials: &'a mut Vec<Dial<C>>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
 }
@@ -725,13 +780,126 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn handle(&mut self) -> ConnHandle<C> {
-        ConnHandle {
-            token: self.token,
-            shared: self.rec.shared(),
-            inbox: self.env.inbox.clone(),
-            cap: self.env.async_write_cap,
-            reply_to: self.rec.io.datagram.as_ref().map(|d| d.sender),
+        let mut handle = ConnHandle::new(
+            self.token,
+            self.rec.shared(),
+            self.env.inbox.clone(),
+            self.env.async_write_cap,
+        );
+        handle.reply_to = self.rec.io.datagram.as_ref().map(|d| d.sender);
+        handle
+    }
+    /// Opens an outbound TCP connection to `addr` **on this connection's
+    /// loop**, with `ctx` as its context: the building block of a proxy, whose
+    /// two sides then live on one thread. The connect starts when this
+    /// callback returns and never blocks the loop. On success the new
+    /// connection gets `on_open`; on failure (refused, unreachable, `timeout`
+    /// passed) it gets only `on_close` with [`Error::Connect`] or
+    /// [`Error::ConnectTimeout`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if no socket can be created (for example at the
+    /// descriptor limit); nothing is dialed then.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, Option<netloom::ConnHandle<()>>>) -> netloom::Result<()> {
+    /// # use std::time::Duration;
+    /// let frontend = conn.handle();
+    /// let backend: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    /// conn.dial(backend, Some(Duration::from_secs(3)), Some(frontend))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dial(&mut self, addr: SocketAddr, timeout: Option<Duration>, ctx: C) -> Result<()>
+    where
+        C: Send + 'static,
+    {
+        self.env.dials.push(Dial {
+            socket: crate::sys::socket::tcp_socket(&addr)?,
+            addr,
+            timeout,
+            ctx: Box::new(move || ctx),
+            reply: None,
+        });
+        Ok(())
+    }
+
+    /// Stops reading from this connection (netty's `autoRead = false`):
+    /// inbound bytes wait in the kernel, and the peer is slowed down by TCP
+    /// flow control, until [`Conn::resume_reading`] or
+    /// [`ConnHandle::resume_reading`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.pause_reading();
+    /// # }
+    /// ```
+    pub fn pause_reading(&mut self) {
+        self.rec.io.flags |= flags::READ_HELD;
+    }
+
+    /// Whether reading pauses by itself while this connection's own
+    /// outbound bytes are above the high-water mark (default: yes). That is
+    /// right when replies are made from what is read (echo, request and
+    /// response); a proxy side, whose outbound bytes come from *another*
+    /// connection, turns it off so its reading depends only on where its
+    /// bytes go ([`Conn::pause_reading_until_drained`]), not on its own
+    /// backlog, which would couple the two directions and can deadlock.
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.set_auto_pause(false);
+    /// # }
+    /// ```
+    pub fn set_auto_pause(&mut self, on: bool) {
+        if on {
+            self.rec.io.flags &= !flags::MANUAL_PACING;
+        } else {
+            self.rec.io.flags |= flags::MANUAL_PACING;
         }
+    }
+
+    /// Undoes [`Conn::pause_reading`].
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
+    /// conn.resume_reading();
+    /// # }
+    /// ```
+    pub fn resume_reading(&mut self) {
+        self.rec.io.flags &= !flags::READ_HELD;
+    }
+
+    /// Pauses reading from this connection until `peer` (on any loop) has
+    /// drained its outbound bytes to the low-water mark, or closed; at once
+    /// if it already has. A proxy calls this when the side it forwards to
+    /// has more than the high-water mark pending, so a slow reader slows the
+    /// sender instead of growing memory.
+    ///
+    /// # Errors
+    /// [`Error::EngineStopped`] if `peer`'s loop has exited (reading is not
+    /// paused then).
+    ///
+    /// ```
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>, peer: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// if peer.pending() > 256 * 1024 {
+    ///     conn.pause_reading_until_drained(peer)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pause_reading_until_drained(&mut self, peer: &ConnHandle<C>) -> Result<()> {
+        let waiter = DrainWaiter {
+            token: self.token,
+            inbox: self.env.inbox.clone(),
+        };
+        peer.send(
+            Lane::Urgent,
+            Command::ResumeWhenDrained {
+                peer: peer.token,
+                waiter,
+            },
+        )?;
+        self.pause_reading();
+        Ok(())
     }
 }
 
@@ -851,16 +1019,27 @@ impl<C> std::fmt::Debug for ConnHandle<C> {
     }
 }
 
-impl<C: 'static> ConnHandle<C> {
-    /// The connection's token.
-    ///
-    /// ```
-    /// # fn f(h: &netloom::ConnHandle<()>) {
-    /// let token = h.token();
-    /// # }
-    /// ```
-    pub fn token(&self) -> Token {
-        self.token
+impl<C> ConnHandle<C> {
+    pub(crate) fn new(
+        token: Token,
+        shared: Arc<ConnShared>,
+        inbox: Arc<InboxSender<Command<C>>>,
+        cap: usize,
+    ) -> Self {
+        ConnHandle {
+            token,
+            shared,
+            inbox,
+            cap,
+            reply_to: None,
+        }
+    }
+
+    fn send(&self, lane: Lane, cmd: Command<C>) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::ConnClosed);
+        }
+        self.inbox.send(lane, cmd).map_err(|_| Error::EngineStopped)
     }
 
     /// Whether the connection is known to be closed.
@@ -873,12 +1052,18 @@ impl<C: 'static> ConnHandle<C> {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
+}
 
-    fn send(&self, lane: Lane, cmd: Command<C>) -> Result<()> {
-        if self.is_closed() {
-            return Err(Error::ConnClosed);
-        }
-        self.inbox.send(lane, cmd).map_err(|_| Error::EngineStopped)
+impl<C: 'static> ConnHandle<C> {
+    /// The connection's token.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// let token = h.token();
+    /// # }
+    /// ```
+    pub fn token(&self) -> Token {
+        self.token
     }
 
     fn reserve(&self, len: usize) -> Result<()> {
@@ -1043,6 +1228,33 @@ impl<C: 'static> ConnHandle<C> {
     /// ```
     pub fn close(&self) -> Result<()> {
         self.send(Lane::Urgent, Command::Close(self.token))
+    }
+
+    /// Undoes [`Conn::pause_reading`] from any thread.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.resume_reading()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn resume_reading(&self) -> Result<()> {
+        self.send(Lane::Urgent, Command::ResumeReading(self.token))
+    }
+
+    /// Bytes written to the connection and not yet taken by the kernel:
+    /// its outbound buffer (as of the loop's last look) plus asynchronous
+    /// writes still on their way to the loop.
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) {
+    /// let backlog = h.pending();
+    /// # }
+    /// ```
+    pub fn pending(&self) -> usize {
+        self.shared.outbound.load(Ordering::Acquire) + self.shared.in_flight.load(Ordering::Acquire)
     }
 
     /// Runs `task` on the connection's loop with the connection, as a bulk

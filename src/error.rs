@@ -74,6 +74,31 @@ pub enum Error {
     /// A handler callback panicked; the message is the panic's payload.
     #[error("callback panicked: {0}")]
     CallbackPanic(String),
+    /// The peer sent a frame the connection's codec rejects (over-long or
+    /// corrupt), or a frame to send does not fit the codec.
+    #[error("codec: {0}")]
+    Codec(#[from] crate::codec::CodecError),
+    /// An outbound connection could not be established (refused,
+    /// unreachable, reset during the handshake); `source` is the kernel's
+    /// error.
+    #[error("connect to {addr} failed: {source}")]
+    Connect {
+        /// The address dialed.
+        addr: std::net::SocketAddr,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// An outbound connection was not established within its timeout.
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(std::net::SocketAddr),
+    /// A host name could not be resolved to an address.
+    #[error("cannot resolve `{host}`: {reason}")]
+    Resolve {
+        /// The host (and port) as given.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
     /// A kernel call failed.
     #[error(transparent)]
     Io(#[from] io::Error),

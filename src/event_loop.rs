@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 
 use crate::buffer::BufferPool;
-use crate::conn::{flags, Command, Conn, ConnEnv, ConnIo, ConnRecord};
+use crate::conn::{
+    flags, Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, Dial, DialReply, DrainWaiter,
+};
 use crate::engine::{configure_stream, Listener};
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
@@ -30,8 +32,8 @@ const ACCEPT_BATCH: usize = 64;
 /// First and longest pause of a listener after `EMFILE` and the like.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Pooled buffers kept per loop.
-const POOLED_BUFFERS: usize = 1024;
+/// Capacity of the free buffers a loop keeps for reuse.
+const POOLED_BYTES: usize = 4 << 20;
 
 /// What a loop is handed when it is spawned.
 pub(crate) struct LoopSeed<C> {
@@ -62,6 +64,7 @@ enum TimerKey {
     Idle(Token),
     CloseLinger(Token),
     AcceptResume(Token),
+    ConnectTimeout(Token),
     ShutdownGrace,
 }
 
@@ -84,6 +87,10 @@ pub(crate) struct EventLoop<H: Handler> {
     recv_slots: Option<crate::sys::socket::RecvSlots>,
     woken: Vec<Token>,
     commands: Vec<Command<H::Context>>,
+    /// Outbound connections asked for by callbacks, started after them.
+    dials: Vec<Dial<H::Context>>,
+    /// Dialers waiting for a connect on this loop to finish.
+    dial_replies: Vec<(Token, DialReply<H::Context>)>,
     now: Instant,
     next_round_robin: usize,
     stopping: bool,
@@ -114,9 +121,11 @@ impl<H: Handler> EventLoop<H> {
             peers,
             entries: Slab::new(),
             timers: TimerHeap::new(),
-            pool: BufferPool::new(POOLED_BUFFERS),
+            pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
             commands: Vec::new(),
+            dials: Vec::new(),
+            dial_replies: Vec::new(),
             now: Instant::now(),
             next_round_robin: 0,
             stopping: false,
@@ -192,7 +201,7 @@ impl<H: Handler> EventLoop<H> {
             if self.stopping && self.entries.len() == 0 && assigned == 0 {
                 return Ok(());
             }
-            let timeout = if !self.woken.is_empty() || self.bulk_pending {
+            let timeout = if !self.woken.is_empty() || self.bulk_pending || !self.dials.is_empty() {
                 Some(Duration::ZERO)
             } else {
                 self.timers.next_timeout(self.now)
@@ -235,6 +244,7 @@ impl<H: Handler> EventLoop<H> {
             }
             self.run_woken();
             self.fire_timers();
+            self.start_dials();
         }
     }
 
@@ -248,6 +258,12 @@ impl<H: Handler> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
+        if rec.io.has(flags::CONNECTING) {
+            if writable || readable {
+                self.finish_connect(token);
+            }
+            return;
+        }
         if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
             rec.last_active = self.now;
         }
@@ -297,6 +313,7 @@ impl<H: Handler> EventLoop<H> {
             pool: &mut self.pool,
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
+            dials: &mut self.dials,
             async_write_cap: self.options.async_write_cap,
             max_inbound: self.options.max_inbound,
         };
@@ -345,7 +362,7 @@ impl<H: Handler> EventLoop<H> {
             rec.io.flush_outbound(&mut self.pool);
         }
         let queued = rec.io.pending();
-        if queued > self.options.high_water {
+        if queued > self.options.high_water && !rec.io.has(flags::MANUAL_PACING) {
             rec.io.flags |= flags::PAUSED;
         } else if queued <= self.options.low_water {
             rec.io.flags &= !flags::PAUSED;
@@ -373,15 +390,23 @@ impl<H: Handler> EventLoop<H> {
             );
         }
         let mut want = Interest::NONE;
-        if !rec
-            .io
-            .has(flags::PAUSED | flags::CLOSING | flags::READ_CLOSED)
-        {
+        if !rec.io.has(
+            flags::PAUSED
+                | flags::CLOSING
+                | flags::READ_CLOSED
+                | flags::READ_HELD
+                | flags::CONNECTING,
+        ) {
             want = want.with(Interest::READABLE);
         }
-        if queued > 0 {
+        if queued > 0 || rec.io.has(flags::CONNECTING) {
             want = want.with(Interest::WRITABLE);
         }
+        let drained = if queued <= self.options.low_water {
+            rec.drain_waiter.take()
+        } else {
+            None
+        };
         if want != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
             if let Err(e) = self
@@ -396,6 +421,9 @@ impl<H: Handler> EventLoop<H> {
         }
         if let Some(shared) = &rec.shared {
             shared.outbound.store(queued, Ordering::Release);
+        }
+        if let Some(waiter) = drained {
+            self.resume_waiter(*waiter);
         }
     }
 
@@ -413,10 +441,18 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         let err = rec.io.close_error.take();
+        if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
+            let (_, reply) = self.dial_replies.swap_remove(i);
+            let _ = reply.send(Err(dial_failure(err.as_ref())));
+        }
+        if let Some(waiter) = rec.drain_waiter.take() {
+            self.resume_waiter(*waiter);
+        }
         let env = ConnEnv {
             pool: &mut self.pool,
             woken: &mut self.woken,
             inbox: &self.peers[self.index],
+            dials: &mut self.dials,
             async_write_cap: self.options.async_write_cap,
             max_inbound: self.options.max_inbound,
         };
@@ -628,7 +664,147 @@ impl<H: Handler> EventLoop<H> {
                 });
                 self.apply(token, outcome);
             }
+            Command::Connect(dial) => self.start_dial(dial),
+            Command::ResumeReading(token) => self.resume_reading(token),
+            Command::ResumeWhenDrained { peer, waiter } => {
+                match self.entries.get_mut(peer) {
+                    Some(Entry::Conn(rec)) if rec.io.pending() > self.options.low_water => {
+                        // One waiter per connection: an earlier one is let go.
+                        if let Some(old) = rec.drain_waiter.replace(Box::new(waiter)) {
+                            self.resume_waiter(*old);
+                        }
+                    }
+                    _ => self.resume_waiter(waiter),
+                }
+            }
         }
+    }
+
+    fn resume_reading(&mut self, token: Token) {
+        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+            rec.io.flags &= !flags::READ_HELD;
+            self.settle(token);
+        }
+    }
+
+    fn resume_waiter(&mut self, waiter: DrainWaiter<H::Context>) {
+        if Arc::ptr_eq(&waiter.inbox, &self.peers[self.index]) {
+            self.resume_reading(waiter.token);
+        } else {
+            // Its loop may have exited; then there is nothing left to resume.
+            let _ = waiter
+                .inbox
+                .send(Lane::Urgent, Command::ResumeReading(waiter.token));
+        }
+    }
+
+    // ------------------------------------------------------------ dialing
+
+    /// Starts the connects that callbacks asked for.
+    fn start_dials(&mut self) {
+        if self.dials.is_empty() {
+            return;
+        }
+        // Dials made by callbacks of these dials wait for the next turn.
+        let dials = std::mem::take(&mut self.dials);
+        for dial in dials {
+            self.engine.inner.loads[self.index].fetch_add(1, Ordering::Relaxed);
+            self.start_dial(dial);
+        }
+    }
+
+    /// Issues a non-blocking connect and waits for writability; the outcome
+    /// is `on_open`, or `on_close` with the error. The connection is
+    /// already counted in this loop's load.
+    fn start_dial(&mut self, dial: Dial<H::Context>) {
+        let Dial {
+            socket,
+            addr,
+            timeout,
+            ctx,
+            reply,
+        } = dial;
+        let token = self.entries.next_token();
+        let started = if self.stopping {
+            Err(Error::EngineStopped)
+        } else {
+            match socket.connect(&addr.into()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+                Err(source) => Err(Error::Connect { addr, source }),
+            }
+        };
+        let registered = started.and_then(|()| {
+            self.selector
+                .register(
+                    socket.as_raw_fd(),
+                    token.raw(),
+                    Interest::WRITABLE,
+                    Trigger::Level,
+                )
+                .map_err(Error::Io)
+        });
+        let mut rec = ConnRecord::new(socket, Addr::Inet(addr), self.now, ctx());
+        rec.io.flags |= flags::CONNECTING;
+        rec.interest = Interest::WRITABLE;
+        let failed = registered.err();
+        if let Some(e) = failed {
+            // Not registered: nothing to deregister, but `close_conn`
+            // reports the failure the same way as a late one.
+            rec.interest = Interest::NONE;
+            rec.io.fail(e);
+        }
+        let failed = rec.io.is_failed();
+        self.entries.insert(Entry::Conn(rec));
+        if let Some(reply) = reply {
+            self.dial_replies.push((token, reply));
+        }
+        if failed {
+            self.close_conn(token);
+        } else if let Some(limit) = timeout {
+            self.timers
+                .schedule(self.now + limit, TimerKey::ConnectTimeout(token));
+        }
+    }
+
+    /// A connecting socket became writable (or failed): check `SO_ERROR`,
+    /// then open the connection or close it with the error.
+    fn finish_connect(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        match rec.io.stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(source)) | Err(source) => {
+                rec.io.fail(Error::Connect {
+                    addr: dialed(&rec.peer),
+                    source,
+                });
+                self.close_conn(token);
+                return;
+            }
+        }
+        rec.io.flags &= !flags::CONNECTING;
+        if let Err(e) = configure_stream(&rec.io.stream, &rec.peer, &self.options) {
+            log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
+        }
+        if let Some(idle) = self.options.idle_timeout {
+            self.timers.schedule(self.now + idle, TimerKey::Idle(token));
+        }
+        if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
+            let (_, reply) = self.dial_replies.swap_remove(i);
+            let handle = ConnHandle::new(
+                token,
+                rec.shared(),
+                self.peers[self.index].clone(),
+                self.options.async_write_cap,
+            );
+            let _ = reply.send(Ok(handle));
+        }
+        // Bytes written while connecting go out first.
+        rec.io.flush_outbound(&mut self.pool);
+        let outcome = self.call(token, 0, |h, c| h.on_open(c));
+        self.apply(token, outcome);
     }
 
     fn write_from_handle(
@@ -694,7 +870,7 @@ impl<H: Handler> EventLoop<H> {
                 }
                 TimerKey::CloseLinger(token) => {
                     if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                        let unsent = rec.io.outbound.len();
+                        let unsent = rec.io.pending();
                         rec.io.fail(Error::CloseTimeout(unsent));
                         self.close_conn(token);
                     }
@@ -712,10 +888,18 @@ impl<H: Handler> EventLoop<H> {
                         }
                     }
                 }
+                TimerKey::ConnectTimeout(token) => {
+                    if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                        if rec.io.has(flags::CONNECTING) {
+                            rec.io.fail(Error::ConnectTimeout(dialed(&rec.peer)));
+                            self.close_conn(token);
+                        }
+                    }
+                }
                 TimerKey::ShutdownGrace => {
                     for token in self.entries.tokens() {
                         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                            let unsent = rec.io.outbound.len();
+                            let unsent = rec.io.pending();
                             rec.io.fail(Error::CloseTimeout(unsent));
                             self.close_conn(token);
                         }
@@ -756,6 +940,9 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 Some(Entry::Conn(rec)) => {
+                    if rec.io.has(flags::CONNECTING) {
+                        rec.io.fail(Error::EngineStopped);
+                    }
                     rec.io.flags |= flags::CLOSING;
                     rec.io.flush_outbound(&mut self.pool);
                     self.settle(token);
@@ -774,11 +961,19 @@ impl<H: Handler> EventLoop<H> {
         self.close_all(|| Error::EngineStopped);
         let mut commands = Vec::new();
         while self.inbox.drain(|c| commands.push(c)) {}
+        self.dials.clear();
         for command in commands {
             match command {
                 Command::Register(..) => {
                     self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                 }
+                Command::Connect(dial) => {
+                    self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+                    if let Some(reply) = dial.reply {
+                        let _ = reply.send(Err(Error::EngineStopped));
+                    }
+                }
+                Command::ResumeWhenDrained { waiter, .. } => self.resume_waiter(waiter),
                 Command::Write {
                     done: Some(done), ..
                 }
@@ -791,6 +986,31 @@ impl<H: Handler> EventLoop<H> {
                 _ => {}
             }
         }
+    }
+}
+
+/// The address an outbound connection dialed (always an inet address:
+/// `Dial` takes a `SocketAddr`).
+fn dialed(peer: &Addr) -> std::net::SocketAddr {
+    peer.inet()
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// The error a waiting dialer gets for a connection that closed before it
+/// opened (the original goes to `on_close`).
+fn dial_failure(err: Option<&Error>) -> Error {
+    match err {
+        Some(Error::Connect { addr, source }) => Error::Connect {
+            addr: *addr,
+            source: match source.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Some(Error::ConnectTimeout(addr)) => Error::ConnectTimeout(*addr),
+        Some(Error::EngineStopped) => Error::EngineStopped,
+        Some(other) => Error::Io(io::Error::other(other.to_string())),
+        None => Error::ConnClosed,
     }
 }
 

@@ -9,8 +9,10 @@
 //! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
 //! | engine | [`Engine`] | listeners, load balancing, lifecycle |
+//! | client | [`Client`] | non-blocking outbound connects on the same loops |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
+//! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
@@ -39,12 +41,14 @@
 
 mod addr;
 mod buffer;
+mod client;
 pub mod codec;
 mod conn;
 mod datagram;
 mod engine;
 mod error;
 mod event_loop;
+mod framed;
 mod handler;
 mod inbox;
 pub mod pool;
@@ -53,8 +57,10 @@ mod timer;
 mod token;
 
 pub use addr::{Addr, PeerCred, Transport, UnixAddr};
+pub use client::Client;
 pub use conn::{Conn, ConnHandle, Writer};
 pub use engine::{run, Engine, EngineBuilder, LoadBalancer, MulticastInterface, Options};
 pub use error::{Error, Result};
+pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use handler::{Action, Handler};
 pub use token::Token;

@@ -198,6 +198,29 @@ pub trait Codec {
     fn encode<'a>(&'a mut self, frame: &'a [u8]) -> Result<Encoded<'a>, CodecError>;
 }
 
+/// A boxed codec is a codec, so the codec can be chosen at run time
+/// (`Box<dyn Codec + Send>`).
+///
+/// ```
+/// use netloom::codec::{decode_all, Codec, FixedLengthCodec, LineCodec};
+///
+/// let mut codec: Box<dyn Codec + Send> = if true {
+///     Box::new(LineCodec::new())
+/// } else {
+///     Box::new(FixedLengthCodec::new(4).unwrap())
+/// };
+/// assert_eq!(decode_all(&mut codec, b"a\nb\n", |_| {}).unwrap(), 4);
+/// ```
+impl<C: Codec + ?Sized> Codec for Box<C> {
+    fn decode(&mut self, src: &[u8]) -> Result<Decoded, CodecError> {
+        (**self).decode(src)
+    }
+
+    fn encode<'a>(&'a mut self, frame: &'a [u8]) -> Result<Encoded<'a>, CodecError> {
+        (**self).encode(frame)
+    }
+}
+
 /// One encoded frame: an inline head of at most [`Encoded::MAX_HEAD_LEN`]
 /// bytes, then the borrowed body, then a borrowed tail.
 ///

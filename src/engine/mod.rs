@@ -17,7 +17,7 @@ pub use balancer::LoadBalancer;
 pub(crate) use listen::Listener;
 pub(crate) use sockopt::configure_stream;
 
-use crate::event_loop::{EventLoop, LoopSeed};
+use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
@@ -69,6 +69,7 @@ pub struct Options {
     pub(crate) multicast_interface: Option<MulticastInterface>,
     pub(crate) multicast_loop: Option<bool>,
     pub(crate) multicast_ttl: Option<u32>,
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 /// The network interface multicast uses: the one a group is joined on, and
@@ -125,6 +126,7 @@ impl Default for Options {
             multicast_interface: None,
             multicast_loop: None,
             multicast_ttl: None,
+            connect_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -315,6 +317,17 @@ impl Options {
         /// the socket listens, e.g. `Some(0o600)`; `None` leaves what the
         /// umask gives. Abstract names have no file and ignore it.
         unix_socket_mode: Option<u32>
+    );
+    setter!(
+        /// How long an outbound connect may take before it fails with
+        /// `Error::ConnectTimeout` (default 10 s; `None`: the kernel's own
+        /// limit, minutes). Applies to `Client::dial`.
+        ///
+        /// ```
+        /// # use std::time::Duration;
+        /// let options = netloom::Options::default().connect_timeout(Some(Duration::from_secs(2)));
+        /// ```
+        connect_timeout: Option<Duration>
     );
 
     fn validate(&self) -> Result<()> {
@@ -657,11 +670,20 @@ impl Engine {
 }
 
 fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
-    let EngineBuilder { addrs, options } = builder;
-    options.validate()?;
-    if addrs.is_empty() {
+    if builder.addrs.is_empty() {
         return Err(Error::InvalidOption("no address to listen on".into()));
     }
+    launch(&builder.addrs, builder.options, handler).map(|(engine, _)| engine)
+}
+
+/// Binds `addrs` (none for a client), starts the loops and returns the
+/// engine with every loop's inbox.
+pub(crate) fn launch<H: Handler>(
+    addrs: &[String],
+    options: Options,
+    handler: H,
+) -> Result<(Engine, Peers<H::Context>)> {
+    options.validate()?;
     let addrs = addrs
         .iter()
         .map(|a| ListenAddr::parse(a))
@@ -741,7 +763,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     if handler.on_boot(&engine) == Action::Shutdown {
         engine.stop();
     }
-    let senders: Arc<[_]> = senders.into();
+    let senders: Peers<H::Context> = senders.into();
     let options = Arc::new(options);
     let mut threads = Vec::with_capacity(loops);
     for seed in seeds {
@@ -774,7 +796,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
         .threads
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = threads;
-    Ok(engine)
+    Ok((engine, senders))
 }
 
 /// Blocks SIGINT and SIGTERM and returns a signalfd that reports them.

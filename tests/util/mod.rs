@@ -274,3 +274,66 @@ pub fn client_roundtrip(client: &Client, data: &[u8]) {
     t.join().unwrap();
     assert!(got == data, "echoed bytes differ");
 }
+
+/// Builds an example with the cargo running this test (same profile) and
+/// returns its path, for black-box tests of the example binaries.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building example {name} failed");
+    // This test runs from <target>/<profile>/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile_dir.join("examples").join(name)
+}
+
+/// A running example binary, killed when dropped.
+pub struct ExampleServer {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ExampleServer {
+    /// Starts example `name` with `args` and waits for the first address it
+    /// prints on stdout (the last word of its first line).
+    pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(example_binary(name))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("example starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split_whitespace()
+            .find_map(|word| word.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        ExampleServer { child, addr }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ExampleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

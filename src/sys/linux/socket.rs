@@ -55,6 +55,16 @@ pub(crate) fn peer_cred(fd: RawFd) -> io::Result<PeerCred> {
     })
 }
 
+/// A fresh non-blocking, close-on-exec TCP socket for `addr`'s family, to be
+/// connected by a loop.
+pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
+    Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )
+}
+
 /// Pins the calling thread to one CPU.
 pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only touch that value,

@@ -1,0 +1,178 @@
+// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:9000 --loops 2
+//! A TCP proxy: every client connection gets its own backend connection,
+//! dialed from the client's loop onto that same loop, so both sides of a
+//! pair live on one thread and forwarding needs no cross-thread hop.
+//!
+//! Backpressure runs both ways: when the side being written to has more
+//! than the high-water mark pending (a slow reader), the proxy stops reading
+//! the other side until it drains, so TCP flow control slows the sender
+//! down instead of the proxy's memory growing.
+//!
+//! When either side closes, the other is closed after its pending bytes are
+//! flushed. A backend that cannot be reached closes the client connection.
+//! A half-close is not propagated: a client that shuts down its write side
+//! closes the pair once what it sent is forwarded, so it does not wait for
+//! the backend's answer to its last bytes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use netloom::{Action, Conn, ConnHandle, Engine, Error, Handler, Options};
+
+/// Per-connection state of either side of a pair.
+#[derive(Default)]
+struct Side {
+    /// Whether this is the backend (outbound) side.
+    backend: bool,
+    /// The other side, once both exist.
+    peer: Option<ConnHandle<Side>>,
+}
+
+struct Proxy {
+    backend: SocketAddr,
+    /// Pending bytes on the side being written to above which the proxy
+    /// stops reading the other side.
+    high_water: usize,
+}
+
+impl Proxy {
+    /// Forwards everything `conn` received to its peer; pauses `conn` while
+    /// the peer is backed up.
+    fn forward(&self, conn: &mut Conn<'_, Side>) -> Action {
+        let Some(peer) = conn.context().peer.clone() else {
+            // Not linked yet: keep the bytes; the link wakes us.
+            return Action::None;
+        };
+        let data = conn.next(usize::MAX).to_vec();
+        if data.is_empty() {
+            return Action::None;
+        }
+        if peer.async_write(data).is_err() {
+            return Action::Close;
+        }
+        if peer.pending() > self.high_water && conn.pause_reading_until_drained(&peer).is_err() {
+            return Action::Close;
+        }
+        Action::None
+    }
+}
+
+impl Handler for Proxy {
+    type Context = Side;
+
+    fn on_open(&self, conn: &mut Conn<'_, Side>) -> Action {
+        // Each side is paced by its peer's backlog, not its own (see
+        // `set_auto_pause`): coupling the two directions could deadlock.
+        conn.set_auto_pause(false);
+        let me = conn.handle();
+        if conn.context().backend {
+            // Link the client side to us; it reads from now on.
+            let Some(client) = conn.context().peer.clone() else {
+                return Action::Close;
+            };
+            let linked = client.execute(move |client| {
+                client.context_mut().peer = Some(me);
+                client.resume_reading();
+                client.wake();
+            });
+            return if linked.is_ok() {
+                Action::None
+            } else {
+                Action::Close
+            };
+        }
+        // A client: read nothing until the backend is there.
+        conn.pause_reading();
+        let backend = Side {
+            backend: true,
+            peer: Some(me),
+        };
+        match conn.dial(self.backend, Some(Duration::from_secs(5)), backend) {
+            Ok(()) => Action::None,
+            Err(e) => {
+                eprintln!("proxy: cannot dial {}: {e}", self.backend);
+                Action::Close
+            }
+        }
+    }
+
+    fn on_traffic(&self, conn: &mut Conn<'_, Side>) -> Action {
+        self.forward(conn)
+    }
+
+    fn on_close(&self, conn: &mut Conn<'_, Side>, err: Option<&Error>) -> Action {
+        if let Some(e) = err {
+            let side = if conn.context().backend {
+                "backend"
+            } else {
+                "client"
+            };
+            eprintln!("proxy: {side} {} closed: {e}", conn.peer_addr());
+        }
+        if let Some(peer) = conn.context_mut().peer.take() {
+            // Flushes what was forwarded to it, then closes.
+            let _ = peer.close();
+        }
+        Action::None
+    }
+}
+
+fn main() {
+    let mut addrs = Vec::new();
+    let mut backend = "127.0.0.1:9000".to_string();
+    let mut options = Options::default().stop_on_signals(true);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--addr" => addrs.push(value()),
+            "--backend" => backend = value(),
+            "--loops" => {
+                options = options.loops(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("--loops takes a number")),
+                )
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let backend: SocketAddr = backend
+        .trim_start_matches("tcp://")
+        .parse()
+        .unwrap_or_else(|_| usage("--backend takes IP:PORT"));
+    if addrs.is_empty() {
+        addrs.push("tcp://127.0.0.1:9100".to_string());
+    }
+    let proxy = Proxy {
+        backend,
+        high_water: 256 * 1024,
+    };
+    let mut builder = Engine::builder().options(options.high_water(proxy.high_water));
+    for addr in &addrs {
+        builder = builder.bind(addr);
+    }
+    let engine = builder.start(proxy).unwrap_or_else(|e| {
+        eprintln!("proxy: {e}");
+        std::process::exit(1);
+    });
+    for addr in engine.local_addrs() {
+        println!("proxy: {addr} -> {backend} with {} loops", engine.loops());
+    }
+    if let Err(e) = engine.wait() {
+        eprintln!("proxy: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("proxy: {problem}");
+    }
+    eprintln!("usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N]");
+    std::process::exit(2);
+}

@@ -93,6 +93,7 @@ pub(crate) enum Command<C> {
 /// | 9   | CONNECTING    | outbound connect in progress (waits for writable) |
 /// | 10  | READ_HELD     | the handler paused reading (`pause_reading`)      |
 /// | 11  | MANUAL_PACING | outbound above high water does not pause reading  |
+/// | 12  | PEER_FIN      | epoll reported the peer's FIN: read until EOF     |
 pub(crate) mod flags {
     pub(crate) const CLOSING: u16 = 1 << 0;
     pub(crate) const READ_CLOSED: u16 = 1 << 1;
@@ -106,6 +107,7 @@ pub(crate) mod flags {
     pub(crate) const CONNECTING: u16 = 1 << 9;
     pub(crate) const READ_HELD: u16 = 1 << 10;
     pub(crate) const MANUAL_PACING: u16 = 1 << 11;
+    pub(crate) const PEER_FIN: u16 = 1 << 12;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
@@ -802,12 +804,19 @@ impl<'a, C> Conn<'a, C> {
     /// descriptor limit); nothing is dialed then.
     ///
     /// ```
-    /// # fn f(conn: &mut netloom::Conn<'_, Option<netloom::ConnHandle<()>>>) -> netloom::Result<()> {
-    /// # use std::time::Duration;
-    /// let frontend = conn.handle();
-    /// let backend: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
-    /// conn.dial(backend, Some(Duration::from_secs(3)), Some(frontend))?;
-    /// # Ok(()) }
+    /// use std::time::Duration;
+    /// use netloom::{Conn, ConnHandle};
+    ///
+    /// #[derive(Default)]
+    /// struct Side {
+    ///     peer: Option<ConnHandle<Side>>,
+    /// }
+    ///
+    /// fn open_backend(conn: &mut Conn<'_, Side>) -> netloom::Result<()> {
+    ///     let frontend = Side { peer: Some(conn.handle()) };
+    ///     let backend: std::net::SocketAddr = "127.0.0.1:6379".parse().unwrap();
+    ///     conn.dial(backend, Some(Duration::from_secs(3)), frontend)
+    /// }
     /// ```
     pub fn dial(&mut self, addr: SocketAddr, timeout: Option<Duration>, ctx: C) -> Result<()>
     where

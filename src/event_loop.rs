@@ -32,6 +32,14 @@ const ACCEPT_BATCH: usize = 64;
 /// First and longest pause of a listener after `EMFILE` and the like.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Connections are edge-triggered: the kernel then does not re-poll every
+/// reported socket on the next `epoll_wait`, which level triggering costs
+/// per message. A read that fills the whole read buffer may have left bytes
+/// behind, so that connection is read again next turn (`unread`); a shorter
+/// read took everything, and later bytes raise a new edge. The peer's FIN
+/// raises no later edge, so once it is reported the connection is read
+/// again until the read returns 0.
+const CONN_TRIGGER: Trigger = Trigger::Edge;
 /// Capacity of the free buffers a loop keeps for reuse.
 const POOLED_BYTES: usize = 4 << 20;
 
@@ -86,6 +94,8 @@ pub(crate) struct EventLoop<H: Handler> {
     /// `recvmmsg` headers (loops serving UDP only).
     recv_slots: Option<crate::sys::socket::RecvSlots>,
     woken: Vec<Token>,
+    /// Connections whose last read filled the read buffer (see `CONN_TRIGGER`).
+    unread: Vec<Token>,
     commands: Vec<Command<H::Context>>,
     /// Outbound connections asked for by callbacks, started after them.
     dials: Vec<Dial<H::Context>>,
@@ -123,6 +133,7 @@ impl<H: Handler> EventLoop<H> {
             timers: TimerHeap::new(),
             pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
+            unread: Vec::new(),
             commands: Vec::new(),
             dials: Vec::new(),
             dial_replies: Vec::new(),
@@ -201,7 +212,11 @@ impl<H: Handler> EventLoop<H> {
             if self.stopping && self.entries.len() == 0 && assigned == 0 {
                 return Ok(());
             }
-            let timeout = if !self.woken.is_empty() || self.bulk_pending || !self.dials.is_empty() {
+            let timeout = if !self.woken.is_empty()
+                || !self.unread.is_empty()
+                || self.bulk_pending
+                || !self.dials.is_empty()
+            {
                 Some(Duration::ZERO)
             } else {
                 self.timers.next_timeout(self.now)
@@ -227,11 +242,18 @@ impl<H: Handler> EventLoop<H> {
                         event.is_readable() || event.is_error(),
                         event.is_writable(),
                     ),
-                    Some(Entry::Conn(_)) => self.conn_ready(
-                        token,
-                        event.is_readable() || event.is_read_closed() || event.is_error(),
-                        event.is_writable() || event.is_error(),
-                    ),
+                    Some(Entry::Conn(rec)) => {
+                        if event.is_read_closed() {
+                            // Edge-triggered: the FIN is reported once, maybe
+                            // together with data a short read leaves it behind.
+                            rec.io.flags |= flags::PEER_FIN;
+                        }
+                        self.conn_ready(
+                            token,
+                            event.is_readable() || event.is_read_closed() || event.is_error(),
+                            event.is_writable() || event.is_error(),
+                        )
+                    }
                     Some(Entry::Listener { .. }) => self.accept_ready(token),
                     Some(Entry::Signals(_)) => self.signal_ready(token),
                     // A stale event for a connection closed earlier in this batch.
@@ -239,6 +261,7 @@ impl<H: Handler> EventLoop<H> {
                 }
             }
             self.events.after_wait();
+            self.read_again();
             if inbox_ready {
                 self.drain_inbox();
             }
@@ -273,19 +296,37 @@ impl<H: Handler> EventLoop<H> {
                 Ok(0) => rec.io.flags |= flags::READ_CLOSED | flags::CLOSING,
                 Ok(n) => {
                     rec.last_active = self.now;
+                    if n == self.options.read_buffer_size || rec.io.has(flags::PEER_FIN) {
+                        self.unread.push(token);
+                    }
                     let outcome = self.call(token, n, |h, c| h.on_traffic(c));
                     self.apply(token, outcome);
                     return;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The edge was consumed without a read: try again next turn.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.unread.push(token),
                 Err(e) => rec.io.fail(Error::Io(e)),
             }
         }
         self.settle(token);
+    }
+
+    /// Reads the connections whose previous read may have left bytes behind.
+    fn read_again(&mut self) {
+        if self.unread.is_empty() {
+            return;
+        }
+        let unread = std::mem::take(&mut self.unread);
+        for &token in &unread {
+            // Reads only if still interested: a paused connection gets a
+            // fresh edge when reading is re-armed.
+            self.conn_ready(token, true, false);
+        }
+        if self.unread.is_empty() {
+            self.unread = unread;
+            self.unread.clear();
+        }
     }
 
     /// Runs a callback on a connection with `fresh` bytes of the read buffer,
@@ -409,10 +450,14 @@ impl<H: Handler> EventLoop<H> {
         };
         if want != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
-            if let Err(e) = self
-                .selector
-                .reregister(fd, token.raw(), want, Trigger::Level)
-            {
+            // A UDP socket stays level-triggered: one recvmmsg takes at most
+            // a batch, and what is left must be reported again.
+            let trigger = if rec.io.datagram.is_some() {
+                Trigger::Level
+            } else {
+                CONN_TRIGGER
+            };
+            if let Err(e) = self.selector.reregister(fd, token.raw(), want, trigger) {
                 rec.io.fail(Error::Io(e));
                 self.close_conn(token);
                 return;
@@ -563,7 +608,7 @@ impl<H: Handler> EventLoop<H> {
         let fd = stream.as_raw_fd();
         if let Err(e) = self
             .selector
-            .register(fd, token.raw(), Interest::READABLE, Trigger::Level)
+            .register(fd, token.raw(), Interest::READABLE, CONN_TRIGGER)
         {
             log::error!("netloom: cannot watch connection from {peer}: {e}");
             loads.fetch_sub(1, Ordering::Relaxed);
@@ -740,7 +785,7 @@ impl<H: Handler> EventLoop<H> {
                     socket.as_raw_fd(),
                     token.raw(),
                     Interest::WRITABLE,
-                    Trigger::Level,
+                    CONN_TRIGGER,
                 )
                 .map_err(Error::Io)
         });

@@ -146,8 +146,13 @@ impl<C> ConnRecord<C> {
 
     /// The record of a loop's UDP socket; `batch`: datagrams per `sendmmsg`.
     pub(crate) fn datagram(socket: Socket, batch: usize, now: Instant, ctx: C) -> Self {
+        let ipv6 = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv6());
         let mut rec = ConnRecord::new(socket, Addr::Inet(([0, 0, 0, 0], 0).into()), now, ctx);
-        rec.io.datagram = Some(Box::new(DatagramIo::new(batch)));
+        rec.io.datagram = Some(Box::new(DatagramIo::new(batch, ipv6)));
         rec
     }
 
@@ -170,7 +175,8 @@ impl<C> ConnRecord<C> {
 ///
 /// The socket is a plain `socket2::Socket` whatever the transport: TCP and
 /// Unix stream sockets take the same `recv`/`send`/`sendmsg` calls, so the
-/// read and write paths neither branch nor dispatch on the transport.
+/// stream read and write paths do not dispatch on the transport (UDP's
+/// datagram state is one `Option` check away).
 pub(crate) struct ConnIo {
     pub(crate) stream: Socket,
     pub(crate) outbound: OutboundQueue,

@@ -9,7 +9,7 @@
 //! broadcast not allowed, ...) is dropped and logged, as UDP would lose it.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::Socket;
@@ -35,6 +35,8 @@ pub(crate) struct DatagramIo {
     /// First queue entry not sent yet.
     head: usize,
     slots: SendSlots,
+    /// The socket is AF_INET6: IPv4 destinations are sent v4-mapped.
+    ipv6: bool,
 }
 
 struct Pending {
@@ -44,8 +46,9 @@ struct Pending {
 }
 
 impl DatagramIo {
-    /// `batch`: datagrams per `sendmmsg` (1: one `sendmsg` each).
-    pub(crate) fn new(batch: usize) -> DatagramIo {
+    /// `batch`: datagrams per `sendmmsg` (1: one `sendmsg` each); `ipv6`:
+    /// the socket's family.
+    pub(crate) fn new(batch: usize, ipv6: bool) -> DatagramIo {
         DatagramIo {
             sender: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
             truncated_from: None,
@@ -53,6 +56,7 @@ impl DatagramIo {
             queue: Vec::new(),
             head: 0,
             slots: SendSlots::new(batch),
+            ipv6,
         }
     }
 
@@ -66,6 +70,7 @@ impl DatagramIo {
 
     /// Queues the concatenation of `parts` as one datagram to `to`.
     pub(crate) fn push(&mut self, to: SocketAddr, parts: &[&[u8]]) -> Result<()> {
+        let to = self.in_family(to);
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let max = if to.is_ipv4() {
             MAX_PAYLOAD_V4
@@ -81,6 +86,22 @@ impl DatagramIo {
         }
         self.queue.push(Pending { to, start, len });
         Ok(())
+    }
+
+    /// `to` in the socket's family where it has a form there: an IPv6
+    /// socket reaches IPv4 peers by v4-mapped addresses, and an IPv4 socket
+    /// can take a v4-mapped destination as plain IPv4.
+    fn in_family(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(v4) if self.ipv6 => {
+                SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+            }
+            SocketAddr::V6(v6) if !self.ipv6 => match v6.ip().to_ipv4_mapped() {
+                Some(ip) => SocketAddr::V4(SocketAddrV4::new(ip, v6.port())),
+                None => to,
+            },
+            _ => to,
+        }
     }
 
     /// Sends queued datagrams until none is left or the socket's send buffer
@@ -148,7 +169,7 @@ mod tests {
         let tx = Socket::from(UdpSocket::bind("127.0.0.1:0").unwrap());
         tx.set_nonblocking(true).unwrap();
         for batch in [1, 4] {
-            let mut io = DatagramIo::new(batch);
+            let mut io = DatagramIo::new(batch, false);
             for i in 0..10u8 {
                 io.push(to, &[&[i], &vec![i; i as usize * 100]]).unwrap();
             }
@@ -166,7 +187,7 @@ mod tests {
 
     #[test]
     fn oversized_and_refused_datagrams_are_reported_not_sent() {
-        let mut io = DatagramIo::new(8);
+        let mut io = DatagramIo::new(8, false);
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let big = vec![0u8; MAX_PAYLOAD_V4 + 1];
         assert!(matches!(io.push(to, &[&big]), Err(Error::Io(_))));
@@ -182,5 +203,34 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"kept");
+    }
+
+    #[test]
+    fn destinations_are_put_in_the_socket_family() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let v4 = rx.local_addr().unwrap();
+        let mapped = SocketAddr::from((Ipv4Addr::LOCALHOST.to_ipv6_mapped(), v4.port()));
+        // A dual-stack socket reaches an IPv4 peer given as plain IPv4.
+        let dual = Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
+        dual.set_only_v6(false).unwrap();
+        dual.bind(&"[::]:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let mut io = DatagramIo::new(4, true);
+        io.push(v4, &[b"to v4"]).unwrap();
+        io.flush(&dual);
+        // An IPv4 socket takes a v4-mapped destination.
+        let plain = Socket::from(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let mut io = DatagramIo::new(4, false);
+        io.push(mapped, &[b"mapped"]).unwrap();
+        io.flush(&plain);
+        let mut buf = [0u8; 16];
+        let mut got: Vec<Vec<u8>> = (0..2)
+            .map(|_| {
+                let n = rx.recv(&mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![b"mapped".to_vec(), b"to v4".to_vec()]);
     }
 }

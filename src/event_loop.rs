@@ -481,6 +481,9 @@ impl<H: Handler> EventLoop<H> {
         if let Some(shared) = &rec.shared {
             shared.closed.store(true, Ordering::Release);
         }
+        if let Some(waiter) = rec.drain_waiter.take() {
+            self.resume_waiter(*waiter);
+        }
         if rec.io.datagram.is_some() {
             // A UDP socket is not a connection: no on_close, not counted.
             return;
@@ -489,9 +492,6 @@ impl<H: Handler> EventLoop<H> {
         if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
             let (_, reply) = self.dial_replies.swap_remove(i);
             let _ = reply.send(Err(dial_failure(err.as_ref())));
-        }
-        if let Some(waiter) = rec.drain_waiter.take() {
-            self.resume_waiter(*waiter);
         }
         let env = ConnEnv {
             pool: &mut self.pool,

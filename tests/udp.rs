@@ -68,7 +68,7 @@ fn a_burst_longer_than_one_batch_is_drained() {
     for i in 0..100u32 {
         client.send_to(&i.to_le_bytes(), addr).unwrap();
     }
-    let mut seen = vec![false; 100];
+    let mut seen = [false; 100];
     for _ in 0..100 {
         let mut buf = [0u8; 4];
         let n = client.recv(&mut buf).expect("every echo arrives");

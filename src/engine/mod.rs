@@ -149,6 +149,8 @@ impl Options {
     setter!(
         /// One listener per loop with `SO_REUSEPORT` (the kernel spreads
         /// connections) instead of one acceptor on loop 0 that hands them out.
+        /// TCP only: Unix sockets always use the acceptor, UDP always has
+        /// one SO_REUSEPORT socket per loop.
         reuseport: bool
     );
     setter!(

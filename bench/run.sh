@@ -29,7 +29,9 @@
 #   OUT [bench/results]   REPORT_NAME [latest | quick]
 #   CARGO_TARGET_DIR [target/ of the repository]: shared by netloom and bench/
 #
-# Results: OUT/REPORT_NAME.md (table), .svg (chart), .jsonl (raw records);
+# Results: OUT/REPORT_NAME.md (table), .svg (chart), .jsonl (raw records),
+# and (full runs named latest) the results section of README.md between its
+# bench markers;
 # every run's raw records and server / loadgen logs stay in
 # OUT/runs-STAMP.jsonl and OUT/logs-STAMP/ (git-ignored).
 # Exit status 1 if any run failed or a reply did not verify.
@@ -50,10 +52,10 @@ if [ "$BUILD" != 0 ]; then
     cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --target-dir "$TARGET" --bins
     examples=()
     for ex in echo http redis; do
-        if [ -f "$ROOT/examples/$ex.rs" ]; then
+        if [ -f "$ROOT/examples/$ex.rs" ] || [ -f "$ROOT/examples/$ex/main.rs" ]; then
             examples+=(--example "$ex")
         else
-            log "note: examples/$ex.rs does not exist yet; netloom is skipped where it is needed"
+            log "note: netloom's example $ex does not exist yet; netloom is skipped where it is needed"
         fi
     done
     log "building netloom's examples: ${examples[*]}"
@@ -87,7 +89,9 @@ fi
 QUICK=${QUICK:-0}
 knobs=""
 for k in QUICK DURATION WARMUP RUNS SCENARIOS SERVERS IDLE_STEPS TOKIO_THREADS; do
-    if [ -n "${!k:-}" ] && [ "${!k}" != 0 ]; then knobs="$knobs$k=\"${!k}\" "; fi
+    v=${!k:-}
+    if [ -z "$v" ] || [ "$v" = 0 ]; then continue; fi
+    if [[ "$v" == *" "* ]]; then knobs+="$k=\"$v\" "; else knobs+="$k=$v "; fi
 done
 export BENCH_COMMAND="${knobs}bench/run.sh"
 export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -98,6 +102,8 @@ if [ -n "$(cd "$ROOT" && git status --porcelain -- src examples Cargo.toml 2>/de
 fi
 export BENCH_RUSTC=$(rustc --version | awk '{print $1, $2}')
 export QUICK
+# A full run under the default name also refreshes the README's results.
+export BENCH_README="$ROOT/README.md"
 
 # The idle-connection scenario holds 9,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

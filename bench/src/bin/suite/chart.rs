@@ -113,6 +113,8 @@ fn draw_panel(area: &DrawingArea<SVGBackend, Shift>, p: &Panel) -> Result<(), St
                 compact(*y)
             }
         })
+        // Evenly spaced light lines would lie on a log axis.
+        .max_light_lines(if log { 0 } else { 4 })
         .y_labels(if log {
             (y1 - y0).ceil() as usize + 1
         } else {
@@ -274,7 +276,11 @@ pub fn draw(s: &Summary, path: &Path) -> Result<(), String> {
             }
             bars.push((i.steps.len(), sv, i.slope, compact(i.slope)));
         }
-        let steps: Vec<String> = first.steps.iter().map(|st| st.0.to_string()).collect();
+        let steps: Vec<String> = first
+            .steps
+            .iter()
+            .map(|st| crate::report::thousands(st.0 as f64))
+            .collect();
         let title = format!(
             "memory per idle connection, bytes (log scale): at {} conns, and the slope",
             steps.join(" and ")

@@ -105,6 +105,7 @@ struct Settings {
     out: PathBuf,
     report_name: String,
     command: String,
+    readme: Option<PathBuf>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -178,6 +179,9 @@ fn settings() -> Settings {
         out: PathBuf::from(env_or("OUT", &bench_dir.join("results").to_string_lossy())),
         report_name: env_or("REPORT_NAME", if quick { "quick" } else { "latest" }),
         command: env_or("BENCH_COMMAND", "bench/run.sh"),
+        readme: std::env::var_os("BENCH_README")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file()),
     }
 }
 
@@ -436,7 +440,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("report") {
         let Some(file) = args.get(1) else {
-            eprintln!("usage: suite report RESULTS.jsonl [OUT_DIR] [NAME]");
+            eprintln!("usage: suite report RESULTS.jsonl [OUT_DIR] [NAME] [README.md]");
             std::process::exit(2)
         };
         let out = args.get(2).map_or_else(
@@ -449,7 +453,8 @@ fn main() {
             PathBuf::from,
         );
         let name = args.get(3).map_or("latest", String::as_str);
-        if let Err(e) = write_report(Path::new(file), &out, name) {
+        let readme = args.get(4).map(Path::new);
+        if let Err(e) = write_report(Path::new(file), &out, name, readme) {
             eprintln!("suite: {e}");
             std::process::exit(1);
         }
@@ -529,11 +534,13 @@ fn main() {
             }
         }
     }
-    drop(emit);
+    // Close the raw file before it is copied and read back.
     drop(sink);
     let latest_raw = s.out.join(format!("{}.jsonl", s.report_name));
     fs::copy(&raw, &latest_raw).expect("copy raw results");
-    if let Err(e) = write_report(&latest_raw, &s.out, &s.report_name) {
+    // Only a full run under the default name refreshes the README.
+    let readme = s.readme.as_deref().filter(|_| s.report_name == "latest");
+    if let Err(e) = write_report(&latest_raw, &s.out, &s.report_name, readme) {
         eprintln!("suite: {e}");
         std::process::exit(1);
     }
@@ -573,8 +580,9 @@ fn brief(r: &Value) -> String {
     )
 }
 
-/// Reads a raw results file and writes `NAME.md` and `NAME.svg` into `out`.
-fn write_report(raw: &Path, out: &Path, name: &str) -> Result<(), String> {
+/// Reads a raw results file and writes `NAME.md` and `NAME.svg` into `out`;
+/// with `readme`, also the results section of that README.
+fn write_report(raw: &Path, out: &Path, name: &str, readme: Option<&Path>) -> Result<(), String> {
     let text = fs::read_to_string(raw).map_err(|e| format!("{}: {e}", raw.display()))?;
     let records: Vec<Value> = text
         .lines()
@@ -583,9 +591,37 @@ fn write_report(raw: &Path, out: &Path, name: &str) -> Result<(), String> {
     let summary = report::Summary::new(&records);
     let md = out.join(format!("{name}.md"));
     let svg = out.join(format!("{name}.svg"));
-    fs::write(&md, summary.markdown(&format!("{name}.svg")))
+    fs::write(&md, summary.markdown(&format!("{name}.svg"), 1))
         .map_err(|e| format!("{}: {e}", md.display()))?;
     chart::draw(&summary, &svg)?;
     eprintln!("suite: wrote {} and {}", md.display(), svg.display());
+    if let Some(readme) = readme {
+        update_readme(readme, &summary)?;
+    }
+    Ok(())
+}
+
+const README_START: &str = "<!-- bench:start";
+const README_END: &str = "<!-- bench:end -->";
+
+/// Replaces the README's section between the bench markers with the new
+/// results, so that one command refreshes what the README shows.
+fn update_readme(readme: &Path, summary: &report::Summary) -> Result<(), String> {
+    let text = fs::read_to_string(readme).map_err(|e| format!("{}: {e}", readme.display()))?;
+    let (Some(start), Some(end)) = (text.find(README_START), text.find(README_END)) else {
+        eprintln!(
+            "suite: {} has no bench markers; not updated",
+            readme.display()
+        );
+        return Ok(());
+    };
+    let open_end = text[start..].find("-->").map_or(start, |i| start + i + 3);
+    if end < open_end {
+        return Err(format!("{}: bench markers out of order", readme.display()));
+    }
+    let section = summary.markdown("bench/results/latest.svg", 3);
+    let updated = format!("{}\n{}{}", &text[..open_end], section, &text[end..]);
+    fs::write(readme, updated).map_err(|e| format!("{}: {e}", readme.display()))?;
+    eprintln!("suite: updated the results section of {}", readme.display());
     Ok(())
 }

@@ -135,6 +135,25 @@ impl Summary {
                 _ => {}
             }
         }
+        let noisy: Vec<f64> = results
+            .iter()
+            .filter_map(|r| r["pre_run_busy_pct"].as_f64())
+            .filter(|b| *b > 10.0)
+            .collect();
+        if !noisy.is_empty() {
+            notes.push(format!(
+                "{} of {} runs started while a benchmark core was over 10% busy with other work (up to {:.0}%): \
+                 those numbers are noisy; run again on a quiet machine.",
+                noisy.len(),
+                results.len(),
+                noisy.iter().copied().fold(0.0, f64::max)
+            ));
+        }
+        if machine["runs"].as_u64().unwrap_or(0) < 3
+            || machine["duration_s"].as_f64().unwrap_or(0.0) < 3.0
+        {
+            notes.push("A short run (fewer than 3 runs or under 3 s each): a smoke test, not for comparison.".into());
+        }
         let of = |sc: &str, sv: &str| -> Vec<&Value> {
             results
                 .iter()
@@ -239,10 +258,15 @@ impl Summary {
         }
     }
 
-    pub fn markdown(&self, chart: &str) -> String {
+    /// The results as markdown: a whole page (`level` 1, with a title), or a
+    /// section to embed under a heading (`level` 3 gives `###` subsections).
+    pub fn markdown(&self, chart: &str, level: usize) -> String {
         let m = &self.machine;
         let mut o = String::new();
-        let _ = writeln!(o, "# netloom benchmark results\n");
+        if level == 1 {
+            let _ = writeln!(o, "# netloom benchmark results\n");
+        }
+        let h = "#".repeat(level.max(2));
         let _ = writeln!(
             o,
             "Machine: {} cores ({}), {:.0} GiB, Linux {}; {}; netloom {}; {}{}.  ",
@@ -277,7 +301,7 @@ impl Summary {
             m["client_cpu"],
         );
         let _ = writeln!(o, "![netloom vs peers]({chart})\n");
-        let _ = writeln!(o, "## Load\n");
+        let _ = writeln!(o, "{h} Load\n");
         let _ = writeln!(
             o,
             "| scenario | server | msgs/s | p99 | peak RSS | CPU user | CPU sys | CPU µs/msg | client core |"
@@ -307,7 +331,7 @@ impl Summary {
              100% the client is the bottleneck and CPU µs/msg is the figure that compares the servers.\n"
         );
         if !self.ratios.is_empty() {
-            let _ = writeln!(o, "## netloom ÷ peer\n");
+            let _ = writeln!(o, "{h} netloom ÷ peer\n");
             let _ = writeln!(
                 o,
                 "Medians of the per-run ratios (> 1 means netloom has more of it).\n"
@@ -333,7 +357,7 @@ impl Summary {
         }
         if !self.idle.is_empty() {
             let steps: Vec<u64> = self.idle[0].steps.iter().map(|s| s.0).collect();
-            let _ = writeln!(o, "## Memory per idle connection\n");
+            let _ = writeln!(o, "{h} Memory per idle connection\n");
             let _ = write!(o, "| server | RSS, no connections |");
             for n in &steps {
                 let _ = write!(
@@ -366,7 +390,7 @@ impl Summary {
             );
         }
         if !self.notes.is_empty() {
-            let _ = writeln!(o, "## Notes\n");
+            let _ = writeln!(o, "{h} Notes\n");
             for n in &self.notes {
                 let _ = writeln!(o, "- {n}");
             }

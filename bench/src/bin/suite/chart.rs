@@ -183,7 +183,7 @@ pub fn draw(s: &Summary, path: &Path) -> Result<(), String> {
     .map_err(|e| err(&e))?;
     head.draw(&Text::new(
         format!(
-            "{} cores ({}), Linux {}, {}; medians of {} runs of {} s; netloom {}",
+            "{} cores ({}), Linux {}, {}; medians of {} runs of {} s; netloom {}{}",
             m["nproc"],
             m["cpu"].as_str().unwrap_or("?"),
             m["kernel"].as_str().unwrap_or("?"),
@@ -191,6 +191,12 @@ pub fn draw(s: &Summary, path: &Path) -> Result<(), String> {
             m["runs"],
             m["duration_s"],
             m["commit"].as_str().unwrap_or("?"),
+            if m["runs"].as_u64().unwrap_or(0) < 3 || m["duration_s"].as_f64().unwrap_or(0.0) < 3.0
+            {
+                " (a smoke test: not for comparison)"
+            } else {
+                ""
+            },
         ),
         (14, 34),
         ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
@@ -314,7 +320,7 @@ pub fn draw(s: &Summary, path: &Path) -> Result<(), String> {
         "echo: 1 message in flight per connection, every byte verified",
         "HTTP: GET /plaintext, 16 pipelined per connection, 200 + body checked",
         "RESP: GET / SET, 16 pipelined per connection, replies checked",
-        "lower is better except for throughput; table: bench/results/latest.md",
+        "lower is better except for throughput; the table is the .md file beside this chart",
     ];
     for (i, n) in notes.iter().enumerate() {
         let y = 60 + servers.len() as i32 * 34 + i as i32 * 24;

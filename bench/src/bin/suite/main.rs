@@ -201,13 +201,15 @@ fn server_command(
         if p.is_file() {
             Ok(p.to_string_lossy().into_owned())
         } else {
-            Err(format!("{} not built", p.display()))
+            Err(format!("{} is not built", p.display()))
         }
     };
     let addr = format!("127.0.0.1:{port}");
     Ok(match server {
         "netloom" => vec![
-            path(s.bin.join("examples").join(netloom))?,
+            path(s.bin.join("examples").join(netloom)).map_err(|_| {
+                format!("netloom's example `{netloom}` is not built (not in this checkout yet?)")
+            })?,
             "--addr".into(),
             format!("tcp://{addr}"),
             "--loops".into(),
@@ -242,6 +244,7 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A server process; dropping it stops it.
 struct Running {
     child: Child,
 }
@@ -250,10 +253,15 @@ impl Running {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+}
 
-    /// SIGTERM (netloom's example stops gracefully on it), then SIGKILL if
+impl Drop for Running {
+    /// SIGTERM (netloom's examples stop gracefully on it), then SIGKILL if
     /// it has not exited within 5 s.
-    fn stop(mut self) {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SAFETY: signals our own child by its PID; it has not been reaped
         // yet (we still own the `Child`), so the PID cannot be reused.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
@@ -298,7 +306,6 @@ fn start_server(
             return Ok(server);
         }
         if Instant::now() > deadline {
-            server.stop();
             return Err(format!("not listening after 10 s; see {}", log.display()));
         }
         thread::sleep(Duration::from_millis(20));
@@ -370,7 +377,7 @@ fn measure(
         .stdin(Stdio::null())
         .output();
     let hwm = procfs::status_kib(pid, "VmHWM").ok();
-    running.stop();
+    drop(running);
     let output = output.map_err(|e| format!("loadgen: {e}"))?;
     let _ = fs::write(logs.join(format!("{stem}.loadgen.log")), &output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);

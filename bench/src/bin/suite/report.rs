@@ -438,3 +438,55 @@ pub fn mib(kib: f64) -> String {
         format!("{:.1} MiB", kib / 1024.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn load(server: &str, run: u64, rate: f64, cpu: f64) -> Value {
+        json!({"scenario": "echo-64B-100c", "server": server, "run": run, "mode": "echo",
+               "rate": rate, "p99_us": 100.0, "server_hwm_kib": 2048, "server_user_s": 1.0,
+               "server_sys_s": 2.0, "duration_s": 5.0, "server_cpu_us_per_op": cpu,
+               "client_core_busy_pct": 99.0, "errors": 0})
+    }
+
+    #[test]
+    fn medians_and_ratios_within_runs() {
+        let records = vec![
+            json!({"record": "machine", "runs": 3, "duration_s": 5.0}),
+            load("netloom", 0, 100.0, 6.0),
+            load("tokio", 0, 50.0, 8.0),
+            load("tokio", 1, 200.0, 8.0),
+            load("netloom", 1, 300.0, 6.0),
+            load("netloom", 2, 200.0, 5.0),
+            load("tokio", 2, 100.0, 10.0),
+            json!({"record": "skipped", "scenario": "echo-64B-100c", "server": "go", "why": "no Go"}),
+        ];
+        let s = Summary::new(&records);
+        assert_eq!(s.servers, ["netloom", "tokio"]);
+        assert_eq!(s.rows.len(), 2);
+        assert_eq!(s.rows[0].rate, 200.0);
+        assert_eq!(s.rows[0].user_pct, 20.0);
+        assert_eq!(s.ratios.len(), 1);
+        // Per-run rate ratios 2.0, 1.5, 2.0: median 2.0; CPU 0.75, 0.75, 0.5.
+        assert_eq!(s.ratios[0].rate, 2.0);
+        assert_eq!(s.ratios[0].cpu, 0.75);
+        assert!(s.notes.iter().any(|n| n.contains("no Go")));
+        let md = s.markdown("x.svg", 1);
+        assert!(
+            md.contains("| echo 64 B × 100 conns | netloom | 200 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 2.00× | 0.75× |"), "{md}");
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(latency(450.0), "450 µs");
+        assert_eq!(latency(12_345.0), "12.3 ms");
+        assert_eq!(mib(2048.0), "2.0 MiB");
+    }
+}

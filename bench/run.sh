@@ -42,7 +42,8 @@ if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
 fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# Absolute, because the two builds below run from different directories.
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")
 BUILD=${BUILD:-1}
 log() { echo "run.sh: $*" >&2; }
 
@@ -51,18 +52,24 @@ if [ "$(nproc)" -lt 2 ]; then
     log "WARNING: fewer than 2 cores: server and load generator share one; numbers will not compare"
 fi
 
+# netloom's servers are its examples; one not in this checkout is skipped
+# (the suite is told which exist, so a stale binary is never used).
+examples=()
+NETLOOM_EXAMPLES=""
+for ex in echo http redis; do
+    if [ -f "$ROOT/examples/$ex.rs" ] || [ -f "$ROOT/examples/$ex/main.rs" ]; then
+        examples+=(--example "$ex")
+        NETLOOM_EXAMPLES="$NETLOOM_EXAMPLES $ex"
+    else
+        log "note: netloom's example $ex does not exist yet; netloom is skipped where it is needed"
+    fi
+done
+export NETLOOM_EXAMPLES
+
 if [ "$BUILD" != 0 ]; then
     log "building the bench crate (peers, loadgen, suite)"
     cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --target-dir "$TARGET" --bins
-    examples=()
-    for ex in echo http redis; do
-        if [ -f "$ROOT/examples/$ex.rs" ] || [ -f "$ROOT/examples/$ex/main.rs" ]; then
-            examples+=(--example "$ex")
-        else
-            log "note: netloom's example $ex does not exist yet; netloom is skipped where it is needed"
-        fi
-    done
-    log "building netloom's examples: ${examples[*]}"
+    log "building netloom's examples:$NETLOOM_EXAMPLES"
     (cd "$ROOT" && cargo build --release --quiet --target-dir "$TARGET" "${examples[@]}")
 fi
 

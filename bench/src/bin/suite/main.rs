@@ -106,6 +106,8 @@ struct Settings {
     report_name: String,
     command: String,
     readme: Option<PathBuf>,
+    /// The examples present in the checkout (from run.sh); `None`: any built.
+    netloom_examples: Option<Vec<String>>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -179,6 +181,9 @@ fn settings() -> Settings {
         out: PathBuf::from(env_or("OUT", &bench_dir.join("results").to_string_lossy())),
         report_name: env_or("REPORT_NAME", if quick { "quick" } else { "latest" }),
         command: env_or("BENCH_COMMAND", "bench/run.sh"),
+        netloom_examples: std::env::var("NETLOOM_EXAMPLES")
+            .ok()
+            .map(|v| v.split_whitespace().map(String::from).collect()),
         readme: std::env::var_os("BENCH_README")
             .map(PathBuf::from)
             .filter(|p| p.is_file()),
@@ -207,9 +212,14 @@ fn server_command(
     let addr = format!("127.0.0.1:{port}");
     Ok(match server {
         "netloom" => vec![
-            path(s.bin.join("examples").join(netloom)).map_err(|_| {
-                format!("netloom's example `{netloom}` is not built (not in this checkout yet?)")
-            })?,
+            s.netloom_examples
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|e| e == netloom))
+                .then(|| path(s.bin.join("examples").join(netloom)).ok())
+                .flatten()
+                .ok_or_else(|| {
+                    format!("netloom's example `{netloom}` is not in this checkout yet")
+                })?,
             "--addr".into(),
             format!("tcp://{addr}"),
             "--loops".into(),

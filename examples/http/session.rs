@@ -101,24 +101,29 @@ impl Answer {
 
     /// Appends the full response to `out`.
     pub fn write(&self, date: &[u8; HTTP_DATE_LEN], out: &mut Vec<u8>) {
-        let mut json = [0u8; 64];
-        let (status, content_type, body): (&[u8], &[u8], &[u8]) = match self.reply {
-            Reply::Plaintext => (b"200 OK", b"text/plain", PLAINTEXT),
-            Reply::Json => {
-                let len = json_message(JSON_MESSAGE, &mut json);
-                (b"200 OK", b"application/json", &json[..len])
-            }
-            Reply::NotFound => (b"404 Not Found", b"text/plain", b"Not Found"),
+        let text = Body::Bytes;
+        let (status, content_type, body): (&[u8], &[u8], Body) = match self.reply {
+            Reply::Plaintext => (b"200 OK", b"text/plain", text(PLAINTEXT)),
+            Reply::Json => (
+                b"200 OK",
+                b"application/json",
+                Body::JsonMessage(JSON_MESSAGE),
+            ),
+            Reply::NotFound => (b"404 Not Found", b"text/plain", text(b"Not Found")),
             Reply::MethodNotAllowed => (
                 b"405 Method Not Allowed",
                 b"text/plain",
-                b"Method Not Allowed",
+                text(b"Method Not Allowed"),
             ),
             Reply::Rejected(rejection) => {
                 let (status, body) = rejection_status(rejection);
-                (status, b"text/plain", body)
+                (status, b"text/plain", text(body))
             }
-            Reply::Timeout => (b"408 Request Timeout", b"text/plain", b"Request Timeout"),
+            Reply::Timeout => (
+                b"408 Request Timeout",
+                b"text/plain",
+                text(b"Request Timeout"),
+            ),
         };
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status);
@@ -140,7 +145,7 @@ impl Answer {
         }
         out.extend_from_slice(b"\r\n\r\n");
         if !self.head_only {
-            out.extend_from_slice(body);
+            body.push(out);
         }
     }
 }
@@ -163,36 +168,57 @@ fn rejection_status(rejection: Rejection) -> (&'static [u8], &'static [u8]) {
     }
 }
 
-/// Serializes `{"message":<message>}` into `out` and returns its length.
-/// TechEmpower's rules ask for a serialization per request, not a constant;
-/// this one is small enough not to need a JSON library.
-fn json_message(message: &str, out: &mut [u8]) -> usize {
-    let mut len = 0;
-    let mut push = |bytes: &[u8]| {
-        out[len..len + bytes.len()].copy_from_slice(bytes);
-        len += bytes.len();
-    };
-    push(b"{\"message\":\"");
-    for &b in message.as_bytes() {
-        match b {
-            b'"' => push(b"\\\""),
-            b'\\' => push(b"\\\\"),
-            0..=0x1f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                push(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]);
+/// A response body.
+enum Body {
+    /// Fixed bytes.
+    Bytes(&'static [u8]),
+    /// `{"message":<message>}`, serialized for each response: TechEmpower's
+    /// rules ask for that rather than a constant, and this one object is
+    /// small enough not to need a JSON library.
+    JsonMessage(&'static str),
+}
+
+impl Body {
+    const JSON_PREFIX: &'static [u8] = b"{\"message\":\"";
+    const JSON_SUFFIX: &'static [u8] = b"\"}";
+
+    fn len(&self) -> usize {
+        match self {
+            Body::Bytes(bytes) => bytes.len(),
+            Body::JsonMessage(message) => {
+                let escaped: usize = message.bytes().map(|b| json_escape(b).1).sum();
+                Self::JSON_PREFIX.len() + escaped + Self::JSON_SUFFIX.len()
             }
-            _ => push(&[b]),
         }
     }
-    push(b"\"}");
-    len
+
+    fn push(&self, out: &mut Vec<u8>) {
+        match self {
+            Body::Bytes(bytes) => out.extend_from_slice(bytes),
+            Body::JsonMessage(message) => {
+                out.extend_from_slice(Self::JSON_PREFIX);
+                for b in message.bytes() {
+                    let (escaped, len) = json_escape(b);
+                    out.extend_from_slice(&escaped[..len]);
+                }
+                out.extend_from_slice(Self::JSON_SUFFIX);
+            }
+        }
+    }
+}
+
+/// One byte of a JSON string, escaped if it must be (RFC 8259 §7): the
+/// escaped bytes and how many of them there are.
+fn json_escape(b: u8) -> ([u8; 6], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' | b'\\' => ([b'\\', b, 0, 0, 0, 0], 2),
+        0..=0x1f => {
+            let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
+            ([b'\\', b'u', b'0', b'0', high, low], 6)
+        }
+        _ => ([b, 0, 0, 0, 0, 0], 1),
+    }
 }
 
 fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
@@ -320,9 +346,11 @@ mod tests {
 
     #[test]
     fn escapes_json_strings() {
-        let mut buf = [0u8; 64];
-        let len = json_message("a\"b\\c\n", &mut buf);
-        assert_eq!(&buf[..len], br#"{"message":"a\"b\\c\u000a"}"#);
+        let body = Body::JsonMessage("a\"b\\c\n\u{1f}é");
+        let mut out = Vec::new();
+        body.push(&mut out);
+        assert_eq!(out, r#"{"message":"a\"b\\c\u000a\u001fé"}"#.as_bytes());
+        assert_eq!(body.len(), out.len());
     }
 
     #[test]

@@ -209,7 +209,7 @@ fn set(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) {
     if keep_ttl {
         expires_at = current.and_then(|e| e.expires_at);
     }
-    shard.set(key, args.get(2).to_vec(), expires_at);
+    shard.set(key, args.get(2), expires_at);
     resp::simple(out, b"OK");
 }
 
@@ -264,7 +264,7 @@ fn incr_by(store: &Store, key: &[u8], delta: Result<i64, &str>, now: u64, out: &
         None => {
             let mut value = Vec::new();
             resp::push_decimal(&mut value, next);
-            shard.set(key, value, None);
+            shard.set(key, &value, None);
         }
     }
     resp::integer(out, next);
@@ -290,7 +290,7 @@ fn mset(store: &Store, args: &Args<'_>, out: &mut Vec<u8>) {
     let mut locked = store.lock_keys(args.from(1).step_by(2));
     for i in (1..args.len()).step_by(2) {
         let key = args.get(i);
-        locked.shard(key).set(key, args.get(i + 1).to_vec(), None);
+        locked.shard(key).set(key, args.get(i + 1), None);
     }
     resp::simple(out, b"OK");
 }
@@ -573,7 +573,7 @@ mod tests {
     fn huge_replies_become_errors() {
         let store = Store::new(4);
         let value = vec![b'x'; 1 << 20];
-        store.lock(b"big").set(b"big", value, None);
+        store.lock(b"big").set(b"big", &value, None);
         let keys = "big ".repeat(MAX_REPLY_LEN / (1 << 20) + 1);
         let mut out = b"+earlier\r\n".to_vec();
         let mut ranges = Vec::new();

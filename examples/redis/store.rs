@@ -63,10 +63,29 @@ impl Shard {
         self.get(key, now).is_some()
     }
 
-    /// Stores `value` under `key`, replacing any previous entry.
-    pub fn set(&mut self, key: &[u8], value: Vec<u8>, expires_at: Option<u64>) {
-        self.map.insert(key.to_vec(), Entry { value, expires_at });
-        // After the insert: a rebuild of the heap keeps only deadlines that
+    /// Stores `value` under `key`, replacing any previous entry. Overwriting
+    /// reuses the key and, when the size is close, the value's allocation.
+    pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) {
+        match self.map.get_mut(key) {
+            Some(entry) if entry.value.capacity() <= 2 * value.len() + 64 => {
+                entry.value.clear();
+                entry.value.extend_from_slice(value);
+                entry.expires_at = expires_at;
+            }
+            Some(entry) => {
+                // Far smaller: do not keep the old allocation alive.
+                entry.value = value.to_vec();
+                entry.expires_at = expires_at;
+            }
+            None => {
+                let entry = Entry {
+                    value: value.to_vec(),
+                    expires_at,
+                };
+                self.map.insert(key.to_vec(), entry);
+            }
+        }
+        // After the update: a rebuild of the heap keeps only deadlines that
         // match the map.
         if let Some(at) = expires_at {
             self.push_deadline(at, key);
@@ -255,7 +274,7 @@ mod tests {
     #[test]
     fn reads_expire_lazily() {
         let mut shard = Shard::default();
-        shard.set(b"k", b"v".to_vec(), Some(100));
+        shard.set(b"k", b"v", Some(100));
         assert_eq!(
             shard.get(b"k", 99).map(|e| e.value.clone()),
             Some(b"v".to_vec())
@@ -267,9 +286,9 @@ mod tests {
     #[test]
     fn deadlines_expire_keys_nobody_reads() {
         let mut shard = Shard::default();
-        shard.set(b"a", b"1".to_vec(), Some(10));
-        shard.set(b"b", b"2".to_vec(), Some(20));
-        shard.set(b"c", b"3".to_vec(), None);
+        shard.set(b"a", b"1", Some(10));
+        shard.set(b"b", b"2", Some(20));
+        shard.set(b"c", b"3", None);
         assert_eq!(shard.expire_due(15, 100), 1);
         assert_eq!(shard.len(), 2);
         assert_eq!(shard.expire_due(25, 100), 1);
@@ -280,9 +299,9 @@ mod tests {
     #[test]
     fn stale_deadlines_do_not_remove_rewritten_keys() {
         let mut shard = Shard::default();
-        shard.set(b"k", b"old".to_vec(), Some(10));
+        shard.set(b"k", b"old", Some(10));
         // Overwritten without a deadline, then given a later one.
-        shard.set(b"k", b"new".to_vec(), None);
+        shard.set(b"k", b"new", None);
         shard.expire_due(50, 100);
         assert!(shard.contains(b"k", 50));
         assert!(shard.expire_at(b"k", 100, 50));
@@ -295,7 +314,7 @@ mod tests {
     #[test]
     fn the_deadline_heap_stays_proportional_to_the_keys() {
         let mut shard = Shard::default();
-        shard.set(b"k", b"v".to_vec(), None);
+        shard.set(b"k", b"v", None);
         for at in 1_000..101_000 {
             assert!(shard.expire_at(b"k", at, 0));
         }
@@ -308,7 +327,7 @@ mod tests {
     fn a_rebuild_keeps_the_newest_deadline() {
         let mut shard = Shard::default();
         for at in 1..=200 {
-            shard.set(b"k", vec![], Some(at));
+            shard.set(b"k", &[], Some(at));
         }
         assert!(shard.deadlines.len() < 200, "rebuilt");
         shard.expire_due(199, usize::MAX);
@@ -323,7 +342,7 @@ mod tests {
         for i in 0..10u32 {
             store
                 .lock(&i.to_be_bytes())
-                .set(&i.to_be_bytes(), vec![], Some(5));
+                .set(&i.to_be_bytes(), &[], Some(5));
         }
         assert!(store.expire_due(10, 4), "more are due");
         assert_eq!(store.len(), 6);
@@ -335,9 +354,9 @@ mod tests {
     #[test]
     fn removing_an_expired_key_reports_nothing_removed() {
         let mut shard = Shard::default();
-        shard.set(b"k", vec![], Some(5));
+        shard.set(b"k", &[], Some(5));
         assert!(!shard.remove(b"k", 5));
-        shard.set(b"k", vec![], Some(5));
+        shard.set(b"k", &[], Some(5));
         assert!(shard.remove(b"k", 4));
     }
 
@@ -347,7 +366,7 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_string().into_bytes()).collect();
         let mut locked = store.lock_keys(keys.iter().map(Vec::as_slice));
         for key in &keys {
-            locked.shard(key).set(key, key.clone(), None);
+            locked.shard(key).set(key, key, None);
         }
         drop(locked);
         assert_eq!(store.len(), 100);

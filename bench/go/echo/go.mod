@@ -1,0 +1,3 @@
+module netloom-bench/go-echo
+
+go 1.19

@@ -1,0 +1,3 @@
+module netloom-bench/go-http
+
+go 1.19

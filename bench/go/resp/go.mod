@@ -1,0 +1,3 @@
+module netloom-bench/go-resp
+
+go 1.19

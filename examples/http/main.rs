@@ -1,0 +1,102 @@
+// cargo run --release --example http -- --addr tcp://127.0.0.1:8080 --loops 2 [--idle-timeout 10]
+//! An HTTP/1.1 server for the TechEmpower plaintext and JSON tests, on
+//! netloom's callback engine.
+//!
+//! - `GET /plaintext`: `Hello, World!` (text/plain); `GET /json`:
+//!   `{"message":"Hello, World!"}` (application/json); `HEAD` of both.
+//!   Every response has `Server`, `Date` (cached, refreshed by the engine's
+//!   ticker) and `Content-Length`.
+//! - Keep-alive, `Connection: close`, HTTP/1.0; pipelining: all complete
+//!   requests of one read are answered in order with one write.
+//! - Request bodies by `Content-Length` (up to 1 MiB) are skipped as they
+//!   arrive; `Expect: 100-continue` is honoured.
+//! - Refusals, each followed by a close: 400 malformed, 413 body too large,
+//!   414 request line over 8 KiB, 431 head over 8 KiB or over 100 fields,
+//!   501 any `Transfer-Encoding`, 505 other versions, 408 a request that
+//!   takes over 10 s to arrive. 404 (unknown path) and 405 (other methods)
+//!   keep the connection.
+//! - Silent connections close after `--idle-timeout` seconds (default 10).
+//!
+//! Try it: `curl -i http://127.0.0.1:8080/json`, or
+//! `wrk -t1 -c256 -d10s -s ../shared/bench/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`.
+//! Ctrl-C or SIGTERM stops it cleanly.
+
+mod date;
+mod parse;
+mod server;
+mod session;
+
+use std::time::Duration;
+
+use netloom::Engine;
+
+use parse::Limits;
+use server::HttpServer;
+
+/// How long one request (head and body) may take to arrive once it began.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() {
+    let mut addr = "tcp://127.0.0.1:8080".to_string();
+    let mut loops = 0;
+    let mut idle_timeout = Duration::from_secs(10);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            // A bare HOST:PORT is taken as tcp://HOST:PORT.
+            "--addr" => {
+                let given = value();
+                addr = if given.contains("://") {
+                    given
+                } else {
+                    format!("tcp://{given}")
+                };
+            }
+            "--loops" => {
+                loops = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--loops takes a number"))
+            }
+            "--idle-timeout" => {
+                let secs: u64 = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--idle-timeout takes seconds"));
+                if secs == 0 {
+                    usage("--idle-timeout must be positive");
+                }
+                idle_timeout = Duration::from_secs(secs);
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let options = HttpServer::options(loops, idle_timeout).stop_on_signals(true);
+    let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
+    let engine = Engine::builder()
+        .bind(&addr)
+        .options(options)
+        .start(server)
+        .unwrap_or_else(|e| {
+            eprintln!("http: {e}");
+            std::process::exit(1);
+        });
+    for addr in engine.local_addrs() {
+        println!("http: listening on {addr} with {} loops", engine.loops());
+    }
+    if let Err(e) = engine.wait() {
+        eprintln!("http: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("http: {problem}");
+    }
+    eprintln!("usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS]");
+    std::process::exit(2);
+}

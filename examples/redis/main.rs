@@ -1,0 +1,86 @@
+// cargo run --release --example redis -- --addr tcp://127.0.0.1:6380 --loops 2
+//! A RESP2 (Redis protocol) server on netloom's callback engine.
+//!
+//! - Commands: PING, ECHO, SET (EX / PX / NX / XX / KEEPTTL), GET, DEL,
+//!   EXISTS, INCR, INCRBY, DECR, DECRBY, MGET, MSET, EXPIRE, PEXPIRE, TTL,
+//!   PTTL, FLUSHALL, FLUSHDB, DBSIZE, SELECT 0, QUIT, and enough of COMMAND
+//!   and CONFIG GET for `redis-cli` and `redis-benchmark`. Values are strings.
+//! - RESP arrays and inline commands (`nc`-friendly); pipelining: every
+//!   complete command of one read is answered, in order, with one write.
+//! - Keys live in a sharded map shared by all loops (`store.rs` explains
+//!   why); keys expire lazily on access and actively from the engine's
+//!   ticker.
+//! - An unknown command or bad arguments get `-ERR ...` and the connection
+//!   stays; input that is not RESP gets `-ERR Protocol error: ...` and a
+//!   close, as does a bulk length over 64 MiB or an array of over 1,048,576
+//!   elements.
+//!
+//! Try it: `redis-cli -p 6380`, or
+//! `redis-benchmark -p 6380 -P 16 -t get,set -q`.
+//! Ctrl-C or SIGTERM stops it cleanly.
+
+mod commands;
+mod resp;
+mod server;
+mod store;
+
+use netloom::Engine;
+
+use server::RedisServer;
+
+fn main() {
+    let mut addr = "tcp://127.0.0.1:6380".to_string();
+    let mut loops = 0;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            // A bare HOST:PORT is taken as tcp://HOST:PORT.
+            "--addr" => {
+                let given = value();
+                addr = if given.contains("://") {
+                    given
+                } else {
+                    format!("tcp://{given}")
+                };
+            }
+            "--loops" => {
+                loops = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--loops takes a number"))
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let resolved_loops = match loops {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let engine = Engine::builder()
+        .bind(&addr)
+        .options(RedisServer::options(loops).stop_on_signals(true))
+        .start(RedisServer::new(resolved_loops))
+        .unwrap_or_else(|e| {
+            eprintln!("redis: {e}");
+            std::process::exit(1);
+        });
+    for addr in engine.local_addrs() {
+        println!("redis: listening on {addr} with {} loops", engine.loops());
+    }
+    if let Err(e) = engine.wait() {
+        eprintln!("redis: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("redis: {problem}");
+    }
+    eprintln!("usage: redis [--addr tcp://HOST:PORT] [--loops N]");
+    std::process::exit(2);
+}

@@ -38,6 +38,9 @@ pub enum Action {
 /// - A panic in `on_open`, `on_traffic` or `on_close` closes that connection
 ///   only (its `on_close` sees [`Error::CallbackPanic`]); the loop keeps serving.
 ///   This needs the default `panic = "unwind"`.
+/// - UDP: each loop's UDP socket is the `Conn` of an `on_traffic` call per
+///   datagram (see [`Conn`]'s UDP section); it gets no `on_open` or
+///   `on_close`, and neither an action nor a panic closes it.
 ///
 /// # Examples
 /// ```no_run

@@ -8,7 +8,8 @@
 //! | timers | `timer` | per-loop min-heap shared by ticker, idle timeouts, close limits |
 //! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
-//! | engine | [`Engine`] | listeners, load balancing, lifecycle |
+//! | engine | [`Engine`] | listeners, load balancing, socket options, lifecycle |
+//! | transports | [`Addr`], [`Transport`] | TCP, Unix domain streams and UDP (`recvmmsg`/`sendmmsg`) on the same loops |
 //! | client | [`Client`] | non-blocking outbound connects on the same loops |
 //! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |

@@ -7,13 +7,15 @@
 //! [`Client::dial_wait`]. Inside a callback, [`Conn::dial`](crate::Conn::dial)
 //! opens a connection on the caller's own loop instead.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+
+use socket2::{Socket, Type};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::conn::{Command, Dial};
-use crate::engine::launch;
+use crate::engine::{launch, ListenAddr};
 use crate::event_loop::Peers;
 use crate::inbox::Lane;
 use crate::sys::socket;
@@ -93,10 +95,17 @@ impl<C: Send + 'static> Client<C> {
         })
     }
 
-    /// Starts connecting to `addr` (`tcp://host:port`, `tcp4://`, `tcp6://`
-    /// or just `host:port`) with `ctx` as the connection's context, and
-    /// returns at once: the outcome arrives as `on_open` or `on_close(err)`.
+    /// Starts connecting to `addr` (`tcp://host:port`, `tcp4://`, `tcp6://`,
+    /// just `host:port`, `unix:///path`, `unix://@name`, or `udp://host:port`)
+    /// with `ctx` as the connection's context, and returns at once: the
+    /// outcome arrives as `on_open` or `on_close(err)`.
     /// `Options::connect_timeout` bounds the connect.
+    ///
+    /// A `udp://` address gets a UDP socket connected to it (the kernel then
+    /// passes only that peer's datagrams), served like a bound `udp://`
+    /// socket: every datagram is an `on_traffic`, and there is no `on_open`
+    /// (use [`Client::dial_wait`] to get the handle to send with). `ctx` is
+    /// not used for UDP.
     ///
     /// A host name is resolved on the calling thread; pass an IP address to
     /// never block.
@@ -112,8 +121,10 @@ impl<C: Send + 'static> Client<C> {
     /// # Ok(()) }
     /// ```
     pub fn dial(&self, addr: &str, ctx: C) -> Result<()> {
-        let addr = resolve(addr)?;
-        self.send_dial(addr, ctx, self.options.connect_timeout, None)
+        match resolve(addr)? {
+            Target::Stream(addr) => self.send_dial(addr, ctx, self.options.connect_timeout, None),
+            Target::Udp(addr) => self.adopt_udp(connected_udp(addr)?).map(drop),
+        }
     }
 
     /// Connects to `addr` and waits at most `timeout` for the outcome:
@@ -132,9 +143,12 @@ impl<C: Send + 'static> Client<C> {
     /// # Ok(()) }
     /// ```
     pub fn dial_wait(&self, addr: &str, ctx: C, timeout: Duration) -> Result<ConnHandle<C>> {
-        let addr = resolve(addr)?;
+        let addr = match resolve(addr)? {
+            Target::Stream(addr) => addr,
+            Target::Udp(addr) => return self.adopt_udp(connected_udp(addr)?),
+        };
         let (reply, outcome) = mpsc::sync_channel(1);
-        self.send_dial(addr, ctx, Some(timeout), Some(reply))?;
+        self.send_dial(addr.clone(), ctx, Some(timeout), Some(reply))?;
         // The loop answers by the timeout (its timer); the margin covers a
         // busy loop.
         outcome
@@ -142,24 +156,73 @@ impl<C: Send + 'static> Client<C> {
             .unwrap_or(Err(Error::ConnectTimeout(addr)))
     }
 
-    /// Hands an already-connected stream to a loop (chosen by the balancer);
+    /// Hands an already-connected stream (`std::net::TcpStream` or
+    /// `std::os::unix::net::UnixStream`) to a loop chosen by the balancer;
     /// it gets `on_open` with a default context, then serves as any other.
     ///
     /// # Errors
     /// [`Error::Io`] if the stream cannot be made non-blocking or has no
-    /// peer, [`Error::EngineStopped`] once the client stopped.
+    /// peer, [`Error::Unsupported`] for a datagram socket (see
+    /// [`Client::adopt_udp`]), [`Error::EngineStopped`] once the client
+    /// stopped.
     ///
     /// ```no_run
     /// # fn f(client: &netloom::Client<()>) -> netloom::Result<()> {
     /// let stream = std::net::TcpStream::connect("127.0.0.1:9000")?;
     /// client.adopt(stream)?;
+    /// let local = std::os::unix::net::UnixStream::connect("/run/app.sock")?;
+    /// client.adopt(local)?;
     /// # Ok(()) }
     /// ```
-    pub fn adopt(&self, stream: TcpStream) -> Result<()> {
-        stream.set_nonblocking(true)?;
-        let peer = stream.peer_addr()?;
+    pub fn adopt(&self, stream: impl Into<Socket>) -> Result<()> {
+        let socket: Socket = stream.into();
+        if socket.r#type()? != Type::STREAM {
+            return Err(Error::Unsupported(
+                "adopt takes stream sockets; use adopt_udp",
+            ));
+        }
+        socket.set_nonblocking(true)?;
+        let peer = Addr::from_sockaddr(&socket.peer_addr()?);
         let target = self.pick_loop(&peer);
-        self.send(target, Command::Register(stream.into(), Addr::Inet(peer)))
+        self.send(target, Command::Register(socket, peer))
+    }
+
+    /// Serves an existing `std::net::UdpSocket` on a loop chosen by the
+    /// balancer: each datagram it receives is an `on_traffic` (as for a bound
+    /// `udp://` address). Returns its handle, whose `async_write` goes to the
+    /// socket's connected peer and `async_send_to` anywhere.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be made non-blocking or watched,
+    /// [`Error::EngineStopped`] once the client stopped.
+    ///
+    /// ```no_run
+    /// # fn f(client: &netloom::Client<()>) -> netloom::Result<()> {
+    /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.connect("127.0.0.1:9000")?;
+    /// let handle = client.adopt_udp(socket)?;
+    /// handle.async_write(b"ping".to_vec())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn adopt_udp(&self, socket: UdpSocket) -> Result<ConnHandle<C>> {
+        socket.set_nonblocking(true)?;
+        let socket = Socket::from(socket);
+        let peer = socket
+            .peer_addr()
+            .map(|a| Addr::from_sockaddr(&a))
+            .unwrap_or_else(|_| Addr::Inet(([0, 0, 0, 0], 0).into()));
+        let (reply, outcome) = mpsc::sync_channel(1);
+        let target = self.pick_loop(&peer);
+        if self.engine.is_stopping() {
+            return Err(Error::EngineStopped);
+        }
+        self.peers[target]
+            .send(Lane::Urgent, Command::AdoptDatagram(socket, reply))
+            .map_err(|_| Error::EngineStopped)?;
+        // Registering is quick: the loop answers at once unless it exited.
+        outcome
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or(Err(Error::EngineStopped))
     }
 
     /// The engine running the client's loops: `stop`, `wait`, counts.
@@ -202,14 +265,14 @@ impl<C: Send + 'static> Client<C> {
 
     fn send_dial(
         &self,
-        addr: SocketAddr,
+        addr: Addr,
         ctx: C,
         timeout: Option<Duration>,
         reply: Option<crate::conn::DialReply<C>>,
     ) -> Result<()> {
         let dial = Dial {
-            socket: socket::tcp_socket(&addr)?,
-            addr,
+            socket: socket::stream_socket(&addr)?,
+            addr: addr.clone(),
             timeout,
             ctx: Box::new(move || ctx),
             reply,
@@ -218,11 +281,11 @@ impl<C: Send + 'static> Client<C> {
         self.send(target, Command::Connect(dial))
     }
 
-    fn pick_loop(&self, addr: &SocketAddr) -> usize {
+    fn pick_loop(&self, addr: &Addr) -> usize {
         let mut next = self.next_loop.fetch_add(1, Ordering::Relaxed);
         self.options
             .load_balancer
-            .pick(&mut next, &Addr::Inet(*addr), &self.engine.inner.loads)
+            .pick(&mut next, addr, &self.engine.inner.loads)
     }
 
     /// Sends a new connection to loop `target`, counted in its load from now
@@ -240,23 +303,45 @@ impl<C: Send + 'static> Client<C> {
     }
 }
 
-/// Parses `tcp://host:port` (or `tcp4://`, `tcp6://`, or a bare
-/// `host:port`) and resolves it to the first address of the wanted family.
-fn resolve(addr: &str) -> Result<SocketAddr> {
-    let (rest, family): (&str, fn(&SocketAddr) -> bool) =
-        if let Some(r) = addr.strip_prefix("tcp4://") {
-            (r, SocketAddr::is_ipv4)
-        } else if let Some(r) = addr.strip_prefix("tcp6://") {
-            (r, SocketAddr::is_ipv6)
-        } else if let Some(r) = addr.strip_prefix("tcp://") {
-            (r, |_| true)
-        } else if addr.contains("://") {
-            return Err(Error::UnknownScheme(addr.to_string()));
-        } else {
-            (addr, |_| true)
+/// What a client dials.
+#[derive(Debug, PartialEq)]
+enum Target {
+    /// TCP or a Unix stream socket.
+    Stream(Addr),
+    Udp(SocketAddr),
+}
+
+/// Parses a dial address and resolves a host name to the first address of
+/// the wanted family.
+fn resolve(addr: &str) -> Result<Target> {
+    if let Some(name) = addr.strip_prefix("unix://") {
+        return match ListenAddr::parse(addr)? {
+            ListenAddr::Unix(unix) => Ok(Target::Stream(Addr::Unix(unix))),
+            _ => Err(Error::InvalidAddress {
+                addr: name.to_string(),
+                reason: "expected unix:///path or unix://@name".into(),
+            }),
         };
+    }
+    let (rest, udp, family): (&str, bool, fn(&SocketAddr) -> bool) = match addr.split_once("://") {
+        Some(("tcp", r)) => (r, false, |_| true),
+        Some(("tcp4", r)) => (r, false, SocketAddr::is_ipv4),
+        Some(("tcp6", r)) => (r, false, SocketAddr::is_ipv6),
+        Some(("udp", r)) => (r, true, |_| true),
+        Some(("udp4", r)) => (r, true, SocketAddr::is_ipv4),
+        Some(("udp6", r)) => (r, true, SocketAddr::is_ipv6),
+        Some(_) => return Err(Error::UnknownScheme(addr.to_string())),
+        None => (addr, false, |_| true),
+    };
+    let target = |inet: SocketAddr| {
+        if udp {
+            Target::Udp(inet)
+        } else {
+            Target::Stream(Addr::Inet(inet))
+        }
+    };
     if let Ok(ip) = rest.parse::<SocketAddr>() {
-        return Ok(ip);
+        return Ok(target(ip));
     }
     let has_port = matches!(rest.rsplit_once(':'), Some((_, port)) if port.parse::<u16>().is_ok());
     if !has_port {
@@ -274,7 +359,20 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
         .map_err(|e| resolve_error(e.to_string()))?;
     candidates
         .find(family)
+        .map(target)
         .ok_or_else(|| resolve_error("no address of the requested family".into()))
+}
+
+/// A UDP socket on an ephemeral port, connected to `to`.
+fn connected_udp(to: SocketAddr) -> Result<UdpSocket> {
+    let any: SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(any)?;
+    socket.connect(to)?;
+    Ok(socket)
 }
 
 #[cfg(test)]
@@ -283,14 +381,23 @@ mod tests {
 
     #[test]
     fn addresses_parse_or_fail_with_typed_errors() {
+        let inet = |s: &str| Target::Stream(Addr::Inet(s.parse().unwrap()));
+        assert_eq!(resolve("tcp://127.0.0.1:80").unwrap(), inet("127.0.0.1:80"));
+        assert_eq!(resolve("[::1]:7").unwrap(), inet("[::1]:7"));
         assert_eq!(
-            resolve("tcp://127.0.0.1:80").unwrap(),
-            "127.0.0.1:80".parse().unwrap()
+            resolve("tcp4://localhost:80").unwrap(),
+            inet("127.0.0.1:80")
         );
-        assert_eq!(resolve("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
-        assert!(resolve("tcp4://localhost:80").unwrap().is_ipv4());
+        assert_eq!(
+            resolve("udp://127.0.0.1:1").unwrap(),
+            Target::Udp("127.0.0.1:1".parse().unwrap())
+        );
+        assert_eq!(
+            resolve("unix://@name").unwrap(),
+            Target::Stream(Addr::Unix(crate::UnixAddr::Abstract(b"name".to_vec())))
+        );
         assert!(matches!(
-            resolve("udp://127.0.0.1:1"),
+            resolve("sctp://127.0.0.1:1"),
             Err(Error::UnknownScheme(_))
         ));
         assert!(matches!(

@@ -28,7 +28,7 @@ pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
 pub(crate) struct Dial<C> {
     /// A fresh non-blocking socket; the loop connects it.
     pub(crate) socket: Socket,
-    pub(crate) addr: SocketAddr,
+    pub(crate) addr: Addr,
     pub(crate) timeout: Option<Duration>,
     /// Makes the context on the loop, so the context need not be `Send`
     /// when the dial does not cross threads.
@@ -69,6 +69,8 @@ pub(crate) enum Command<C> {
     Execute(Token, ConnTask<C>),
     /// Open an outbound connection on this loop.
     Connect(Dial<C>),
+    /// Serve an existing UDP socket on this loop; the reply gets its handle.
+    AdoptDatagram(Socket, DialReply<C>),
     ResumeReading(Token),
     /// Resume `waiter` once connection `peer` has drained to the low-water mark.
     ResumeWhenDrained {
@@ -824,12 +826,13 @@ impl<'a, C> Conn<'a, C> {
     ///     conn.dial(backend, Some(Duration::from_secs(3)), frontend)
     /// }
     /// ```
-    pub fn dial(&mut self, addr: SocketAddr, timeout: Option<Duration>, ctx: C) -> Result<()>
+    pub fn dial(&mut self, addr: impl Into<Addr>, timeout: Option<Duration>, ctx: C) -> Result<()>
     where
         C: Send + 'static,
     {
+        let addr = addr.into();
         self.env.dials.push(Dial {
-            socket: crate::sys::socket::tcp_socket(&addr)?,
+            socket: crate::sys::socket::stream_socket(&addr)?,
             addr,
             timeout,
             ctx: Box::new(move || ctx),
@@ -1035,6 +1038,12 @@ impl<C> std::fmt::Debug for ConnHandle<C> {
 }
 
 impl<C> ConnHandle<C> {
+    /// A handle to a UDP socket whose `async_write` goes to `to`.
+    pub(crate) fn for_datagrams(mut self, to: SocketAddr) -> Self {
+        self.reply_to = Some(to);
+        self
+    }
+
     pub(crate) fn new(
         token: Token,
         shared: Arc<ConnShared>,

@@ -84,13 +84,13 @@ pub enum Error {
     #[error("connect to {addr} failed: {source}")]
     Connect {
         /// The address dialed.
-        addr: std::net::SocketAddr,
+        addr: crate::Addr,
         /// Why it failed.
         source: io::Error,
     },
     /// An outbound connection was not established within its timeout.
     #[error("connect to {0} timed out")]
-    ConnectTimeout(std::net::SocketAddr),
+    ConnectTimeout(crate::Addr),
     /// A host name could not be resolved to an address.
     #[error("cannot resolve `{host}`: {reason}")]
     Resolve {

@@ -710,6 +710,9 @@ impl<H: Handler> EventLoop<H> {
                 self.apply(token, outcome);
             }
             Command::Connect(dial) => self.start_dial(dial),
+            Command::AdoptDatagram(socket, reply) => {
+                let _ = reply.send(self.adopt_datagram(socket));
+            }
             Command::ResumeReading(token) => self.resume_reading(token),
             Command::ResumeWhenDrained { peer, waiter } => {
                 match self.entries.get_mut(peer) {
@@ -758,6 +761,48 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
+    /// Serves a UDP socket handed over by a client (its datagrams get
+    /// `on_traffic`, as those of a bound `udp://` address) and returns its
+    /// handle, whose `async_write` goes to the socket's connected peer.
+    fn adopt_datagram(&mut self, socket: Socket) -> Result<ConnHandle<H::Context>> {
+        if self.stopping {
+            return Err(Error::EngineStopped);
+        }
+        if self.recv_slots.is_none() {
+            // The first UDP socket of this loop: room for a recvmmsg batch.
+            let slots = self.options.udp_batch;
+            self.read_buf = vec![0; self.options.read_buffer_size * slots].into_boxed_slice();
+            self.recv_slots = Some(crate::sys::socket::RecvSlots::new(slots));
+        }
+        let peer = socket
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        let token = self.entries.next_token();
+        self.selector.register(
+            socket.as_raw_fd(),
+            token.raw(),
+            Interest::READABLE,
+            Trigger::Level,
+        )?;
+        let mut rec = ConnRecord::datagram(
+            socket,
+            self.options.udp_batch,
+            self.now,
+            H::Context::default(),
+        );
+        let handle = ConnHandle::new(
+            token,
+            rec.shared(),
+            self.peers[self.index].clone(),
+            self.options.async_write_cap,
+        )
+        .for_datagrams(peer);
+        self.entries.insert(Entry::Conn(rec));
+        Ok(handle)
+    }
+
     /// Issues a non-blocking connect and waits for writability; the outcome
     /// is `on_open`, or `on_close` with the error. The connection is
     /// already counted in this loop's load.
@@ -773,10 +818,15 @@ impl<H: Handler> EventLoop<H> {
         let started = if self.stopping {
             Err(Error::EngineStopped)
         } else {
-            match socket.connect(&addr.into()) {
+            // A Unix connect completes (or fails) at once; EAGAIN there
+            // means the listener's backlog is full, which is a failure.
+            match sockaddr_of(&addr).and_then(|to| socket.connect(&to)) {
                 Ok(()) => Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
-                Err(source) => Err(Error::Connect { addr, source }),
+                Err(source) => Err(Error::Connect {
+                    addr: addr.clone(),
+                    source,
+                }),
             }
         };
         let registered = started.and_then(|()| {
@@ -789,7 +839,7 @@ impl<H: Handler> EventLoop<H> {
                 )
                 .map_err(Error::Io)
         });
-        let mut rec = ConnRecord::new(socket, Addr::Inet(addr), self.now, ctx());
+        let mut rec = ConnRecord::new(socket, addr, self.now, ctx());
         rec.io.flags |= flags::CONNECTING;
         rec.interest = Interest::WRITABLE;
         let failed = registered.err();
@@ -822,7 +872,7 @@ impl<H: Handler> EventLoop<H> {
             Ok(None) => {}
             Ok(Some(source)) | Err(source) => {
                 rec.io.fail(Error::Connect {
-                    addr: dialed(&rec.peer),
+                    addr: rec.peer.clone(),
                     source,
                 });
                 self.close_conn(token);
@@ -836,20 +886,27 @@ impl<H: Handler> EventLoop<H> {
         if let Some(idle) = self.options.idle_timeout {
             self.timers.schedule(self.now + idle, TimerKey::Idle(token));
         }
-        if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
-            let (_, reply) = self.dial_replies.swap_remove(i);
-            let handle = ConnHandle::new(
-                token,
-                rec.shared(),
-                self.peers[self.index].clone(),
-                self.options.async_write_cap,
-            );
-            let _ = reply.send(Ok(handle));
-        }
+        // A waiting dialer gets the handle once on_open has run.
+        let waiting = match self.dial_replies.iter().position(|(t, _)| *t == token) {
+            Some(i) => {
+                let (_, reply) = self.dial_replies.swap_remove(i);
+                let handle = ConnHandle::new(
+                    token,
+                    rec.shared(),
+                    self.peers[self.index].clone(),
+                    self.options.async_write_cap,
+                );
+                Some((reply, handle))
+            }
+            None => None,
+        };
         // Bytes written while connecting go out first.
         rec.io.flush_outbound(&mut self.pool);
         let outcome = self.call(token, 0, |h, c| h.on_open(c));
         self.apply(token, outcome);
+        if let Some((reply, handle)) = waiting {
+            let _ = reply.send(Ok(handle));
+        }
     }
 
     fn write_from_handle(
@@ -936,7 +993,7 @@ impl<H: Handler> EventLoop<H> {
                 TimerKey::ConnectTimeout(token) => {
                     if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
                         if rec.io.has(flags::CONNECTING) {
-                            rec.io.fail(Error::ConnectTimeout(dialed(&rec.peer)));
+                            rec.io.fail(Error::ConnectTimeout(rec.peer.clone()));
                             self.close_conn(token);
                         }
                     }
@@ -1019,6 +1076,9 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 Command::ResumeWhenDrained { waiter, .. } => self.resume_waiter(waiter),
+                Command::AdoptDatagram(_, reply) => {
+                    let _ = reply.send(Err(Error::EngineStopped));
+                }
                 Command::Write {
                     done: Some(done), ..
                 }
@@ -1036,9 +1096,12 @@ impl<H: Handler> EventLoop<H> {
 
 /// The address an outbound connection dialed (always an inet address:
 /// `Dial` takes a `SocketAddr`).
-fn dialed(peer: &Addr) -> std::net::SocketAddr {
-    peer.inet()
-        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+/// The kernel form of an address to connect to.
+fn sockaddr_of(addr: &Addr) -> io::Result<socket2::SockAddr> {
+    match addr {
+        Addr::Inet(inet) => Ok((*inet).into()),
+        Addr::Unix(unix) => crate::engine::unix_sockaddr(unix),
+    }
 }
 
 /// The error a waiting dialer gets for a connection that closed before it
@@ -1046,13 +1109,13 @@ fn dialed(peer: &Addr) -> std::net::SocketAddr {
 fn dial_failure(err: Option<&Error>) -> Error {
     match err {
         Some(Error::Connect { addr, source }) => Error::Connect {
-            addr: *addr,
+            addr: addr.clone(),
             source: match source.raw_os_error() {
                 Some(code) => io::Error::from_raw_os_error(code),
                 None => io::Error::new(source.kind(), source.to_string()),
             },
         },
-        Some(Error::ConnectTimeout(addr)) => Error::ConnectTimeout(*addr),
+        Some(Error::ConnectTimeout(addr)) => Error::ConnectTimeout(addr.clone()),
         Some(Error::EngineStopped) => Error::EngineStopped,
         Some(other) => Error::Io(io::Error::other(other.to_string())),
         None => Error::ConnClosed,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netloom::{Action, Client, Conn, Error, Handler, Options};
-use util::{pattern, raise_fd_limit, start, stop, wait_until, Echo};
+use util::{abstract_name, pattern, raise_fd_limit, start, start_on, stop, wait_until, Echo};
 
 /// Sends `message` when opened, checks the echo byte for byte, then closes.
 #[derive(Default)]
@@ -195,7 +195,7 @@ fn a_connect_that_never_completes_times_out() {
 fn bad_addresses_fail_at_once() {
     let client = Client::start(Checker::default(), Options::default().loops(1)).unwrap();
     assert!(matches!(
-        client.dial("udp://127.0.0.1:1", Expect::default()),
+        client.dial("sctp://127.0.0.1:1", Expect::default()),
         Err(Error::UnknownScheme(_))
     ));
     assert!(matches!(
@@ -330,4 +330,88 @@ fn a_callback_dials_onto_its_own_loop() {
     drop(clients);
     stop(front);
     stop(backend);
+}
+
+#[test]
+fn unix_stream_dials_and_adopted_unix_streams_echo() {
+    let name = abstract_name("client-unix");
+    let url = format!("unix://@{name}");
+    let server = start_on(Echo, &[&url], Options::default().loops(1));
+    let checker = Arc::new(Checker::default());
+    let client = Client::start(checker.clone(), Options::default().loops(2)).unwrap();
+    let handle = client
+        .dial_wait(&url, expect(9, 300_000), Duration::from_secs(5))
+        .unwrap();
+    for i in 0..10 {
+        client.dial(&url, expect(10 + i, 5000)).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        checker.verified.load(Ordering::Relaxed) == 11
+    }));
+    assert!(handle.is_closed());
+    // An adopted std UnixStream is served (on_open runs on a client loop).
+    let std_addr =
+        <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )
+        .unwrap();
+    let stream = std::os::unix::net::UnixStream::connect_addr(&std_addr).unwrap();
+    client.adopt(stream).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        checker.opened.load(Ordering::Relaxed) == 12
+    }));
+    assert!(checker.failures.lock().unwrap().is_empty());
+    client.stop();
+    client.wait().unwrap();
+    stop(server);
+}
+
+/// Collects the datagrams a client's UDP socket receives.
+#[derive(Default)]
+struct Datagrams {
+    received: Mutex<Vec<(netloom::Addr, Vec<u8>)>>,
+}
+
+impl Handler for Datagrams {
+    type Context = ();
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let data = conn.next(usize::MAX).to_vec();
+        let from = conn.peer_addr().clone();
+        self.received.lock().unwrap().push((from, data));
+        Action::None
+    }
+}
+
+#[test]
+fn udp_dials_and_adopted_udp_sockets_exchange_datagrams() {
+    let server = start_on(Echo, &["udp://127.0.0.1:0"], Options::default().loops(1));
+    let server_addr = server.local_addrs()[0].inet().unwrap();
+    let datagrams = Arc::new(Datagrams::default());
+    let client = Client::start(datagrams.clone(), Options::default().loops(2)).unwrap();
+    let dialed = client
+        .dial_wait(&format!("udp://{server_addr}"), (), Duration::from_secs(5))
+        .unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(server_addr).unwrap();
+    let adopted = client.adopt_udp(socket).unwrap();
+    for i in 0..50u64 {
+        dialed.async_write(pattern(i, 1 + i as usize * 20)).unwrap();
+        adopted.async_write(pattern(1000 + i, 1400)).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        datagrams.received.lock().unwrap().len() == 100
+    }));
+    let received = datagrams.received.lock().unwrap();
+    assert!(received.iter().all(|(from, _)| *from == server_addr));
+    let mut payloads: Vec<_> = received.iter().map(|(_, d)| d.clone()).collect();
+    let mut expected: Vec<_> = (0..50u64)
+        .flat_map(|i| [pattern(i, 1 + i as usize * 20), pattern(1000 + i, 1400)])
+        .collect();
+    payloads.sort();
+    expected.sort();
+    assert!(payloads == expected, "datagrams differ");
+    drop(received);
+    client.stop();
+    client.wait().unwrap();
+    stop(server);
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub(crate) use addr::ListenAddr;
+pub(crate) use addr::{unix_sockaddr, ListenAddr};
 pub use balancer::LoadBalancer;
 pub(crate) use listen::Listener;
 pub(crate) use sockopt::configure_stream;

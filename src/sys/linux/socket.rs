@@ -65,6 +65,19 @@ pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
     )
 }
 
+/// A fresh non-blocking stream socket to connect to `addr`: TCP for an
+/// internet address, a Unix domain socket otherwise.
+pub(crate) fn stream_socket(addr: &Addr) -> io::Result<Socket> {
+    match addr {
+        Addr::Inet(inet) => tcp_socket(inet),
+        Addr::Unix(_) => Socket::new(
+            socket2::Domain::UNIX,
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            None,
+        ),
+    }
+}
+
 /// Pins the calling thread to one CPU.
 pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only touch that value,

@@ -40,6 +40,9 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// raises no later edge, so once it is reported the connection is read
 /// again until the read returns 0.
 const CONN_TRIGGER: Trigger = Trigger::Edge;
+/// Longest wait, after a close we initiated, for the peer's FIN while its
+/// input is discarded (Apache's lingering close); then the socket closes.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Capacity of the free buffers a loop keeps for reuse.
 const POOLED_BYTES: usize = 4 << 20;
 
@@ -290,6 +293,10 @@ impl<H: Handler> EventLoop<H> {
         if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
             rec.last_active = self.now;
         }
+        if readable && rec.io.has(flags::DRAINING) {
+            self.discard_input(token);
+            return;
+        }
         if readable && rec.interest.is_readable() && !rec.io.is_failed() {
             let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
             match (&rec.io.stream).read(read_buf) {
@@ -307,6 +314,36 @@ impl<H: Handler> EventLoop<H> {
                 // The edge was consumed without a read: try again next turn.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => self.unread.push(token),
                 Err(e) => rec.io.fail(Error::Io(e)),
+            }
+        }
+        self.settle(token);
+    }
+
+    /// Reads and drops what a closing connection's peer still sends, until
+    /// its FIN (then the connection closes) or the kernel has nothing more.
+    fn discard_input(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        // A peer that keeps sending gets a few reads per turn, like any other.
+        for reads in 1.. {
+            match (&rec.io.stream).read(&mut self.read_buf) {
+                Ok(0) => {
+                    rec.io.flags |= flags::READ_CLOSED;
+                    break;
+                }
+                Ok(_) if reads == 16 => {
+                    self.unread.push(token);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A reset now costs nothing: our bytes were all sent.
+                Err(_) => {
+                    rec.io.flags |= flags::READ_CLOSED;
+                    break;
+                }
             }
         }
         self.settle(token);
@@ -410,8 +447,29 @@ impl<H: Handler> EventLoop<H> {
         }
         if queued == 0 {
             if rec.io.has(flags::CLOSING) {
-                self.close_conn(token);
-                return;
+                let peer_still_sending =
+                    !rec.io.has(flags::READ_CLOSED) && rec.io.datagram.is_none() && !self.stopping;
+                if !peer_still_sending {
+                    self.close_conn(token);
+                    return;
+                }
+                if !rec.io.has(flags::DRAINING) {
+                    // Closing now, with the peer's bytes unread, would make
+                    // the kernel answer with a reset that can destroy our
+                    // last bytes at the peer before it reads them. Send our
+                    // FIN instead and discard input until the peer's.
+                    rec.io.flags |= flags::DRAINING | flags::SHUT_WR_WANT | flags::SHUT_WR_DONE;
+                    if rec.io.stream.shutdown(Shutdown::Write).is_err() {
+                        self.close_conn(token);
+                        return;
+                    }
+                    // Counted from now; a close-timeout timer armed for the
+                    // flush may still fire first, which ends it too.
+                    rec.io.flags |= flags::LINGER_ARMED;
+                    let limit = self.options.close_timeout.min(DRAIN_LIMIT);
+                    self.timers
+                        .schedule(self.now + limit, TimerKey::CloseLinger(token));
+                }
             }
             if rec.io.has(flags::SHUT_WR_WANT) && !rec.io.has(flags::SHUT_WR_DONE) {
                 rec.io.flags |= flags::SHUT_WR_DONE;
@@ -431,13 +489,15 @@ impl<H: Handler> EventLoop<H> {
             );
         }
         let mut want = Interest::NONE;
-        if !rec.io.has(
-            flags::PAUSED
-                | flags::CLOSING
-                | flags::READ_CLOSED
-                | flags::READ_HELD
-                | flags::CONNECTING,
-        ) {
+        if rec.io.has(flags::DRAINING)
+            || !rec.io.has(
+                flags::PAUSED
+                    | flags::CLOSING
+                    | flags::READ_CLOSED
+                    | flags::READ_HELD
+                    | flags::CONNECTING,
+            )
+        {
             want = want.with(Interest::READABLE);
         }
         if queued > 0 || rec.io.has(flags::CONNECTING) {
@@ -973,7 +1033,11 @@ impl<H: Handler> EventLoop<H> {
                 TimerKey::CloseLinger(token) => {
                     if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
                         let unsent = rec.io.pending();
-                        rec.io.fail(Error::CloseTimeout(unsent));
+                        // A drained connection whose peer never sent its FIN
+                        // lost nothing: everything went out.
+                        if unsent > 0 || !rec.io.has(flags::DRAINING) {
+                            rec.io.fail(Error::CloseTimeout(unsent));
+                        }
                         self.close_conn(token);
                     }
                 }

@@ -15,6 +15,7 @@
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
 //! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
+//! | async front-end | [`rt`] | a task per connection on the same poller, records, timers and inbox; Go's deadlines |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
 //!
@@ -53,6 +54,7 @@ mod framed;
 mod handler;
 mod inbox;
 pub mod pool;
+pub mod rt;
 mod sys;
 mod timer;
 mod token;

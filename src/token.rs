@@ -161,6 +161,22 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Every occupied slot's value.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| match s {
+            Slot::Occupied { value, .. } => Some(value),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Every occupied slot's value, mutably.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| match s {
+            Slot::Occupied { value, .. } => Some(value),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
     /// Tokens of every occupied slot.
     pub(crate) fn tokens(&self) -> Vec<Token> {
         self.slots

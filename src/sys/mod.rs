@@ -13,12 +13,14 @@
 //! | `Interest`, `Trigger` | read/write interest; level- or edge-triggered delivery. |
 //!
 //! `socket.rs` holds the few socket syscalls std does not expose
-//! (`accept4`, `readv`/`writev` on raw descriptors, CPU pinning).
+//! (`accept4`, `MSG_PEEK` on any socket, CPU pinning); `signal.rs` turns
+//! SIGINT/SIGTERM into a readable descriptor.
 
 mod linux;
 
 pub(crate) use linux::epoll::{Events, Selector};
 pub(crate) use linux::eventfd::Waker;
+pub(crate) use linux::signal;
 pub(crate) use linux::socket;
 
 /// Which readiness a descriptor is watched for.

@@ -2,6 +2,7 @@
 
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
+pub(crate) mod signal;
 pub(crate) mod socket;
 
 use std::io;

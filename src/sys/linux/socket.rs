@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use socket2::{SockAddr, Socket};
 
@@ -76,6 +77,29 @@ pub(crate) fn stream_socket(addr: &Addr) -> io::Result<Socket> {
             None,
         ),
     }
+}
+
+/// `accept4(NONBLOCK | CLOEXEC)` on a Unix-domain listener.
+pub(crate) fn accept_unix(listener: RawFd) -> io::Result<UnixStream> {
+    // SAFETY: null address and length pointers are allowed: the peer's
+    // address is not asked for.
+    let fd = check(unsafe {
+        libc::accept4(
+            listener,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })?;
+    // SAFETY: `fd` is the new connection's descriptor, owned by nobody else.
+    Ok(unsafe { UnixStream::from_raw_fd(fd) })
+}
+
+/// `recv(MSG_PEEK)`: reads without consuming, on any socket type.
+pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`, which the kernel writes
+    // at most `buf.len()` bytes into.
+    check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) })
 }
 
 /// Pins the calling thread to one CPU.

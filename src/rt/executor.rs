@@ -1,0 +1,773 @@
+//! The loop-local executor: one [`Core`] per loop thread, no work stealing.
+//!
+//! A `Core` owns the loop's poller, its per-descriptor records
+//! ([`ScheduledIo`]), its timers, its tasks and its run queue. It lives in a
+//! thread-local while the loop runs, so futures polled on the loop reach it
+//! without locks; only the inbox and the task headers are shared with other
+//! threads.
+//!
+//! One turn of the loop ([`Core::turn`]):
+//!
+//! | step | what | why first |
+//! |------|------|-----------|
+//! | 1 | `epoll_wait`, timeout = nearest timer, or 0 if work is queued | |
+//! | 2 | each event sets readiness bits and takes the reader / writer waker | readiness before tasks run |
+//! | 3 | drain the inbox (remote wake-ups, spawns, releases) if the eventfd fired | |
+//! | 4 | fire due timers (deadlines, sleeps, the shutdown grace) | so a timed-out task runs this turn |
+//! | 5 | poll up to [`POLLS_PER_TURN`] queued tasks | bounded so I/O is never starved |
+//!
+//! Each step is a method, so the callback engine's `EventLoop` can later run
+//! a `Core` inside its own turn on the same thread: it would hand events whose
+//! token belongs to the core to [`Core::dispatch`], and call the inbox,
+//! timer and task steps after its own.
+//!
+//! A task's waker is an `Arc<TaskHeader>` (`std::task::Wake`, no unsafe).
+//! Waking on the task's own loop pushes its token on the run queue; waking
+//! from any other thread sends `Remote::Wake` through the loop's inbox, whose
+//! eventfd write is coalesced. The `notified` flag makes a burst of wake-ups
+//! cost one queue entry:
+//!
+//! | `notified` | meaning | set by | cleared by |
+//! |------------|---------|--------|------------|
+//! | false | not queued; a wake-up must queue it | the loop, just before polling | |
+//! | true | queued (or finished: never queued again) | the first `wake` | the loop, when it polls |
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::scheduled_io::{Direction, Fired, ScheduledIo};
+use super::RuntimeShared;
+use crate::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::sys::{Events, Interest, Selector, Trigger};
+use crate::timer::TimerHeap;
+use crate::token::{Slab, Token};
+
+/// Tasks polled per turn before the poller is consulted again.
+pub(crate) const POLLS_PER_TURN: usize = 256;
+/// I/O operations one task may complete per poll before it must yield
+/// (cooperative scheduling: a connection that is always ready cannot starve
+/// the others on its loop).
+const COOP_BUDGET: u32 = 128;
+/// The run-queue token of `block_on`'s root future (never a slab entry).
+const ROOT: Token = Token::WAKER;
+
+static NEXT_LOOP_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// Messages to a loop from other threads.
+pub(crate) enum Remote {
+    /// A task of this loop was woken elsewhere.
+    Wake(Token),
+    /// A task spawned onto this loop from elsewhere.
+    Spawn(
+        NewTask<dyn Future<Output = ()> + Send>,
+        Arc<dyn Completion + Send + Sync>,
+    ),
+    /// A descriptor registered here was dropped on another thread.
+    Release(Token),
+}
+
+type NewTask<F> = Pin<Box<F>>;
+
+/// The part of a loop other threads may touch.
+pub(crate) struct LoopShared {
+    /// Unique over the process; tells a loop from a `block_on` driver.
+    pub(crate) id: usize,
+    pub(crate) inbox: InboxSender<Remote>,
+}
+
+/// Keys of the loop's timers; each is validated when it fires.
+pub(crate) enum TimerKey {
+    /// A read or write deadline of a descriptor record, with the sequence
+    /// number it was armed under.
+    Deadline(Token, Direction, u32),
+    /// A `sleep`; the slot is gone if the sleep was dropped.
+    Sleep(Token),
+    /// The end of the shutdown grace period.
+    Grace,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the loop of this thread; `None` off any loop.
+pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|current| current.borrow().as_deref().map(f))
+        .ok()
+        .flatten()
+}
+
+/// Installs `core` as this thread's loop until the guard drops.
+pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        assert!(
+            current.is_none(),
+            "netloom: a runtime loop is already running on this thread"
+        );
+        *current = Some(core);
+    });
+    EnterGuard(())
+}
+
+/// Uninstalls the thread's loop; the core is dropped after the slot is
+/// cleared so that destructors running then see no loop.
+pub(crate) struct EnterGuard(());
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let core = CURRENT.with(|current| current.borrow_mut().take());
+        drop(core);
+    }
+}
+
+/// What a task's wakers point at.
+pub(crate) struct TaskHeader {
+    token: Token,
+    notified: AtomicBool,
+    home: Arc<LoopShared>,
+}
+
+impl Wake for TaskHeader {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.notified.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let queued_here = with_core(|core| {
+            let here = core.shared.id == self.home.id;
+            if here {
+                core.schedule(self.token);
+            }
+            here
+        });
+        if queued_here != Some(true) {
+            // A closed inbox means the loop has exited: nothing to wake.
+            let _ = self.home.inbox.send(Lane::Urgent, Remote::Wake(self.token));
+        }
+    }
+}
+
+/// Why a task produced no output.
+///
+/// ```
+/// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+/// let handle = rt.spawn(async { panic!("boom") });
+/// let err = rt.block_on(handle).unwrap_err();
+/// assert!(matches!(err, netloom::rt::JoinError::Panicked(ref msg) if msg == "boom"));
+/// # Ok::<(), netloom::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was dropped before it finished: the runtime shut down (the
+    /// grace period ran out) or its loop had already exited.
+    #[error("task cancelled")]
+    Cancelled,
+    /// The task panicked; the message is the panic's payload.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+}
+
+/// Delivers a task's failure to its [`JoinHandle`], whatever its output type.
+pub(crate) trait Completion {
+    fn fail(&self, err: JoinError);
+}
+
+pub(crate) struct JoinState<T> {
+    inner: Mutex<JoinInner<T>>,
+}
+
+struct JoinInner<T> {
+    finished: bool,
+    result: Option<Result<T, JoinError>>,
+    waiter: Option<Waker>,
+}
+
+impl<T> JoinState<T> {
+    fn complete(&self, result: Result<T, JoinError>) {
+        let waiter = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.finished {
+                return;
+            }
+            inner.finished = true;
+            inner.result = Some(result);
+            inner.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Completion for JoinState<T> {
+    fn fail(&self, err: JoinError) {
+        self.complete(Err(err));
+    }
+}
+
+/// Marks the task cancelled if its future is dropped unfinished (it is
+/// created before the first poll, so an unpolled task counts too).
+struct CancelOnDrop<T>(Arc<JoinState<T>>);
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.complete(Err(JoinError::Cancelled));
+    }
+}
+
+/// Awaits a spawned task's output. Dropping it detaches the task, which keeps
+/// running.
+///
+/// ```
+/// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+/// let handle: netloom::rt::JoinHandle<u32> = rt.spawn(async { 7 });
+/// assert_eq!(rt.block_on(handle), Ok(7));
+/// # Ok::<(), netloom::Error>(())
+/// ```
+pub struct JoinHandle<T> {
+    state: Arc<JoinState<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished (with output, panic or cancellation).
+    ///
+    /// ```
+    /// # let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let handle = rt.spawn(async {});
+    /// let _ = handle.is_finished();
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.state
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(result) = inner.result.take() {
+            return Poll::Ready(result);
+        }
+        if inner.finished {
+            // Polled again after it returned its output.
+            return Poll::Ready(Err(JoinError::Cancelled));
+        }
+        match &inner.waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Wraps `future` so its output (or its cancellation) reaches a
+/// [`JoinHandle`].
+pub(crate) fn wrap<F>(future: F) -> (impl Future<Output = ()>, Arc<JoinState<F::Output>>)
+where
+    F: Future + 'static,
+{
+    let state = Arc::new(JoinState {
+        inner: Mutex::new(JoinInner {
+            finished: false,
+            result: None,
+            waiter: None,
+        }),
+    });
+    let guard = CancelOnDrop(state.clone());
+    let task = async move {
+        let guard = guard;
+        let output = future.await;
+        guard.0.complete(Ok(output));
+    };
+    (task, state)
+}
+
+pub(crate) fn join_handle<T>(state: Arc<JoinState<T>>) -> JoinHandle<T> {
+    JoinHandle { state }
+}
+
+struct TaskSlot {
+    /// `None` while the task is being polled.
+    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    header: Arc<TaskHeader>,
+    waker: Waker,
+    completion: Arc<dyn Completion>,
+}
+
+/// Counts of one loop's live objects, for monitoring and tests.
+///
+/// ```
+/// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+/// let metrics = rt.block_on(async { netloom::rt::metrics() });
+/// assert_eq!(metrics.tasks, 0); // the root future of block_on is not a task
+/// # Ok::<(), netloom::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoopMetrics {
+    /// Spawned tasks not yet finished.
+    pub tasks: usize,
+    /// Registered descriptors (per-descriptor records).
+    pub io_records: usize,
+    /// Tasks parked in a record's reader or writer slot.
+    pub parked_waiters: usize,
+    /// Sleeps waiting for their timer.
+    pub sleeps: usize,
+}
+
+/// One loop's state. Only its own thread touches it.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<LoopShared>,
+    pub(crate) runtime: Arc<RuntimeShared>,
+    pub(crate) selector: Selector,
+    inbox: InboxReceiver<Remote>,
+    pub(crate) ios: RefCell<Slab<ScheduledIo>>,
+    pub(crate) timers: RefCell<TimerHeap<TimerKey>>,
+    pub(crate) sleeps: RefCell<Slab<Option<Waker>>>,
+    tasks: RefCell<Slab<TaskSlot>>,
+    run_queue: RefCell<VecDeque<Token>>,
+    budget: Cell<u32>,
+    root_woken: Cell<bool>,
+    bulk_pending: Cell<bool>,
+    stopping: Cell<bool>,
+    grace_over: Cell<bool>,
+    signals: Option<(OwnedFd, Token)>,
+}
+
+/// A new loop's poller and inbox, before its thread starts.
+pub(crate) struct LoopSeed {
+    pub(crate) shared: Arc<LoopShared>,
+    selector: Selector,
+    inbox: InboxReceiver<Remote>,
+}
+
+/// Creates a poller, its eventfd waker and its inbox.
+pub(crate) fn new_loop() -> io::Result<LoopSeed> {
+    let selector = Selector::new()?;
+    let waker = Arc::new(crate::sys::Waker::new()?);
+    selector.register(
+        waker.as_raw_fd(),
+        Token::WAKER.raw(),
+        Interest::READABLE,
+        Trigger::Level,
+    )?;
+    let (tx, rx) = crate::inbox::inbox(waker);
+    Ok(LoopSeed {
+        shared: Arc::new(LoopShared {
+            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
+            inbox: tx,
+        }),
+        selector,
+        inbox: rx,
+    })
+}
+
+impl Core {
+    pub(crate) fn new(
+        seed: LoopSeed,
+        runtime: Arc<RuntimeShared>,
+        signals: Option<OwnedFd>,
+    ) -> io::Result<Core> {
+        let mut core = Core {
+            shared: seed.shared,
+            runtime,
+            selector: seed.selector,
+            inbox: seed.inbox,
+            ios: RefCell::new(Slab::new()),
+            timers: RefCell::new(TimerHeap::new()),
+            sleeps: RefCell::new(Slab::new()),
+            tasks: RefCell::new(Slab::new()),
+            run_queue: RefCell::new(VecDeque::new()),
+            budget: Cell::new(COOP_BUDGET),
+            root_woken: Cell::new(true),
+            bulk_pending: Cell::new(false),
+            stopping: Cell::new(false),
+            grace_over: Cell::new(false),
+            signals: None,
+        };
+        if let Some(fd) = signals {
+            let token = core.register(fd.as_raw_fd(), false)?;
+            core.signals = Some((fd, token));
+        }
+        Ok(core)
+    }
+
+    /// Watches `fd` for both directions, edge-triggered, and creates its
+    /// record. Edge-triggered registration happens once per descriptor (as
+    /// in Go's netpoller): readiness is remembered in the record, so no
+    /// `epoll_ctl` is needed when a task parks or resumes.
+    pub(crate) fn register(&self, fd: i32, listener: bool) -> io::Result<Token> {
+        let mut ios = self.ios.borrow_mut();
+        let token = ios.next_token();
+        self.selector.register(
+            fd,
+            token.raw(),
+            Interest::READABLE.with(Interest::WRITABLE),
+            Trigger::Edge,
+        )?;
+        Ok(ios.insert(ScheduledIo::new(listener)))
+    }
+
+    /// Forgets a record. The descriptor is not deregistered: it is about to
+    /// be closed, which removes it from the epoll set, and an event that
+    /// still arrives for it names a stale token and is dropped.
+    pub(crate) fn release(&self, token: Token) {
+        let record = self.ios.borrow_mut().remove(token);
+        // Wakers are dropped outside the borrow: a waker's drop may run
+        // arbitrary code.
+        drop(record);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Whether the running task may complete another I/O operation now.
+    pub(crate) fn has_budget(&self) -> bool {
+        self.budget.get() > 0
+    }
+
+    pub(crate) fn spend_budget(&self) {
+        self.budget.set(self.budget.get().saturating_sub(1));
+    }
+
+    pub(crate) fn schedule(&self, token: Token) {
+        if token == ROOT {
+            self.root_woken.set(true);
+        } else {
+            self.run_queue.borrow_mut().push_back(token);
+        }
+    }
+
+    /// Adds a task to this loop and queues its first poll.
+    pub(crate) fn spawn_task(
+        &self,
+        future: Pin<Box<dyn Future<Output = ()>>>,
+        completion: Arc<dyn Completion>,
+    ) {
+        let mut tasks = self.tasks.borrow_mut();
+        let token = tasks.next_token();
+        let header = Arc::new(TaskHeader {
+            token,
+            notified: AtomicBool::new(true),
+            home: self.shared.clone(),
+        });
+        let waker = Waker::from(header.clone());
+        tasks.insert(TaskSlot {
+            future: Some(future),
+            header,
+            waker,
+            completion,
+        });
+        drop(tasks);
+        self.run_queue.borrow_mut().push_back(token);
+    }
+
+    pub(crate) fn metrics(&self) -> LoopMetrics {
+        let ios = self.ios.borrow();
+        LoopMetrics {
+            tasks: self.tasks.borrow().len(),
+            io_records: ios.len(),
+            parked_waiters: ios.values().map(ScheduledIo::parked_waiters).sum(),
+            sleeps: self.sleeps.borrow().len(),
+        }
+    }
+
+    /// One turn of the loop (see the module table).
+    fn turn(&self, events: &mut Events) -> io::Result<()> {
+        let timeout = if self.root_woken.get()
+            || self.bulk_pending.get()
+            || !self.run_queue.borrow().is_empty()
+        {
+            Some(Duration::ZERO)
+        } else {
+            self.timers.borrow().next_timeout(Instant::now())
+        };
+        self.selector.wait(events, timeout)?;
+        let mut inbox_ready = self.bulk_pending.get();
+        for i in 0..events.len() {
+            let event = events.get(i);
+            let token = Token::from_raw(event.token());
+            if token == Token::WAKER {
+                self.shared.inbox.waker().reset();
+                inbox_ready = true;
+            } else if matches!(&self.signals, Some((_, t)) if *t == token) {
+                self.signal_received();
+            } else {
+                self.dispatch(
+                    token,
+                    event.is_readable() || event.is_read_closed(),
+                    event.is_writable(),
+                    event.is_read_closed(),
+                    event.is_error(),
+                );
+            }
+        }
+        events.after_wait();
+        if inbox_ready {
+            self.drain_inbox();
+        }
+        self.fire_timers();
+        self.run_tasks();
+        Ok(())
+    }
+
+    /// Records readiness on a descriptor and wakes the tasks waiting for it.
+    pub(crate) fn dispatch(
+        &self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        read_closed: bool,
+        error: bool,
+    ) {
+        let woken = match self.ios.borrow_mut().get_mut(token) {
+            Some(record) => record.on_event(readable, writable, read_closed, error),
+            // A record released earlier in this batch.
+            None => return,
+        };
+        for waker in woken.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+
+    fn signal_received(&self) {
+        if let Some((fd, _)) = &self.signals {
+            let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
+                                       // SAFETY: reads at most 128 bytes into a live local buffer; the
+                                       // signalfd is non-blocking, so this cannot hang.
+            while unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
+        }
+        log::info!("netloom: stop signal received, shutting down the runtime");
+        self.runtime.stop();
+    }
+
+    fn drain_inbox(&self) {
+        let more = self.inbox.drain(|message| match message {
+            Remote::Wake(token) => self.schedule(token),
+            Remote::Spawn(future, completion) => self.spawn_task(future, completion),
+            Remote::Release(token) => self.release(token),
+        });
+        self.bulk_pending.set(more);
+    }
+
+    fn fire_timers(&self) {
+        let now = Instant::now();
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            match due {
+                None => return,
+                Some(TimerKey::Deadline(token, direction, seq)) => {
+                    let fired = self
+                        .ios
+                        .borrow_mut()
+                        .get_mut(token)
+                        .map(|record| record.deadline_fired(direction, seq, now));
+                    match fired {
+                        Some(Fired::Expired(Some(waiter))) => waiter.wake(),
+                        Some(Fired::Rearm(at, seq)) => self
+                            .timers
+                            .borrow_mut()
+                            .schedule(at, TimerKey::Deadline(token, direction, seq)),
+                        _ => {}
+                    }
+                }
+                Some(TimerKey::Sleep(token)) => {
+                    let waker = self.sleeps.borrow_mut().remove(token).flatten();
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+                Some(TimerKey::Grace) => self.grace_over.set(true),
+            }
+        }
+    }
+
+    fn run_tasks(&self) {
+        for _ in 0..POLLS_PER_TURN {
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(token) => self.poll_task(token),
+                None => return,
+            }
+        }
+    }
+
+    fn poll_task(&self, token: Token) {
+        let (mut future, waker, header, completion) = {
+            let mut tasks = self.tasks.borrow_mut();
+            // A wake-up for a task that has finished since.
+            let Some(slot) = tasks.get_mut(token) else {
+                return;
+            };
+            let Some(future) = slot.future.take() else {
+                return;
+            };
+            (
+                future,
+                slot.waker.clone(),
+                slot.header.clone(),
+                slot.completion.clone(),
+            )
+        };
+        header.notified.store(false, Ordering::Release);
+        self.budget.set(COOP_BUDGET);
+        let mut cx = Context::from_waker(&waker);
+        let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        match outcome {
+            Ok(Poll::Pending) => {
+                if let Some(slot) = self.tasks.borrow_mut().get_mut(token) {
+                    slot.future = Some(future);
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                header.notified.store(true, Ordering::Release);
+                let slot = self.tasks.borrow_mut().remove(token);
+                drop(slot);
+                drop(future);
+            }
+            Err(panic) => {
+                let msg = super::panic_message(&*panic);
+                log::error!("netloom: task panicked: {msg}");
+                header.notified.store(true, Ordering::Release);
+                completion.fail(JoinError::Panicked(msg));
+                let slot = self.tasks.borrow_mut().remove(token);
+                drop(slot);
+                // A destructor that panics too must not take the loop down.
+                if catch_unwind(AssertUnwindSafe(|| drop(future))).is_err() {
+                    log::error!("netloom: dropping a panicked task panicked");
+                }
+            }
+        }
+    }
+
+    /// Drops every task (their futures first, while the loop is still
+    /// installed so their descriptors are released here).
+    fn drop_tasks(&self) {
+        loop {
+            let futures: Vec<_> = {
+                let mut tasks = self.tasks.borrow_mut();
+                let tokens = tasks.tokens();
+                tokens.into_iter().filter_map(|t| tasks.remove(t)).collect()
+            };
+            if futures.is_empty() {
+                return;
+            }
+            for slot in futures {
+                slot.header.notified.store(true, Ordering::Release);
+                if catch_unwind(AssertUnwindSafe(|| drop(slot))).is_err() {
+                    log::error!("netloom: dropping a task panicked");
+                }
+            }
+        }
+    }
+
+    /// Graceful stop: listeners fail their pending `accept` at once, tasks
+    /// get `shutdown_grace` to finish.
+    fn begin_stop(&self) {
+        self.stopping.set(true);
+        let woken: Vec<Waker> = {
+            let mut ios = self.ios.borrow_mut();
+            ios.values_mut()
+                .filter(|r| r.is_listener())
+                .filter_map(|r| r.take_waiter(Direction::Read))
+                .collect()
+        };
+        for w in woken {
+            w.wake();
+        }
+        self.timers
+            .borrow_mut()
+            .schedule(Instant::now() + self.runtime.grace, TimerKey::Grace);
+    }
+
+    fn check_stop(&self) {
+        if !self.stopping.get() && self.runtime.is_stopping() {
+            self.begin_stop();
+        }
+    }
+
+    /// A worker loop: runs until the runtime stops and its tasks are done
+    /// (or the grace period is over).
+    pub(crate) fn run_worker(self: Rc<Self>) {
+        let _entered = enter(self.clone());
+        let mut events = Events::new();
+        self.root_woken.set(false);
+        loop {
+            self.check_stop();
+            if self.stopping.get() && (self.tasks.borrow().len() == 0 || self.grace_over.get()) {
+                break;
+            }
+            if let Err(e) = self.turn(&mut events) {
+                log::error!("netloom: runtime loop failed: {e}");
+                self.runtime.stop();
+                break;
+            }
+        }
+        self.drop_tasks();
+        // Spawns that arrive from now on fail and are cancelled by their sender.
+        while self.inbox.drain(drop) {}
+    }
+
+    /// `block_on`: polls `root` on this thread, running local tasks and I/O
+    /// in between, until it completes. Tasks left behind are dropped.
+    pub(crate) fn run_root<F: Future>(self: Rc<Self>, root: F) -> F::Output {
+        let _entered = enter(self.clone());
+        let root_header = Arc::new(TaskHeader {
+            token: ROOT,
+            notified: AtomicBool::new(true),
+            home: self.shared.clone(),
+        });
+        let waker = Waker::from(root_header.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut root = std::pin::pin!(root);
+        let mut events = Events::new();
+        let output = loop {
+            self.check_stop();
+            if self.root_woken.replace(false) {
+                root_header.notified.store(false, Ordering::Release);
+                self.budget.set(COOP_BUDGET);
+                if let Poll::Ready(output) = root.as_mut().poll(&mut cx) {
+                    break output;
+                }
+            }
+            if let Err(e) = self.turn(&mut events) {
+                panic!("netloom: block_on's poller failed: {e}");
+            }
+        };
+        root_header.notified.store(true, Ordering::Release);
+        self.drop_tasks();
+        while self.inbox.drain(drop) {}
+        output
+    }
+}

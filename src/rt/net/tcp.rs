@@ -1,0 +1,681 @@
+//! TCP listener and stream.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
+use crate::sys::socket;
+
+/// A TCP listener whose `accept` parks the task, not the thread.
+///
+/// Two topologies, as the engine's: one listener whose accept loop hands
+/// each connection to [`spawn`](crate::rt::spawn) (a shared acceptor
+/// balancing over the loops), or one [`TcpListener::bind_reuseport`]
+/// listener per loop, each with its own accept loop (the kernel spreads the
+/// connections).
+///
+/// ```no_run
+/// use netloom::rt::{net::TcpListener, Runtime};
+/// let rt = Runtime::builder().loops(2).build()?;
+/// rt.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let (stream, peer) = listener.accept().await?;
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TcpListener {
+    source: IoSource<std::net::TcpListener>,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Binds to the first address of `addr` that works (`SO_REUSEADDR`,
+    /// backlog `somaxconn`).
+    ///
+    /// # Errors
+    /// The kernel's error from the last address tried.
+    ///
+    /// ```
+    /// let listener = netloom::rt::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+        for a in addr.to_socket_addrs()? {
+            match listen(a, false) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Binds with `SO_REUSEPORT`, so that one listener per loop can share
+    /// the port.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```
+    /// use netloom::rt::net::TcpListener;
+    /// let first = TcpListener::bind_reuseport("127.0.0.1:0".parse().unwrap())?;
+    /// let second = TcpListener::bind_reuseport(first.local_addr()?)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
+        listen(addr, true)
+    }
+
+    /// Wraps a std listener (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// If the mode cannot be set.
+    ///
+    /// ```
+    /// let std = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let listener = netloom::rt::net::TcpListener::from_std(std)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            source: IoSource::listener(listener),
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```
+    /// let listener = netloom::rt::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert_ne!(listener.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Waits for a connection. The stream is not yet registered: it joins
+    /// the loop of the task that first uses it.
+    ///
+    /// # Errors
+    /// The kernel's accept error (`EMFILE` and the like: retrying at once
+    /// would spin, so pause first); `TimedOut` past the deadline; an error
+    /// once the runtime is stopping; an error if another task is already
+    /// waiting in `accept` on this listener.
+    ///
+    /// ```no_run
+    /// # async fn f(listener: netloom::rt::net::TcpListener) -> std::io::Result<()> {
+    /// let (stream, peer) = listener.accept().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = IoOp::new(
+            &self.source,
+            Direction::Read,
+            Waiter::shared(),
+            |l: &std::net::TcpListener| loop {
+                match socket::accept(l.as_raw_fd()) {
+                    // The peer gave up before we accepted: take the next one.
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+                        ) => {}
+                    other => return other,
+                }
+            },
+            |_: &(std::net::TcpStream, SocketAddr)| false,
+        )
+        .await?;
+        Ok((TcpStream::from_nonblocking(stream), peer))
+    }
+
+    /// A deadline for `accept` (Go's `TCPListener.SetDeadline`).
+    ///
+    /// # Errors
+    /// Off a runtime loop, or on a loop other than the listener's.
+    ///
+    /// ```no_run
+    /// # async fn f(listener: netloom::rt::net::TcpListener) -> std::io::Result<()> {
+    /// use std::time::{Duration, Instant};
+    /// listener.set_deadline(Some(Instant::now() + Duration::from_secs(1)))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(Direction::Read, at)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}
+
+fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuseport {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(socket::somaxconn())?;
+    Ok(TcpListener {
+        source: IoSource::listener(socket.into()),
+    })
+}
+
+/// A TCP connection; reads and writes park the task, not the thread.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// let mut stream = netloom::rt::net::TcpStream::connect("127.0.0.1:9000".parse().unwrap()).await?;
+/// stream.write_all(b"ping").await?;
+/// let mut buf = [0; 4];
+/// let n = stream.read(&mut buf).await?;
+/// # Ok(()) }
+/// ```
+pub struct TcpStream {
+    pub(crate) source: IoSource<std::net::TcpStream>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    fn from_nonblocking(stream: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            source: IoSource::new(stream),
+        }
+    }
+
+    /// Connects without blocking the loop.
+    ///
+    /// # Errors
+    /// The connection's error (`ConnectionRefused`, ...). Bound it with
+    /// [`timeout`](crate::rt::timeout).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let stream = netloom::rt::net::TcpStream::connect("127.0.0.1:9000".parse().unwrap()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = TcpStream::from_nonblocking(socket.into());
+        super::finish_connect(&stream.source).await?;
+        Ok(stream)
+    }
+
+    /// Wraps a connected std stream (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// If the mode cannot be set.
+    ///
+    /// ```no_run
+    /// let std = std::net::TcpStream::connect("127.0.0.1:9000")?;
+    /// let stream = netloom::rt::net::TcpStream::from_std(std)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream::from_nonblocking(stream))
+    }
+
+    /// Reads into `buf`; 0 means the peer closed its side.
+    ///
+    /// # Errors
+    /// The kernel's error; `TimedOut` past the read deadline.
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// let mut buf = [0; 1024];
+    /// let n = stream.read(&mut buf).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        super::read(&self.source, buf).await
+    }
+
+    /// Scatter read (`readv`).
+    ///
+    /// # Errors
+    /// As [`TcpStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// let (mut head, mut body) = ([0; 4], [0; 64]);
+    /// let n = stream
+    ///     .readv(&mut [std::io::IoSliceMut::new(&mut head), std::io::IoSliceMut::new(&mut body)])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        super::readv(&self.source, bufs).await
+    }
+
+    /// Reads without consuming (`MSG_PEEK`).
+    ///
+    /// # Errors
+    /// As [`TcpStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// let mut first = [0; 1];
+    /// stream.peek(&mut first).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        super::peek(&self.source, buf).await
+    }
+
+    /// Writes some of `buf`; returns how much.
+    ///
+    /// # Errors
+    /// The kernel's error; `TimedOut` past the write deadline.
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// let n = stream.write(b"hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        super::write(&self.source, buf).await
+    }
+
+    /// Writes all of `buf`.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`]; `WriteZero` if the kernel takes nothing.
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.write_all(b"hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        super::write_all(&self.source, buf).await
+    }
+
+    /// Gather write (`writev`); returns how much was written.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// use std::io::IoSlice;
+    /// let n = stream.writev(&[IoSlice::new(b"head"), IoSlice::new(b"body")]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        super::writev(&self.source, bufs).await
+    }
+
+    /// Shuts down one or both directions (never blocks).
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.shutdown(std::net::Shutdown::Write)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// Go's `SetReadDeadline`: reads blocked past `at` fail with `TimedOut`,
+    /// and so do later ones until the deadline moves; `None` clears it.
+    ///
+    /// # Errors
+    /// Off a runtime loop, or on a loop other than the stream's.
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// use std::time::{Duration, Instant};
+    /// stream.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)))?;
+    /// let mut buf = [0; 64];
+    /// match stream.read(&mut buf).await {
+    ///     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => { /* idle for 5 s */ }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(Direction::Read, at)
+    }
+
+    /// Go's `SetWriteDeadline`.
+    ///
+    /// # Errors
+    /// As [`TcpStream::set_read_deadline`].
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.set_write_deadline(None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_write_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(Direction::Write, at)
+    }
+
+    /// Go's `SetDeadline`: both directions.
+    ///
+    /// # Errors
+    /// As [`TcpStream::set_read_deadline`].
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.set_deadline(Some(std::time::Instant::now()))?; // fail everything now
+    /// # Ok(()) }
+    /// ```
+    pub fn set_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        super::set_deadline(&self.source, at)
+    }
+
+    /// `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.set_nodelay(true)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.source.get_ref().set_nodelay(nodelay)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// println!("{}", stream.peer_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// println!("{}", stream.local_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Borrowed halves, to read and write concurrently from one task (with
+    /// a join of two futures).
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// let (mut reader, mut writer) = stream.split();
+    /// let mut buf = [0; 16];
+    /// let n = reader.read(&mut buf).await?;
+    /// writer.write_all(&buf[..n]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Owned halves, for a reader task and a writer task on the same loop.
+    ///
+    /// ```no_run
+    /// # fn f(stream: netloom::rt::net::TcpStream) {
+    /// let (mut reader, mut writer) = stream.into_split();
+    /// netloom::rt::spawn_local(async move {
+    ///     let _ = writer.write_all(b"hello").await;
+    /// });
+    /// # }
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let shared = Arc::new(self);
+        (OwnedReadHalf(shared.clone()), OwnedWriteHalf(shared))
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}
+
+/// The read half of [`TcpStream::split`].
+///
+/// ```no_run
+/// # fn f(stream: &mut netloom::rt::net::TcpStream) {
+/// let (reader, _writer): (netloom::rt::net::ReadHalf<'_>, _) = stream.split();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ReadHalf<'a>(&'a TcpStream);
+
+/// The write half of [`TcpStream::split`].
+///
+/// ```no_run
+/// # fn f(stream: &mut netloom::rt::net::TcpStream) {
+/// let (_reader, writer): (_, netloom::rt::net::WriteHalf<'_>) = stream.split();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WriteHalf<'a>(&'a TcpStream);
+
+/// The read half of [`TcpStream::into_split`].
+///
+/// ```no_run
+/// # fn f(stream: netloom::rt::net::TcpStream) {
+/// let (reader, _writer): (netloom::rt::net::OwnedReadHalf, _) = stream.into_split();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct OwnedReadHalf(Arc<TcpStream>);
+
+/// The write half of [`TcpStream::into_split`].
+///
+/// ```no_run
+/// # fn f(stream: netloom::rt::net::TcpStream) {
+/// let (_reader, writer): (_, netloom::rt::net::OwnedWriteHalf) = stream.into_split();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct OwnedWriteHalf(Arc<TcpStream>);
+
+macro_rules! read_half {
+    ($t:ty) => {
+        impl $t {
+            /// As [`TcpStream::read`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::read`].
+            ///
+            /// ```no_run
+            /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (mut reader, _) = stream.into_split();
+            /// let n = reader.read(&mut [0; 64]).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                super::read(&self.0.source, buf).await
+            }
+
+            /// As [`TcpStream::readv`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::read`].
+            ///
+            /// ```no_run
+            /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (mut reader, _) = stream.into_split();
+            /// let n = reader.readv(&mut [std::io::IoSliceMut::new(&mut [0; 64])]).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                super::readv(&self.0.source, bufs).await
+            }
+
+            /// As [`TcpStream::peek`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::read`].
+            ///
+            /// ```no_run
+            /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (mut reader, _) = stream.into_split();
+            /// let n = reader.peek(&mut [0; 64]).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                super::peek(&self.0.source, buf).await
+            }
+
+            /// As [`TcpStream::set_read_deadline`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::set_read_deadline`].
+            ///
+            /// ```no_run
+            /// # fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (reader, _) = stream.into_split();
+            /// reader.set_read_deadline(None)?;
+            /// # Ok(()) }
+            /// ```
+            pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+                self.0.set_read_deadline(at)
+            }
+        }
+    };
+}
+
+macro_rules! write_half {
+    ($t:ty) => {
+        impl $t {
+            /// As [`TcpStream::write`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::write`].
+            ///
+            /// ```no_run
+            /// # async fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (_, mut writer) = stream.into_split();
+            /// let n = writer.write(b"hi").await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                super::write(&self.0.source, buf).await
+            }
+
+            /// As [`TcpStream::write_all`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::write_all`].
+            ///
+            /// ```no_run
+            /// # async fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (_, mut writer) = stream.into_split();
+            /// writer.write_all(b"hi").await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+                super::write_all(&self.0.source, buf).await
+            }
+
+            /// As [`TcpStream::writev`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::write`].
+            ///
+            /// ```no_run
+            /// # async fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (_, mut writer) = stream.into_split();
+            /// writer.writev(&[std::io::IoSlice::new(b"hi")]).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                super::writev(&self.0.source, bufs).await
+            }
+
+            /// Shuts down the write direction (sends FIN).
+            ///
+            /// # Errors
+            /// The kernel's error.
+            ///
+            /// ```no_run
+            /// # fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (_, writer) = stream.into_split();
+            /// writer.shutdown()?;
+            /// # Ok(()) }
+            /// ```
+            pub fn shutdown(&self) -> io::Result<()> {
+                self.0.shutdown(Shutdown::Write)
+            }
+
+            /// As [`TcpStream::set_write_deadline`].
+            ///
+            /// # Errors
+            /// As [`TcpStream::set_read_deadline`].
+            ///
+            /// ```no_run
+            /// # fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+            /// let (_, writer) = stream.into_split();
+            /// writer.set_write_deadline(None)?;
+            /// # Ok(()) }
+            /// ```
+            pub fn set_write_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+                self.0.set_write_deadline(at)
+            }
+        }
+    };
+}
+
+read_half!(ReadHalf<'_>);
+read_half!(OwnedReadHalf);
+write_half!(WriteHalf<'_>);
+write_half!(OwnedWriteHalf);

@@ -1,0 +1,351 @@
+//! Unix-domain stream listener and stream.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
+use crate::sys::socket;
+
+/// A Unix-domain stream listener.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// let listener = netloom::rt::net::UnixListener::bind("/tmp/netloom.sock")?;
+/// let (stream, _peer) = listener.accept().await?;
+/// # Ok(()) }
+/// ```
+pub struct UnixListener {
+    source: IoSource<std::os::unix::net::UnixListener>,
+}
+
+impl std::fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl UnixListener {
+    /// Binds to `path` (which must not exist yet).
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// let listener = netloom::rt::net::UnixListener::bind("/tmp/netloom.sock")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener {
+            source: IoSource::listener(listener),
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(l: &netloom::rt::net::UnixListener) -> std::io::Result<()> {
+    /// println!("{:?}", l.local_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().local_addr()
+    }
+
+    /// Waits for a connection.
+    ///
+    /// # Errors
+    /// As [`TcpListener::accept`](super::TcpListener::accept).
+    ///
+    /// ```no_run
+    /// # async fn f(l: netloom::rt::net::UnixListener) -> std::io::Result<()> {
+    /// let (stream, _) = l.accept().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let stream = IoOp::new(
+            &self.source,
+            Direction::Read,
+            Waiter::shared(),
+            |l: &std::os::unix::net::UnixListener| loop {
+                match socket::accept_unix(l.as_raw_fd()) {
+                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    other => return other,
+                }
+            },
+            |_: &std::os::unix::net::UnixStream| false,
+        )
+        .await?;
+        let peer = stream.peer_addr()?;
+        Ok((UnixStream::from_nonblocking(stream), peer))
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}
+
+/// A Unix-domain stream connection.
+///
+/// ```
+/// # let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+/// rt.block_on(async {
+///     let (mut a, mut b) = netloom::rt::net::UnixStream::pair()?;
+///     a.write_all(b"ping").await?;
+///     let mut buf = [0; 4];
+///     let n = b.read(&mut buf).await?;
+///     assert_eq!(&buf[..n], b"ping");
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UnixStream {
+    pub(crate) source: IoSource<std::os::unix::net::UnixStream>,
+}
+
+impl std::fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl UnixStream {
+    fn from_nonblocking(stream: std::os::unix::net::UnixStream) -> UnixStream {
+        UnixStream {
+            source: IoSource::new(stream),
+        }
+    }
+
+    /// Connects to the listener at `path`.
+    ///
+    /// # Errors
+    /// The kernel's error (`WouldBlock` when the listener's backlog is full,
+    /// as Go's `net.Dial` reports `EAGAIN`).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let stream = netloom::rt::net::UnixStream::connect("/tmp/netloom.sock").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+        match socket.connect(&SockAddr::unix(path)?) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = UnixStream::from_nonblocking(socket.into());
+        super::finish_connect(&stream.source).await?;
+        Ok(stream)
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```
+    /// let (a, b) = netloom::rt::net::UnixStream::pair()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        b.set_nonblocking(true)?;
+        Ok((
+            UnixStream::from_nonblocking(a),
+            UnixStream::from_nonblocking(b),
+        ))
+    }
+
+    /// Wraps a connected std stream (switching it to non-blocking mode).
+    ///
+    /// # Errors
+    /// If the mode cannot be set.
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let a = netloom::rt::net::UnixStream::from_std(a)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        Ok(UnixStream::from_nonblocking(stream))
+    }
+
+    /// As [`TcpStream::read`](super::TcpStream::read).
+    ///
+    /// # Errors
+    /// The kernel's error; `TimedOut` past the read deadline.
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let n = s.read(&mut [0; 64]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        super::read(&self.source, buf).await
+    }
+
+    /// Scatter read.
+    ///
+    /// # Errors
+    /// As [`UnixStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let n = s.readv(&mut [std::io::IoSliceMut::new(&mut [0; 64])]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        super::readv(&self.source, bufs).await
+    }
+
+    /// Reads without consuming.
+    ///
+    /// # Errors
+    /// As [`UnixStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let n = s.peek(&mut [0; 64]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        super::peek(&self.source, buf).await
+    }
+
+    /// Writes some of `buf`.
+    ///
+    /// # Errors
+    /// The kernel's error; `TimedOut` past the write deadline.
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let n = s.write(b"hi").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        super::write(&self.source, buf).await
+    }
+
+    /// Writes all of `buf`.
+    ///
+    /// # Errors
+    /// As [`UnixStream::write`]; `WriteZero` if the kernel takes nothing.
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.write_all(b"hi").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        super::write_all(&self.source, buf).await
+    }
+
+    /// Gather write.
+    ///
+    /// # Errors
+    /// As [`UnixStream::write`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let n = s.writev(&[std::io::IoSlice::new(b"hi")]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        super::writev(&self.source, bufs).await
+    }
+
+    /// Shuts down one or both directions.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.shutdown(std::net::Shutdown::Write)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.source.get_ref().shutdown(how)
+    }
+
+    /// Go's `SetReadDeadline`.
+    ///
+    /// # Errors
+    /// Off a runtime loop, or on a loop other than the stream's.
+    ///
+    /// ```no_run
+    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.set_read_deadline(None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(Direction::Read, at)
+    }
+
+    /// Go's `SetWriteDeadline`.
+    ///
+    /// # Errors
+    /// As [`UnixStream::set_read_deadline`].
+    ///
+    /// ```no_run
+    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.set_write_deadline(None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_write_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        self.source.set_deadline(Direction::Write, at)
+    }
+
+    /// Go's `SetDeadline`.
+    ///
+    /// # Errors
+    /// As [`UnixStream::set_read_deadline`].
+    ///
+    /// ```no_run
+    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.set_deadline(None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_deadline(&self, at: Option<Instant>) -> io::Result<()> {
+        super::set_deadline(&self.source, at)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// The kernel's error.
+    ///
+    /// ```no_run
+    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// println!("{:?}", s.peer_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.source.get_ref().peer_addr()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.as_raw_fd()
+    }
+}

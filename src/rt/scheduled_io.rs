@@ -1,0 +1,652 @@
+//! The per-descriptor record (Go's `pollDesc`) and the I/O source that
+//! drives non-blocking syscalls through it.
+//!
+//! Every socket of the async front-end is registered once, edge-triggered
+//! for both directions, in its loop's slab ([`Slab<ScheduledIo>`]); the
+//! [`Token`] the kernel returns with each event names the record. A record
+//! holds what Go's `pollDesc` holds:
+//!
+//! | field | Go | meaning |
+//! |-------|----|---------|
+//! | `readiness` | (implicit in `rg`/`wg` = pdReady) | bits below, set by events, cleared by `WouldBlock` |
+//! | `reader`, `writer` | `rg`, `wg` | the one task parked per direction |
+//! | `read`, `write` | `rd`/`rseq`, `wd`/`wseq` | deadline, sequence number, expired flag, armed timer |
+//! | `listener` | | `accept` fails once the runtime stops |
+//!
+//! Readiness bits:
+//!
+//! | bit | name | set by | cleared by |
+//! |-----|------|--------|------------|
+//! | 0 | `READABLE` | `EPOLLIN`/`EPOLLRDHUP`/`EPOLLHUP`, registration | a read that returned `WouldBlock`, or a short stream read (the socket was drained; the next arrival is a new edge) |
+//! | 1 | `WRITABLE` | `EPOLLOUT`, registration | a write that returned `WouldBlock`, or a short stream write |
+//! | 2 | `READ_CLOSED` | `EPOLLRDHUP`/`EPOLLHUP` | never: keeps `READABLE` set (reads return 0) |
+//! | 3 | `ERROR` | `EPOLLERR` | never: keeps both set (the syscall reports the error) |
+//!
+//! A new record starts with `READABLE | WRITABLE`: the first operation tries
+//! the syscall at once, and the event that `EPOLL_CTL_ADD` may report later
+//! is harmless. The loop is single-threaded, so clearing a bit after
+//! `WouldBlock` cannot race with an event: any later arrival is a new edge,
+//! reported by the next `epoll_wait`.
+//!
+//! Deadlines, per direction (Go's semantics):
+//!
+//! | event | effect |
+//! |-------|--------|
+//! | `set_*_deadline(Some(t))`, `t` in the future | `seq += 1`, `expired = false`; a timer is armed at `t` unless one is armed earlier |
+//! | `set_*_deadline(Some(t))`, `t` now or past | `seq += 1`, `expired = true`; the parked task is woken and fails |
+//! | `set_*_deadline(None)` | `seq += 1`, `expired = false` |
+//! | an operation starts or is re-polled | fails with `TimedOut` while `expired` |
+//! | the armed timer fires, deadline still `<=` now | `expired = true`, the parked task is woken and fails with `TimedOut` |
+//! | the armed timer fires, deadline moved later | re-armed at the new deadline under the current `seq`; nothing else |
+//! | any other timer fires (its `seq` is not the armed one) | nothing: a stale timer |
+//!
+//! Only one timer per direction is live at a time unless a deadline moves
+//! earlier, so a server that pushes its read deadline forward before every
+//! read does not grow the timer heap.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use super::executor::{with_core, Core, LoopShared, Remote, TimerKey};
+use crate::inbox::Lane;
+use crate::token::Token;
+
+const READABLE: u8 = 1 << 0;
+const WRITABLE: u8 = 1 << 1;
+const READ_CLOSED: u8 = 1 << 2;
+const ERROR: u8 = 1 << 3;
+
+/// Which half of a descriptor an operation uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// One direction's deadline state (Go's `rd` + `rseq`).
+#[derive(Default)]
+struct Deadline {
+    at: Option<Instant>,
+    seq: u32,
+    expired: bool,
+    /// The timer entry the record relies on: its instant and sequence number.
+    armed: Option<(Instant, u32)>,
+}
+
+/// What a fired deadline timer asks of the loop.
+pub(crate) enum Fired {
+    /// Stale, or the deadline was cleared: nothing.
+    Nothing,
+    /// The deadline moved later: schedule a timer again.
+    Rearm(Instant, u32),
+    /// The deadline passed; wake the parked task (if any) so it fails.
+    Expired(Option<Waker>),
+}
+
+/// The per-descriptor record (see the module tables).
+pub(crate) struct ScheduledIo {
+    readiness: u8,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+    read: Deadline,
+    write: Deadline,
+    listener: bool,
+}
+
+impl ScheduledIo {
+    pub(crate) fn new(listener: bool) -> ScheduledIo {
+        ScheduledIo {
+            readiness: READABLE | WRITABLE,
+            reader: None,
+            writer: None,
+            read: Deadline::default(),
+            write: Deadline::default(),
+            listener,
+        }
+    }
+
+    pub(crate) fn is_listener(&self) -> bool {
+        self.listener
+    }
+
+    pub(crate) fn parked_waiters(&self) -> usize {
+        usize::from(self.reader.is_some()) + usize::from(self.writer.is_some())
+    }
+
+    /// Records an event; returns the wakers of the directions it made ready.
+    pub(crate) fn on_event(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        read_closed: bool,
+        error: bool,
+    ) -> [Option<Waker>; 2] {
+        if read_closed {
+            self.readiness |= READ_CLOSED;
+        }
+        if error {
+            self.readiness |= ERROR;
+        }
+        let mut woken = [None, None];
+        if readable || read_closed || error {
+            self.readiness |= READABLE;
+            woken[0] = self.reader.take();
+        }
+        if writable || error {
+            self.readiness |= WRITABLE;
+            woken[1] = self.writer.take();
+        }
+        woken
+    }
+
+    fn is_ready(&self, direction: Direction) -> bool {
+        self.readiness & bit(direction) != 0
+    }
+
+    fn clear_readiness(&mut self, direction: Direction) {
+        let sticky = match direction {
+            Direction::Read => READ_CLOSED | ERROR,
+            Direction::Write => ERROR,
+        };
+        if self.readiness & sticky == 0 {
+            self.readiness &= !bit(direction);
+        }
+    }
+
+    fn slot(&mut self, direction: Direction) -> &mut Option<Waker> {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+
+    fn deadline(&mut self, direction: Direction) -> &mut Deadline {
+        match direction {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+
+    pub(crate) fn take_waiter(&mut self, direction: Direction) -> Option<Waker> {
+        self.slot(direction).take()
+    }
+
+    /// Puts `waker` in the direction's slot. Returns the waker it displaced
+    /// (to be dropped outside the slab borrow), or an error if another
+    /// operation of a shared socket already waits there.
+    fn park(
+        &mut self,
+        direction: Direction,
+        waker: &Waker,
+        waiter: &mut Waiter,
+    ) -> io::Result<Option<Waker>> {
+        let slot = self.slot(direction);
+        match slot {
+            Some(current) if current.will_wake(waker) => {
+                waiter.parked = true;
+                Ok(None)
+            }
+            Some(_) if waiter.shared && !waiter.parked => Err(io::Error::other(
+                "another task is already waiting on this socket in the same direction",
+            )),
+            _ => {
+                waiter.parked = true;
+                Ok(slot.replace(waker.clone()))
+            }
+        }
+    }
+
+    /// Sets a deadline; returns a timer to arm and a waiter to wake.
+    fn set_deadline(
+        &mut self,
+        direction: Direction,
+        at: Option<Instant>,
+        now: Instant,
+    ) -> (Option<(Instant, u32)>, Option<Waker>) {
+        let deadline = self.deadline(direction);
+        deadline.seq = deadline.seq.wrapping_add(1);
+        deadline.at = at;
+        deadline.expired = false;
+        match at {
+            None => (None, None),
+            Some(at) if at <= now => {
+                deadline.expired = true;
+                (None, self.take_waiter(direction))
+            }
+            Some(at) => match deadline.armed {
+                Some((armed_at, _)) if armed_at <= at => (None, None),
+                _ => {
+                    deadline.armed = Some((at, deadline.seq));
+                    (Some((at, deadline.seq)), None)
+                }
+            },
+        }
+    }
+
+    /// A deadline timer armed under `seq` fired at `now`.
+    pub(crate) fn deadline_fired(&mut self, direction: Direction, seq: u32, now: Instant) -> Fired {
+        let deadline = self.deadline(direction);
+        if !matches!(deadline.armed, Some((_, armed)) if armed == seq) {
+            return Fired::Nothing;
+        }
+        deadline.armed = None;
+        match deadline.at {
+            None => Fired::Nothing,
+            Some(_) if deadline.expired => Fired::Nothing,
+            Some(at) if at <= now => {
+                deadline.expired = true;
+                Fired::Expired(self.take_waiter(direction))
+            }
+            Some(at) => {
+                deadline.armed = Some((at, deadline.seq));
+                Fired::Rearm(at, deadline.seq)
+            }
+        }
+    }
+}
+
+fn bit(direction: Direction) -> u8 {
+    match direction {
+        Direction::Read => READABLE,
+        Direction::Write => WRITABLE,
+    }
+}
+
+/// How an operation waits in its direction's slot.
+#[derive(Default)]
+pub(crate) struct Waiter {
+    /// Whether this operation's waker is (or was) in the slot.
+    parked: bool,
+    /// The socket is shared (`&self` operations): a second concurrent
+    /// waiter is refused instead of silently displacing the first. Streams
+    /// take `&mut self` for reads and writes, so their slots are exclusive
+    /// and a newer waker simply replaces an older one of the same operation.
+    shared: bool,
+}
+
+impl Waiter {
+    pub(crate) fn shared() -> Waiter {
+        Waiter {
+            parked: false,
+            shared: true,
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o deadline reached")
+}
+
+fn not_on_loop() -> io::Error {
+    io::Error::other("netloom: socket used outside a netloom runtime loop")
+}
+
+fn foreign_loop() -> io::Error {
+    io::Error::other("netloom: socket used on a loop other than the one it is registered with")
+}
+
+struct Registration {
+    home: Arc<LoopShared>,
+    token: Token,
+}
+
+/// A non-blocking socket plus its registration. The socket registers with
+/// the loop that first uses it (so a stream accepted on one loop and moved
+/// into a task spawned on another is registered there) and stays with it.
+pub(crate) struct IoSource<S: AsRawFd> {
+    io: S,
+    registration: OnceLock<Registration>,
+    /// `accept` on it fails once the runtime stops.
+    listener: bool,
+}
+
+impl<S: AsRawFd> IoSource<S> {
+    /// Wraps a socket that is already in non-blocking mode.
+    pub(crate) fn new(io: S) -> IoSource<S> {
+        IoSource {
+            io,
+            registration: OnceLock::new(),
+            listener: false,
+        }
+    }
+
+    /// Wraps a non-blocking listening socket.
+    pub(crate) fn listener(io: S) -> IoSource<S> {
+        IoSource {
+            io,
+            registration: OnceLock::new(),
+            listener: true,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    fn token_on(&self, core: &Core) -> io::Result<Token> {
+        if let Some(reg) = self.registration.get() {
+            return if reg.home.id == core.shared.id {
+                Ok(reg.token)
+            } else {
+                Err(foreign_loop())
+            };
+        }
+        let token = core.register(self.io.as_raw_fd(), self.listener)?;
+        let registration = Registration {
+            home: core.shared.clone(),
+            token,
+        };
+        if self.registration.set(registration).is_err() {
+            // Another thread registered it first (a shared socket used from
+            // two loops at once); that loop keeps it.
+            core.release(token);
+            return Err(foreign_loop());
+        }
+        Ok(token)
+    }
+
+    /// Runs `op` (a non-blocking syscall) once the direction is ready,
+    /// parking the task until it is. `drained` tells from a successful
+    /// result that the socket buffer was emptied (or filled), so readiness
+    /// can be cleared without another syscall.
+    pub(crate) fn poll_op<T>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        waiter: &mut Waiter,
+        mut op: impl FnMut(&S) -> io::Result<T>,
+        drained: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        with_core(|core| {
+            let token = match self.token_on(core) {
+                Ok(token) => token,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if !core.has_budget() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            loop {
+                let displaced = {
+                    let mut ios = core.ios.borrow_mut();
+                    let Some(record) = ios.get_mut(token) else {
+                        return Poll::Ready(Err(io::Error::other("netloom: record released")));
+                    };
+                    if record.deadline(direction).expired {
+                        let ours = finish_wait(record, direction, waiter);
+                        drop(ios);
+                        drop(ours);
+                        return Poll::Ready(Err(timed_out()));
+                    }
+                    if record.listener && core.is_stopping() {
+                        let ours = finish_wait(record, direction, waiter);
+                        drop(ios);
+                        drop(ours);
+                        return Poll::Ready(Err(stopping()));
+                    }
+                    if !record.is_ready(direction) {
+                        Some(record.park(direction, cx.waker(), waiter))
+                    } else {
+                        None
+                    }
+                };
+                if let Some(parked) = displaced {
+                    // A displaced waker is dropped here, outside the borrow.
+                    return match parked {
+                        Ok(_displaced) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                match op(&self.io) {
+                    Ok(value) => {
+                        let is_drained = drained(&value);
+                        if is_drained || waiter.parked {
+                            let mut ios = core.ios.borrow_mut();
+                            let ours = ios.get_mut(token).and_then(|record| {
+                                if is_drained {
+                                    record.clear_readiness(direction);
+                                }
+                                finish_wait(record, direction, waiter)
+                            });
+                            drop(ios);
+                            drop(ours);
+                        }
+                        core.spend_budget();
+                        return Poll::Ready(Ok(value));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Some(record) = core.ios.borrow_mut().get_mut(token) {
+                            record.clear_readiness(direction);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let ours = core
+                            .ios
+                            .borrow_mut()
+                            .get_mut(token)
+                            .and_then(|record| finish_wait(record, direction, waiter));
+                        drop(ours);
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+        })
+        .unwrap_or_else(|| Poll::Ready(Err(not_on_loop())))
+    }
+
+    /// Takes this operation's waker out of its slot (a dropped operation
+    /// must leave no waker behind).
+    pub(crate) fn unpark(&self, direction: Direction, waiter: &mut Waiter) {
+        if !waiter.parked {
+            return;
+        }
+        let Some(reg) = self.registration.get() else {
+            return;
+        };
+        let taken = with_core(|core| {
+            if core.shared.id != reg.home.id {
+                return None;
+            }
+            let mut ios = core.ios.borrow_mut();
+            ios.get_mut(reg.token)
+                .and_then(|record| finish_wait(record, direction, waiter))
+        })
+        .flatten();
+        drop(taken);
+    }
+
+    /// Go's `SetReadDeadline` / `SetWriteDeadline`.
+    pub(crate) fn set_deadline(&self, direction: Direction, at: Option<Instant>) -> io::Result<()> {
+        with_core(|core| {
+            let token = self.token_on(core)?;
+            let (arm, wake) = match core.ios.borrow_mut().get_mut(token) {
+                Some(record) => record.set_deadline(direction, at, Instant::now()),
+                None => return Err(io::Error::other("netloom: record released")),
+            };
+            if let Some((at, seq)) = arm {
+                core.timers
+                    .borrow_mut()
+                    .schedule(at, TimerKey::Deadline(token, direction, seq));
+            }
+            if let Some(w) = wake {
+                w.wake();
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|| Err(not_on_loop()))
+    }
+}
+
+/// Clears `waiter`'s registration; returns its waker for dropping outside
+/// the borrow.
+fn finish_wait(
+    record: &mut ScheduledIo,
+    direction: Direction,
+    waiter: &mut Waiter,
+) -> Option<Waker> {
+    if !waiter.parked {
+        return None;
+    }
+    waiter.parked = false;
+    record.take_waiter(direction)
+}
+
+pub(crate) fn stopping() -> io::Error {
+    io::Error::other("netloom: the runtime is stopping")
+}
+
+impl<S: AsRawFd> Drop for IoSource<S> {
+    fn drop(&mut self) {
+        let Some(reg) = self.registration.get() else {
+            return;
+        };
+        let released_here = with_core(|core| {
+            let here = core.shared.id == reg.home.id;
+            if here {
+                core.release(reg.token);
+            }
+            here
+        });
+        if released_here != Some(true) {
+            // The loop forgets the record when it reads this; the socket is
+            // closed right now (after this body), which removes it from epoll.
+            let _ = reg
+                .home
+                .inbox
+                .send(Lane::Urgent, Remote::Release(reg.token));
+        }
+    }
+}
+
+impl<S: AsRawFd> AsRawFd for IoSource<S> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+/// One I/O operation as a future: a syscall retried on readiness. Dropping
+/// it before it completes takes its waker out of the record.
+pub(crate) struct IoOp<'a, S: AsRawFd, Op, Drained> {
+    source: &'a IoSource<S>,
+    direction: Direction,
+    waiter: Waiter,
+    op: Op,
+    drained: Drained,
+}
+
+impl<'a, S: AsRawFd, T, Op, Drained> IoOp<'a, S, Op, Drained>
+where
+    Op: FnMut(&S) -> io::Result<T> + Unpin,
+    Drained: Fn(&T) -> bool + Unpin,
+{
+    pub(crate) fn new(
+        source: &'a IoSource<S>,
+        direction: Direction,
+        waiter: Waiter,
+        op: Op,
+        drained: Drained,
+    ) -> Self {
+        IoOp {
+            source,
+            direction,
+            waiter,
+            op,
+            drained,
+        }
+    }
+}
+
+impl<S: AsRawFd, T, Op, Drained> std::future::Future for IoOp<'_, S, Op, Drained>
+where
+    Op: FnMut(&S) -> io::Result<T> + Unpin,
+    Drained: Fn(&T) -> bool + Unpin,
+{
+    type Output = io::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let this = self.get_mut();
+        this.source.poll_op(
+            cx,
+            this.direction,
+            &mut this.waiter,
+            &mut this.op,
+            &this.drained,
+        )
+    }
+}
+
+impl<S: AsRawFd, Op, Drained> Drop for IoOp<'_, S, Op, Drained> {
+    fn drop(&mut self) {
+        self.source.unpark(self.direction, &mut self.waiter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn stale_deadline_timer_does_nothing() {
+        let now = Instant::now();
+        let mut record = ScheduledIo::new(false);
+        let (arm, _) =
+            record.set_deadline(Direction::Read, Some(now + Duration::from_millis(10)), now);
+        let (at, first) = arm.unwrap();
+        // Moved earlier: a second timer; the first is now stale.
+        let (arm, _) =
+            record.set_deadline(Direction::Read, Some(now + Duration::from_millis(5)), now);
+        let (_, second) = arm.unwrap();
+        // Cleared before either fires.
+        record.set_deadline(Direction::Read, None, now);
+        assert!(matches!(
+            record.deadline_fired(Direction::Read, second, at),
+            Fired::Nothing
+        ));
+        assert!(matches!(
+            record.deadline_fired(Direction::Read, first, at),
+            Fired::Nothing
+        ));
+        assert!(!record.read.expired);
+    }
+
+    #[test]
+    fn later_deadline_rearms_the_armed_timer() {
+        let now = Instant::now();
+        let mut record = ScheduledIo::new(false);
+        let (arm, _) =
+            record.set_deadline(Direction::Write, Some(now + Duration::from_millis(10)), now);
+        let (at, seq) = arm.unwrap();
+        let later = now + Duration::from_millis(50);
+        let (arm, _) = record.set_deadline(Direction::Write, Some(later), now);
+        assert!(arm.is_none(), "the earlier timer is reused");
+        assert!(matches!(
+            record.deadline_fired(Direction::Write, seq, at),
+            Fired::Rearm(t, _) if t == later
+        ));
+        let Some((_, rearmed)) = record.write.armed else {
+            panic!("re-armed")
+        };
+        assert!(matches!(
+            record.deadline_fired(Direction::Write, rearmed, later),
+            Fired::Expired(None)
+        ));
+        assert!(record.write.expired);
+    }
+
+    #[test]
+    fn sticky_bits_keep_readiness() {
+        let mut record = ScheduledIo::new(false);
+        record.clear_readiness(Direction::Read);
+        assert!(!record.is_ready(Direction::Read));
+        record.on_event(true, false, true, false);
+        record.clear_readiness(Direction::Read);
+        assert!(record.is_ready(Direction::Read), "EOF stays readable");
+    }
+}

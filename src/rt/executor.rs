@@ -68,15 +68,10 @@ pub(crate) enum Remote {
     /// A task of this loop was woken elsewhere.
     Wake(Token),
     /// A task spawned onto this loop from elsewhere.
-    Spawn(
-        NewTask<dyn Future<Output = ()> + Send>,
-        Arc<dyn Completion + Send + Sync>,
-    ),
+    Spawn(Pin<Box<dyn Future<Output = ()> + Send>>),
     /// A descriptor registered here was dropped on another thread.
     Release(Token),
 }
-
-type NewTask<F> = Pin<Box<F>>;
 
 /// The part of a loop other threads may touch.
 pub(crate) struct LoopShared {
@@ -183,11 +178,6 @@ pub enum JoinError {
     Panicked(String),
 }
 
-/// Delivers a task's failure to its [`JoinHandle`], whatever its output type.
-pub(crate) trait Completion {
-    fn fail(&self, err: JoinError);
-}
-
 pub(crate) struct JoinState<T> {
     inner: Mutex<JoinInner<T>>,
 }
@@ -212,12 +202,6 @@ impl<T> JoinState<T> {
         if let Some(w) = waiter {
             w.wake();
         }
-    }
-}
-
-impl<T> Completion for JoinState<T> {
-    fn fail(&self, err: JoinError) {
-        self.complete(Err(err));
     }
 }
 
@@ -290,8 +274,9 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Wraps `future` so its output (or its cancellation) reaches a
-/// [`JoinHandle`].
+/// Wraps `future` so its output, its panic or its cancellation reaches a
+/// [`JoinHandle`]. The panic is caught around each poll of `future`, inside
+/// the wrapper, so it never unwinds through the cancel guard.
 pub(crate) fn wrap<F>(future: F) -> (impl Future<Output = ()>, Arc<JoinState<F::Output>>)
 where
     F: Future + 'static,
@@ -306,8 +291,22 @@ where
     let guard = CancelOnDrop(state.clone());
     let task = async move {
         let guard = guard;
-        let output = future.await;
-        guard.0.complete(Ok(output));
+        let mut future = std::pin::pin!(future);
+        let outcome = std::future::poll_fn(|cx| {
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Err(super::panic_message(&*panic))),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(output) => guard.0.complete(Ok(output)),
+            Err(msg) => {
+                log::error!("netloom: task panicked: {msg}");
+                guard.0.complete(Err(JoinError::Panicked(msg)));
+            }
+        }
     };
     (task, state)
 }
@@ -321,7 +320,6 @@ struct TaskSlot {
     future: Option<Pin<Box<dyn Future<Output = ()>>>>,
     header: Arc<TaskHeader>,
     waker: Waker,
-    completion: Arc<dyn Completion>,
 }
 
 /// Counts of one loop's live objects, for monitoring and tests.
@@ -470,11 +468,7 @@ impl Core {
     }
 
     /// Adds a task to this loop and queues its first poll.
-    pub(crate) fn spawn_task(
-        &self,
-        future: Pin<Box<dyn Future<Output = ()>>>,
-        completion: Arc<dyn Completion>,
-    ) {
+    pub(crate) fn spawn_task(&self, future: Pin<Box<dyn Future<Output = ()>>>) {
         let mut tasks = self.tasks.borrow_mut();
         let token = tasks.next_token();
         let header = Arc::new(TaskHeader {
@@ -487,7 +481,6 @@ impl Core {
             future: Some(future),
             header,
             waker,
-            completion,
         });
         drop(tasks);
         self.run_queue.borrow_mut().push_back(token);
@@ -575,7 +568,7 @@ impl Core {
     fn drain_inbox(&self) {
         let more = self.inbox.drain(|message| match message {
             Remote::Wake(token) => self.schedule(token),
-            Remote::Spawn(future, completion) => self.spawn_task(future, completion),
+            Remote::Spawn(future) => self.spawn_task(future),
             Remote::Release(token) => self.release(token),
         });
         self.bulk_pending.set(more);
@@ -624,7 +617,7 @@ impl Core {
     }
 
     fn poll_task(&self, token: Token) {
-        let (mut future, waker, header, completion) = {
+        let (mut future, waker, header) = {
             let mut tasks = self.tasks.borrow_mut();
             // A wake-up for a task that has finished since.
             let Some(slot) = tasks.get_mut(token) else {
@@ -633,12 +626,7 @@ impl Core {
             let Some(future) = slot.future.take() else {
                 return;
             };
-            (
-                future,
-                slot.waker.clone(),
-                slot.header.clone(),
-                slot.completion.clone(),
-            )
+            (future, slot.waker.clone(), slot.header.clone())
         };
         header.notified.store(false, Ordering::Release);
         self.budget.set(COOP_BUDGET);
@@ -657,10 +645,11 @@ impl Core {
                 drop(future);
             }
             Err(panic) => {
+                // The task's own panic is caught inside its wrapper; this
+                // is a destructor that panicked while the task finished.
                 let msg = super::panic_message(&*panic);
-                log::error!("netloom: task panicked: {msg}");
+                log::error!("netloom: task panicked while finishing: {msg}");
                 header.notified.store(true, Ordering::Release);
-                completion.fail(JoinError::Panicked(msg));
                 let slot = self.tasks.borrow_mut().remove(token);
                 drop(slot);
                 // A destructor that panics too must not take the loop down.

@@ -467,6 +467,8 @@ impl TcpStream {
     }
 
     /// Owned halves, for a reader task and a writer task on the same loop.
+    /// Each half also gives `&TcpStream` (`as_ref`) for the deadlines and
+    /// addresses of both directions, as Go's `net.Conn` does.
     ///
     /// ```no_run
     /// # fn f(stream: netloom::rt::net::TcpStream) {
@@ -673,6 +675,18 @@ macro_rules! write_half {
             }
         }
     };
+}
+
+impl AsRef<TcpStream> for OwnedReadHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl AsRef<TcpStream> for OwnedWriteHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.0
+    }
 }
 
 read_half!(ReadHalf<'_>);

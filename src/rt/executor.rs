@@ -326,7 +326,7 @@ struct TaskSlot {
 ///
 /// ```
 /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
-/// let metrics = rt.block_on(async { netloom::rt::metrics() });
+/// let metrics = rt.block_on(async { netloom::rt::metrics() }).unwrap();
 /// assert_eq!(metrics.tasks, 0); // the root future of block_on is not a task
 /// # Ok::<(), netloom::Error>(())
 /// ```

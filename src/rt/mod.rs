@@ -10,7 +10,7 @@
 //! | [`net`] sockets | `rt/net/` | `net.Conn`, `net.Listener` |
 //! | [`sleep`], [`timeout`], [`interval`] | `rt/time.rs` | `time.Sleep`, `time.Ticker` |
 //!
-//! Each loop is one thread running a [`Core`](executor) (thread-per-core).
+//! Each loop is one thread running a `Core` (thread-per-core).
 //! A task stays on the loop it was spawned on, so it need not be `Send`
 //! ([`spawn_local`]); [`spawn`] places a `Send` task on a loop in turn and
 //! [`Handle::spawn_on`] on a chosen one. Sockets register with the loop that

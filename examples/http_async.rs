@@ -1,0 +1,377 @@
+// cargo run --release --example http_async -- --addr tcp://127.0.0.1:8080 --loops 2 [--reuseport] [--pin]
+//! A plaintext HTTP/1.1 server on the async API, one task per connection:
+//! `GET /plaintext` answers `200 Hello, World!` (with `Content-Length`),
+//! any other path `404`. Pipelined requests are answered in order, all the
+//! complete requests of one read with one write. Request bodies with
+//! `Content-Length` are skipped; `Connection: close` and HTTP/1.0 close
+//! after the answer; malformed or oversized requests get `400` and a close.
+//!
+//! Try: `curl -i http://127.0.0.1:8080/plaintext`.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use netloom::rt::net::{TcpListener, TcpStream};
+use netloom::rt::{self, Handle, Runtime};
+
+const READ_BUF: usize = 16 * 1024;
+/// Largest request (head plus body) accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+const BODY: &[u8] = b"Hello, World!";
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+enum Parsed {
+    /// A whole request of `len` bytes.
+    Request {
+        len: usize,
+        plaintext: bool,
+        close: bool,
+    },
+    Partial,
+    Bad,
+}
+
+/// Parses the first request in `buf`.
+fn parse_one(buf: &[u8]) -> Parsed {
+    let Some(head_len) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) else {
+        return if buf.len() > MAX_REQUEST {
+            Parsed::Bad
+        } else {
+            Parsed::Partial
+        };
+    };
+    let Ok(head) = std::str::from_utf8(&buf[..head_len - 4]) else {
+        return Parsed::Bad;
+    };
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(path), Some(version), None) = (
+        request_line.next(),
+        request_line.next(),
+        request_line.next(),
+        request_line.next(),
+    ) else {
+        return Parsed::Bad;
+    };
+    let mut close = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Parsed::Bad,
+    };
+    let mut body = 0usize;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Parsed::Bad;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.parse() {
+                Ok(n) => body = n,
+                Err(_) => return Parsed::Bad,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Bad; // chunked bodies are not supported
+        } else if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                close = true;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let len = head_len.saturating_add(body);
+    if len > MAX_REQUEST {
+        Parsed::Bad
+    } else if buf.len() < len {
+        Parsed::Partial
+    } else {
+        Parsed::Request {
+            len,
+            plaintext: method == "GET" && path == "/plaintext",
+            close,
+        }
+    }
+}
+
+thread_local! {
+    /// The `Date` header value, refreshed when the second changes.
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Appends one response to `out`.
+fn respond(out: &mut Vec<u8>, plaintext: bool) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != now {
+            *date = (now, http_date(now));
+        }
+        let (status, body): (&[u8], &[u8]) = if plaintext {
+            (b"200 OK", BODY)
+        } else {
+            (b"404 Not Found", b"")
+        };
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status);
+        out.extend_from_slice(
+            b"\r\nServer: netloom\r\nContent-Type: text/plain\r\nContent-Length: ",
+        );
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
+        out.extend_from_slice(date.1.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+    });
+}
+
+/// RFC 7231 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+async fn serve(mut stream: TcpStream) -> io::Result<()> {
+    let mut inbound = vec![0u8; READ_BUF];
+    let mut filled = 0;
+    let mut out = Vec::with_capacity(READ_BUF);
+    loop {
+        if filled == inbound.len() {
+            // One request does not fit yet: grow, up to the limit.
+            if inbound.len() >= MAX_REQUEST {
+                return stream.write_all(BAD_REQUEST).await;
+            }
+            inbound.resize((inbound.len() * 2).min(MAX_REQUEST), 0);
+        }
+        let n = stream.read(&mut inbound[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+        let mut consumed = 0;
+        let mut close = false;
+        while consumed < filled {
+            match parse_one(&inbound[consumed..filled]) {
+                Parsed::Request {
+                    len,
+                    plaintext,
+                    close: c,
+                } => {
+                    respond(&mut out, plaintext);
+                    consumed += len;
+                    if c {
+                        close = true;
+                        break;
+                    }
+                }
+                Parsed::Partial => break,
+                Parsed::Bad => {
+                    out.extend_from_slice(BAD_REQUEST);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        // Every answer to this read goes out in one write.
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        inbound.copy_within(consumed..filled, 0);
+        filled -= consumed;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, local: bool) {
+    let handle = Handle::current();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                if local {
+                    rt::spawn_local(serve(stream));
+                } else {
+                    rt::spawn(serve(stream));
+                }
+            }
+            Err(_) if handle.is_stopping() => return,
+            Err(e) => {
+                eprintln!("http_async: accept: {e}");
+                rt::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn main() {
+    let mut addrs = Vec::new();
+    let mut loops = 0;
+    let mut reuseport = false;
+    let mut pin = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--addr" => addrs.push(parse_addr(&value())),
+            "--loops" => {
+                loops = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--loops takes a number"))
+            }
+            "--reuseport" => reuseport = true,
+            "--pin" => pin = true,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    if addrs.is_empty() {
+        addrs.push(parse_addr("tcp://127.0.0.1:8080"));
+    }
+    let rt = Runtime::builder()
+        .loops(loops)
+        .pin_loops(pin)
+        .stop_on_signals(true)
+        .shutdown_grace(Duration::from_secs(1))
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let first = bind(addr, reuseport);
+        let bound = first.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+        println!("http_async: listening on {bound} with {} loops", rt.loops());
+        listeners.push(first);
+        if reuseport {
+            for _ in 1..rt.loops() {
+                listeners.push(bind(bound, true));
+            }
+        }
+    }
+    let handle = rt.handle();
+    if reuseport {
+        for (i, listener) in listeners.into_iter().enumerate() {
+            rt.spawn_on(i % rt.loops(), accept_loop(listener, true));
+        }
+        rt.block_on(handle.stopped());
+    } else {
+        rt.block_on(async {
+            for listener in listeners {
+                rt::spawn_local(accept_loop(listener, false));
+            }
+            handle.stopped().await;
+        });
+    }
+    rt.shutdown();
+}
+
+/// `tcp://host:port` (also `tcp4://`, `tcp6://`, or a bare `host:port`).
+fn parse_addr(url: &str) -> SocketAddr {
+    use std::net::ToSocketAddrs;
+    let (family, rest) = match url.split_once("://") {
+        Some(("tcp", rest)) => (None, rest),
+        Some(("tcp4", rest)) => (Some(true), rest),
+        Some(("tcp6", rest)) => (Some(false), rest),
+        Some((scheme, _)) => usage(&format!("unknown scheme {scheme}")),
+        None => (None, url),
+    };
+    rest.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| family.map_or(true, |v4| a.is_ipv4() == v4)))
+        .unwrap_or_else(|| usage(&format!("cannot resolve {url}")))
+}
+
+fn bind(addr: SocketAddr, reuseport: bool) -> TcpListener {
+    let bound = if reuseport {
+        TcpListener::bind_reuseport(addr)
+    } else {
+        TcpListener::bind(addr)
+    };
+    bound.unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")))
+}
+
+fn fail(problem: &str) -> ! {
+    eprintln!("http_async: {problem}");
+    std::process::exit(1);
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("http_async: {problem}");
+    }
+    eprintln!("usage: http_async [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]");
+    std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_partial_body_close_and_bad() {
+        let get = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut two = get.to_vec();
+        two.extend_from_slice(get);
+        assert!(
+            matches!(parse_one(&two), Parsed::Request { len, plaintext: true, close: false } if len == get.len())
+        );
+        assert!(matches!(parse_one(&get[..get.len() - 1]), Parsed::Partial));
+        let post = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nab";
+        assert!(matches!(parse_one(post), Parsed::Partial));
+        let post = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET";
+        assert!(
+            matches!(parse_one(post), Parsed::Request { len, plaintext: false, .. } if len == post.len() - 3)
+        );
+        let close = b"GET /plaintext HTTP/1.1\r\nConnection: close\r\n\r\n";
+        assert!(matches!(
+            parse_one(close),
+            Parsed::Request { close: true, .. }
+        ));
+        assert!(matches!(
+            parse_one(b"GET / HTTP/1.0\r\n\r\n"),
+            Parsed::Request { close: true, .. }
+        ));
+        assert!(matches!(parse_one(b"BAD\r\n\r\n"), Parsed::Bad));
+    }
+
+    #[test]
+    fn date_and_response_shape() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        let mut out = Vec::new();
+        respond(&mut out, true);
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(out.ends_with(b"\r\n\r\nHello, World!"));
+    }
+}

@@ -434,7 +434,12 @@ impl Runtime {
 
     fn stop_and_join(&mut self) {
         self.shared.stop();
+        let me = std::thread::current().id();
         for t in self.threads.drain(..) {
+            // Dropped by one of its own tasks: that loop exits on its own.
+            if t.thread().id() == me {
+                continue;
+            }
             if t.join().is_err() {
                 log::error!("netloom: a runtime loop thread panicked");
             }

@@ -34,55 +34,86 @@ enum Parsed {
     Bad,
 }
 
-/// Parses the first request in `buf`.
+/// The next `\n`-terminated line of `buf` from `*pos` (without `\r\n`).
+fn next_line<'a>(buf: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let start = *pos;
+    let end = start + buf[start..].iter().position(|&b| b == b'\n')?;
+    *pos = end + 1;
+    let line = &buf[start..end];
+    Some(line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn parse_decimal(s: &[u8]) -> Option<usize> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    s.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+    })
+}
+
+/// Parses the first request in `buf` in one pass over its head.
 fn parse_one(buf: &[u8]) -> Parsed {
-    let Some(head_len) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) else {
-        return if buf.len() > MAX_REQUEST {
+    let incomplete = || {
+        if buf.len() > MAX_REQUEST {
             Parsed::Bad
         } else {
             Parsed::Partial
-        };
+        }
     };
-    let Ok(head) = std::str::from_utf8(&buf[..head_len - 4]) else {
-        return Parsed::Bad;
+    let mut pos = 0;
+    let Some(request_line) = next_line(buf, &mut pos) else {
+        return incomplete();
     };
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or("").split(' ');
-    let (Some(method), Some(path), Some(version), None) = (
-        request_line.next(),
-        request_line.next(),
-        request_line.next(),
-        request_line.next(),
-    ) else {
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Parsed::Bad;
     };
     let mut close = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
+        b"HTTP/1.1" => false,
+        b"HTTP/1.0" => true,
         _ => return Parsed::Bad,
     };
     let mut body = 0usize;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+    loop {
+        let Some(line) = next_line(buf, &mut pos) else {
+            return incomplete();
+        };
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Parsed::Bad;
         };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            match value.parse() {
-                Ok(n) => body = n,
-                Err(_) => return Parsed::Bad,
+        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match parse_decimal(value) {
+                Some(n) => body = n,
+                None => return Parsed::Bad,
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             return Parsed::Bad; // chunked bodies are not supported
-        } else if name.eq_ignore_ascii_case("connection") {
-            if value.eq_ignore_ascii_case("close") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            if value.eq_ignore_ascii_case(b"close") {
                 close = true;
-            } else if value.eq_ignore_ascii_case("keep-alive") {
+            } else if value.eq_ignore_ascii_case(b"keep-alive") {
                 close = false;
             }
         }
     }
-    let len = head_len.saturating_add(body);
+    let len = pos.saturating_add(body);
     if len > MAX_REQUEST {
         Parsed::Bad
     } else if buf.len() < len {
@@ -90,42 +121,58 @@ fn parse_one(buf: &[u8]) -> Parsed {
     } else {
         Parsed::Request {
             len,
-            plaintext: method == "GET" && path == "/plaintext",
+            plaintext: method == b"GET" && path == b"/plaintext",
             close,
         }
     }
 }
 
-thread_local! {
-    /// The `Date` header value, refreshed when the second changes.
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+/// The two responses, rebuilt when the second (and so `Date`) changes.
+struct Responses {
+    second: u64,
+    ok: Vec<u8>,
+    not_found: Vec<u8>,
 }
 
-/// Appends one response to `out`.
-fn respond(out: &mut Vec<u8>, plaintext: bool) {
+thread_local! {
+    static RESPONSES: RefCell<Responses> = const {
+        RefCell::new(Responses { second: u64::MAX, ok: Vec::new(), not_found: Vec::new() })
+    };
+}
+
+fn response(status: &str, body: &[u8], date: &str) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nServer: netloom\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nDate: {date}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Appends the answers to `requests` (`true` = `/plaintext`) to `out`.
+fn respond(out: &mut Vec<u8>, requests: &[bool]) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    DATE.with(|date| {
-        let mut date = date.borrow_mut();
-        if date.0 != now {
-            *date = (now, http_date(now));
+    RESPONSES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.second != now {
+            let date = http_date(now);
+            *cache = Responses {
+                second: now,
+                ok: response("200 OK", BODY, &date),
+                not_found: response("404 Not Found", b"", &date),
+            };
         }
-        let (status, body): (&[u8], &[u8]) = if plaintext {
-            (b"200 OK", BODY)
-        } else {
-            (b"404 Not Found", b"")
-        };
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status);
-        out.extend_from_slice(
-            b"\r\nServer: netloom\r\nContent-Type: text/plain\r\nContent-Length: ",
-        );
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\nDate: ");
-        out.extend_from_slice(date.1.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        out.extend_from_slice(body);
+        for &plaintext in requests {
+            out.extend_from_slice(if plaintext {
+                &cache.ok
+            } else {
+                &cache.not_found
+            });
+        }
     });
 }
 
@@ -163,6 +210,7 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
     let mut inbound = vec![0u8; READ_BUF];
     let mut filled = 0;
     let mut out = Vec::with_capacity(READ_BUF);
+    let mut requests = Vec::new();
     loop {
         if filled == inbound.len() {
             // One request does not fit yet: grow, up to the limit.
@@ -178,6 +226,7 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
         filled += n;
         let mut consumed = 0;
         let mut close = false;
+        let mut bad = false;
         while consumed < filled {
             match parse_one(&inbound[consumed..filled]) {
                 Parsed::Request {
@@ -185,7 +234,7 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
                     plaintext,
                     close: c,
                 } => {
-                    respond(&mut out, plaintext);
+                    requests.push(plaintext);
                     consumed += len;
                     if c {
                         close = true;
@@ -194,11 +243,16 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
                 }
                 Parsed::Partial => break,
                 Parsed::Bad => {
-                    out.extend_from_slice(BAD_REQUEST);
+                    bad = true;
                     close = true;
                     break;
                 }
             }
+        }
+        respond(&mut out, &requests);
+        requests.clear();
+        if bad {
+            out.extend_from_slice(BAD_REQUEST);
         }
         // Every answer to this read goes out in one write.
         if !out.is_empty() {
@@ -370,7 +424,7 @@ mod tests {
     fn date_and_response_shape() {
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         let mut out = Vec::new();
-        respond(&mut out, true);
+        respond(&mut out, &[true]);
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(out.ends_with(b"\r\n\r\nHello, World!"));
     }

@@ -347,7 +347,7 @@ pub struct LoopMetrics {
 pub(crate) struct Core {
     pub(crate) shared: Arc<LoopShared>,
     pub(crate) runtime: Arc<RuntimeShared>,
-    pub(crate) selector: Selector,
+    selector: Selector,
     inbox: InboxReceiver<Remote>,
     pub(crate) ios: RefCell<Slab<ScheduledIo>>,
     pub(crate) timers: RefCell<TimerHeap<TimerKey>>,

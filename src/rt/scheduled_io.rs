@@ -497,7 +497,7 @@ fn finish_wait(
     record.take_waiter(direction)
 }
 
-pub(crate) fn stopping() -> io::Error {
+fn stopping() -> io::Error {
     io::Error::other("netloom: the runtime is stopping")
 }
 

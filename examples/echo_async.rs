@@ -15,17 +15,23 @@ use std::time::Duration;
 use netloom::rt::net::{TcpListener, TcpStream};
 use netloom::rt::{self, Handle, Runtime};
 
-/// Per-connection read buffer (the same as the tokio peer in the bench).
-const BUF_SIZE: usize = 16 * 1024;
+/// First and largest size of a connection's read buffer. An idle or
+/// chatty connection keeps a small one; one that fills it (a bulk stream)
+/// gets a bigger one, so it needs fewer reads.
+const BUF_MIN: usize = 2 * 1024;
+const BUF_MAX: usize = 64 * 1024;
 
 async fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; BUF_MIN];
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
         stream.write_all(&buf[..n]).await?;
+        if n == buf.len() && buf.len() < BUF_MAX {
+            buf = vec![0u8; buf.len() * 4];
+        }
     }
 }
 
@@ -89,32 +95,25 @@ fn main() {
         .shutdown_grace(Duration::from_secs(1))
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let mut listeners = Vec::new();
-    for addr in addrs {
-        let first = bind(addr, reuseport);
-        let bound = first.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
-        println!("echo_async: listening on {bound} with {} loops", rt.loops());
-        listeners.push(first);
-        if reuseport {
-            for _ in 1..rt.loops() {
-                listeners.push(bind(bound, true));
-            }
-        }
-    }
     let handle = rt.handle();
-    if reuseport {
-        for (i, listener) in listeners.into_iter().enumerate() {
-            rt.spawn_on(i % rt.loops(), accept_loop(listener, true));
-        }
-        rt.block_on(handle.stopped());
-    } else {
-        rt.block_on(async {
-            for listener in listeners {
-                rt::spawn_local(accept_loop(listener, false));
+    rt.block_on(async {
+        // Bound inside block_on, so that the address is printed once every
+        // descriptor of the runtime (this thread's poller too) exists.
+        for addr in addrs {
+            let first = bind(addr, reuseport);
+            let bound = first.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+            if reuseport {
+                rt.spawn_on(0, accept_loop(first, true));
+                for i in 1..rt.loops() {
+                    rt.spawn_on(i, accept_loop(bind(bound, true), true));
+                }
+            } else {
+                rt::spawn_local(accept_loop(first, false));
             }
-            handle.stopped().await;
-        });
-    }
+            println!("echo_async: listening on {bound} with {} loops", rt.loops());
+        }
+        handle.stopped().await;
+    });
     rt.shutdown();
 }
 

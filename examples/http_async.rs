@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use netloom::rt::net::{TcpListener, TcpStream};
 use netloom::rt::{self, Handle, Runtime};
 
-const READ_BUF: usize = 16 * 1024;
+/// First size of a connection's read buffer (a pipelined batch of typical
+/// requests fits); it grows up to `MAX_REQUEST` for a large request.
+const READ_BUF: usize = 4 * 1024;
 /// Largest request (head plus body) accepted.
 const MAX_REQUEST: usize = 64 * 1024;
 const BODY: &[u8] = b"Hello, World!";
@@ -209,7 +211,7 @@ fn http_date(secs: u64) -> String {
 async fn serve(mut stream: TcpStream) -> io::Result<()> {
     let mut inbound = vec![0u8; READ_BUF];
     let mut filled = 0;
-    let mut out = Vec::with_capacity(READ_BUF);
+    let mut out = Vec::new();
     let mut requests = Vec::new();
     loop {
         if filled == inbound.len() {
@@ -322,32 +324,25 @@ fn main() {
         .shutdown_grace(Duration::from_secs(1))
         .build()
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let mut listeners = Vec::new();
-    for addr in addrs {
-        let first = bind(addr, reuseport);
-        let bound = first.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
-        println!("http_async: listening on {bound} with {} loops", rt.loops());
-        listeners.push(first);
-        if reuseport {
-            for _ in 1..rt.loops() {
-                listeners.push(bind(bound, true));
-            }
-        }
-    }
     let handle = rt.handle();
-    if reuseport {
-        for (i, listener) in listeners.into_iter().enumerate() {
-            rt.spawn_on(i % rt.loops(), accept_loop(listener, true));
-        }
-        rt.block_on(handle.stopped());
-    } else {
-        rt.block_on(async {
-            for listener in listeners {
-                rt::spawn_local(accept_loop(listener, false));
+    rt.block_on(async {
+        // Bound inside block_on, so that the address is printed once every
+        // descriptor of the runtime (this thread's poller too) exists.
+        for addr in addrs {
+            let first = bind(addr, reuseport);
+            let bound = first.local_addr().unwrap_or_else(|e| fail(&e.to_string()));
+            if reuseport {
+                rt.spawn_on(0, accept_loop(first, true));
+                for i in 1..rt.loops() {
+                    rt.spawn_on(i, accept_loop(bind(bound, true), true));
+                }
+            } else {
+                rt::spawn_local(accept_loop(first, false));
             }
-            handle.stopped().await;
-        });
-    }
+            println!("http_async: listening on {bound} with {} loops", rt.loops());
+        }
+        handle.stopped().await;
+    });
     rt.shutdown();
 }
 

@@ -1,5 +1,6 @@
-//! Black-box tests of `examples/echo.rs`, run as a separate process: the
-//! suite the core issue asks the echo example to pass, at full scale.
+//! Black-box tests of `examples/echo.rs` and `examples/echo_async.rs`, run
+//! as separate processes: the suite the core issue asks the echo example to
+//! pass, at full scale, and the async issue asks its echo to pass too.
 //!
 //! The server's descriptors and memory are read from `/proc/<pid>/`, so a
 //! leak shows up as descriptors or resident memory that stay after the
@@ -124,10 +125,10 @@ fn server_fds(pid: u32) -> usize {
         .count()
 }
 
-fn start_echo(extra: &[&str]) -> (ExampleServer, SocketAddr, usize) {
+fn start_echo(example: &str, extra: &[&str]) -> (ExampleServer, SocketAddr, usize) {
     let mut args = vec!["--addr", "tcp://127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let server = ExampleServer::start("echo", &args);
+    let server = ExampleServer::start(example, &args);
     let addr = server.addr;
     let fds = server_fds(server.child.id());
     (server, addr, fds)
@@ -144,10 +145,9 @@ fn assert_fds_return_to(pid: u32, fds: usize) {
     );
 }
 
-#[test]
-fn thousand_concurrent_connections_echo_byte_exact() {
+fn thousand_concurrent_connections_echo_byte_exact(example: &str) {
     raise_fd_limit();
-    let (server, addr, fds) = start_echo(&["--loops", "2"]);
+    let (server, addr, fds) = start_echo(example, &["--loops", "2"]);
     let threads: Vec<_> = (0..10u64)
         .map(|t| {
             std::thread::spawn(move || {
@@ -180,9 +180,8 @@ fn thousand_concurrent_connections_echo_byte_exact() {
     assert!(server.terminate().success());
 }
 
-#[test]
-fn a_256_mib_stream_echoes_byte_exact() {
-    let (server, addr, _) = start_echo(&["--loops", "1"]);
+fn a_256_mib_stream_echoes_byte_exact(example: &str) {
+    let (server, addr, _) = start_echo(example, &["--loops", "1"]);
     let stream = connect(addr);
     let len = 256 << 20;
     let (writer, _) = spawn_writer(&stream, 7, len);
@@ -191,9 +190,8 @@ fn a_256_mib_stream_echoes_byte_exact() {
     assert!(server.terminate().success());
 }
 
-#[test]
-fn a_client_that_does_not_read_for_20_s_while_writing_1_gib_bounds_server_memory() {
-    let (server, addr, _) = start_echo(&["--loops", "1"]);
+fn a_client_that_does_not_read_for_20_s_while_writing_1_gib_bounds_server_memory(example: &str) {
+    let (server, addr, _) = start_echo(example, &["--loops", "1"]);
     let pid = server.child.id();
     let rss_before = proc_status_kib(pid, "VmRSS:");
     let stream = connect(addr);
@@ -225,9 +223,8 @@ fn a_client_that_does_not_read_for_20_s_while_writing_1_gib_bounds_server_memory
     assert!(server.terminate().success());
 }
 
-#[test]
-fn half_close_after_16_mib_gets_every_byte_then_eof() {
-    let (server, addr, fds) = start_echo(&["--loops", "1"]);
+fn half_close_after_16_mib_gets_every_byte_then_eof(example: &str) {
+    let (server, addr, fds) = start_echo(example, &["--loops", "1"]);
     let stream = connect(addr);
     let len = 16 << 20;
     let (writer, _) = spawn_writer(&stream, 3, len);
@@ -248,9 +245,8 @@ fn half_close_after_16_mib_gets_every_byte_then_eof() {
     assert!(server.terminate().success());
 }
 
-#[test]
-fn resets_mid_exchange_leave_the_server_serving_and_leak_nothing() {
-    let (server, addr, fds) = start_echo(&["--loops", "2"]);
+fn resets_mid_exchange_leave_the_server_serving_and_leak_nothing(example: &str) {
+    let (server, addr, fds) = start_echo(example, &["--loops", "2"]);
     for round in 0..10u64 {
         let conns: Vec<_> = (0..50).map(|_| connect(addr)).collect();
         for (i, conn) in conns.iter().enumerate() {
@@ -277,10 +273,15 @@ fn resets_mid_exchange_leave_the_server_serving_and_leak_nothing() {
     assert!(server.terminate().success());
 }
 
-#[test]
-fn twenty_thousand_connect_close_cycles_and_ten_thousand_idle_connections_leak_nothing() {
+fn twenty_thousand_connect_close_cycles_and_ten_thousand_idle_connections_leak_nothing(
+    example: &str,
+) {
+    // 10,000 client sockets each: two examples' runs at once would pass the
+    // process's 20,000-descriptor limit.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     raise_fd_limit();
-    let (server, addr, fds) = start_echo(&["--loops", "2"]);
+    let (server, addr, fds) = start_echo(example, &["--loops", "2"]);
     let pid = server.child.id();
 
     let threads: Vec<_> = (0..4u64)
@@ -333,3 +334,42 @@ fn twenty_thousand_connect_close_cycles_and_ten_thousand_idle_connections_leak_n
     );
     assert!(server.terminate().success());
 }
+
+/// The suite once per echo example: callbacks, and one task per connection.
+macro_rules! echo_suite {
+    ($($module:ident => $example:literal),*) => {$(
+        mod $module {
+            #[test]
+            fn thousand_concurrent_connections_echo_byte_exact() {
+                super::thousand_concurrent_connections_echo_byte_exact($example);
+            }
+
+            #[test]
+            fn a_256_mib_stream_echoes_byte_exact() {
+                super::a_256_mib_stream_echoes_byte_exact($example);
+            }
+
+            #[test]
+            fn a_client_that_does_not_read_for_20_s_while_writing_1_gib_bounds_server_memory() {
+                super::a_client_that_does_not_read_for_20_s_while_writing_1_gib_bounds_server_memory($example);
+            }
+
+            #[test]
+            fn half_close_after_16_mib_gets_every_byte_then_eof() {
+                super::half_close_after_16_mib_gets_every_byte_then_eof($example);
+            }
+
+            #[test]
+            fn resets_mid_exchange_leave_the_server_serving_and_leak_nothing() {
+                super::resets_mid_exchange_leave_the_server_serving_and_leak_nothing($example);
+            }
+
+            #[test]
+            fn twenty_thousand_connect_close_cycles_and_ten_thousand_idle_connections_leak_nothing() {
+                super::twenty_thousand_connect_close_cycles_and_ten_thousand_idle_connections_leak_nothing($example);
+            }
+        }
+    )*};
+}
+
+echo_suite!(callback => "echo", async_tasks => "echo_async");

@@ -226,17 +226,13 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        match socket.connect(&addr.into()) {
+        let socket = socket::tcp_socket(&addr)?;
+        match socket2::SockRef::from(&socket).connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let stream = TcpStream::from_nonblocking(socket.into());
+        let stream = TcpStream::from_nonblocking(socket);
         super::finish_connect(&stream.source).await?;
         Ok(stream)
     }

@@ -131,6 +131,8 @@ impl Drop for EnterGuard {
 pub(crate) struct TaskHeader {
     token: Token,
     notified: AtomicBool,
+    /// `home.id`, kept inline: compared on every wake-up.
+    home_id: usize,
     home: Arc<LoopShared>,
 }
 
@@ -144,7 +146,7 @@ impl Wake for TaskHeader {
             return;
         }
         let queued_here = with_core(|core| {
-            let here = core.shared.id == self.home.id;
+            let here = core.id == self.home_id;
             if here {
                 core.schedule(self.token);
             }
@@ -315,11 +317,14 @@ pub(crate) fn join_handle<T>(state: Arc<JoinState<T>>) -> JoinHandle<T> {
     JoinHandle { state }
 }
 
+/// A task's future, as the loop stores it.
+type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
 struct TaskSlot {
-    /// `None` while the task is being polled.
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// The future and its waker; taken out (`None`) while the task is being
+    /// polled, so polling needs no clone and the slab is not borrowed.
+    runnable: Option<(LocalFuture, Waker)>,
     header: Arc<TaskHeader>,
-    waker: Waker,
 }
 
 /// Counts of one loop's live objects, for monitoring and tests.
@@ -345,6 +350,8 @@ pub struct LoopMetrics {
 
 /// One loop's state. Only its own thread touches it.
 pub(crate) struct Core {
+    /// `shared.id`, kept inline: compared on every I/O operation.
+    pub(crate) id: usize,
     pub(crate) shared: Arc<LoopShared>,
     pub(crate) runtime: Arc<RuntimeShared>,
     selector: Selector,
@@ -397,6 +404,7 @@ impl Core {
         signals: Option<OwnedFd>,
     ) -> io::Result<Core> {
         let mut core = Core {
+            id: seed.shared.id,
             shared: seed.shared,
             runtime,
             selector: seed.selector,
@@ -468,19 +476,19 @@ impl Core {
     }
 
     /// Adds a task to this loop and queues its first poll.
-    pub(crate) fn spawn_task(&self, future: Pin<Box<dyn Future<Output = ()>>>) {
+    pub(crate) fn spawn_task(&self, future: LocalFuture) {
         let mut tasks = self.tasks.borrow_mut();
         let token = tasks.next_token();
         let header = Arc::new(TaskHeader {
             token,
             notified: AtomicBool::new(true),
+            home_id: self.id,
             home: self.shared.clone(),
         });
         let waker = Waker::from(header.clone());
         tasks.insert(TaskSlot {
-            future: Some(future),
+            runnable: Some((future, waker)),
             header,
-            waker,
         });
         drop(tasks);
         self.run_queue.borrow_mut().push_back(token);
@@ -617,30 +625,32 @@ impl Core {
     }
 
     fn poll_task(&self, token: Token) {
-        let (mut future, waker, header) = {
+        let (mut future, waker) = {
             let mut tasks = self.tasks.borrow_mut();
             // A wake-up for a task that has finished since.
             let Some(slot) = tasks.get_mut(token) else {
                 return;
             };
-            let Some(future) = slot.future.take() else {
+            let Some(runnable) = slot.runnable.take() else {
                 return;
             };
-            (future, slot.waker.clone(), slot.header.clone())
+            slot.header.notified.store(false, Ordering::Release);
+            runnable
         };
-        header.notified.store(false, Ordering::Release);
         self.budget.set(COOP_BUDGET);
         let mut cx = Context::from_waker(&waker);
         let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
         match outcome {
             Ok(Poll::Pending) => {
                 if let Some(slot) = self.tasks.borrow_mut().get_mut(token) {
-                    slot.future = Some(future);
+                    slot.runnable = Some((future, waker));
                 }
             }
             Ok(Poll::Ready(())) => {
-                header.notified.store(true, Ordering::Release);
                 let slot = self.tasks.borrow_mut().remove(token);
+                if let Some(slot) = &slot {
+                    slot.header.notified.store(true, Ordering::Release);
+                }
                 drop(slot);
                 drop(future);
             }
@@ -649,8 +659,10 @@ impl Core {
                 // is a destructor that panicked while the task finished.
                 let msg = super::panic_message(&*panic);
                 log::error!("netloom: task panicked while finishing: {msg}");
-                header.notified.store(true, Ordering::Release);
                 let slot = self.tasks.borrow_mut().remove(token);
+                if let Some(slot) = &slot {
+                    slot.header.notified.store(true, Ordering::Release);
+                }
                 drop(slot);
                 // A destructor that panics too must not take the loop down.
                 if catch_unwind(AssertUnwindSafe(|| drop(future))).is_err() {
@@ -735,6 +747,7 @@ impl Core {
         let root_header = Arc::new(TaskHeader {
             token: ROOT,
             notified: AtomicBool::new(true),
+            home_id: self.id,
             home: self.shared.clone(),
         });
         let waker = Waker::from(root_header.clone());

@@ -274,7 +274,7 @@ impl RuntimeShared {
         let (task, state) = executor::wrap(future);
         let handle = executor::join_handle(state);
         let task = Box::pin(task);
-        let local = with_core(|core| core.shared.id == target.id).unwrap_or(false);
+        let local = with_core(|core| core.id == target.id).unwrap_or(false);
         if local {
             with_core(|core| core.spawn_task(task));
         } else if let Err(message) = target.inbox.send(Lane::Bulk, Remote::Spawn(task)) {

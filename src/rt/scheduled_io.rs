@@ -291,6 +291,8 @@ fn foreign_loop() -> io::Error {
 }
 
 struct Registration {
+    /// `home.id`, kept inline: compared on every operation.
+    home_id: usize,
     home: Arc<LoopShared>,
     token: Token,
 }
@@ -330,7 +332,7 @@ impl<S: AsRawFd> IoSource<S> {
 
     fn token_on(&self, core: &Core) -> io::Result<Token> {
         if let Some(reg) = self.registration.get() {
-            return if reg.home.id == core.shared.id {
+            return if reg.home_id == core.id {
                 Ok(reg.token)
             } else {
                 Err(foreign_loop())
@@ -338,6 +340,7 @@ impl<S: AsRawFd> IoSource<S> {
         }
         let token = core.register(self.io.as_raw_fd(), self.listener)?;
         let registration = Registration {
+            home_id: core.id,
             home: core.shared.clone(),
             token,
         };
@@ -450,7 +453,7 @@ impl<S: AsRawFd> IoSource<S> {
             return;
         };
         let taken = with_core(|core| {
-            if core.shared.id != reg.home.id {
+            if core.id != reg.home_id {
                 return None;
             }
             let mut ios = core.ios.borrow_mut();
@@ -507,7 +510,7 @@ impl<S: AsRawFd> Drop for IoSource<S> {
             return;
         };
         let released_here = with_core(|core| {
-            let here = core.shared.id == reg.home.id;
+            let here = core.id == reg.home_id;
             if here {
                 core.release(reg.token);
             }

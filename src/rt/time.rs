@@ -86,7 +86,7 @@ impl Future for Sleep {
                 core.timers
                     .borrow_mut()
                     .schedule(this.deadline, TimerKey::Sleep(token));
-                this.entry = Some((core.shared.id, token));
+                this.entry = Some((core.id, token));
                 Poll::Pending
             }
             Some((_, token)) => {
@@ -122,7 +122,7 @@ impl Drop for Sleep {
         };
         // Off its loop the slot is freed when the timer fires instead.
         let slot = with_core(|core| {
-            if core.shared.id == home {
+            if core.id == home {
                 core.sleeps.borrow_mut().remove(token)
             } else {
                 None

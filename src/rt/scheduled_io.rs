@@ -9,7 +9,7 @@
 //! | field | Go | meaning |
 //! |-------|----|---------|
 //! | `readiness` | (implicit in `rg`/`wg` = pdReady) | bits below, set by events, cleared by `WouldBlock` |
-//! | `reader`, `writer` | `rg`, `wg` | the one task parked per direction |
+//! | `reader`, `writer` | `rg`, `wg` | the one task parked per direction, and a park counter |
 //! | `read`, `write` | `rd`/`rseq`, `wd`/`wseq` | deadline, sequence number, expired flag, armed timer |
 //! | `listener` | | `accept` fails once the runtime stops |
 //!
@@ -88,11 +88,20 @@ pub(crate) enum Fired {
     Expired(Option<Waker>),
 }
 
+/// One direction's parked task. `parks` counts the wakers stored, so an
+/// operation that parked earlier can tell whether the waker in the slot is
+/// still its own (an event may have taken it and another task parked since).
+#[derive(Default)]
+struct WaiterSlot {
+    waker: Option<Waker>,
+    parks: u32,
+}
+
 /// The per-descriptor record (see the module tables).
 pub(crate) struct ScheduledIo {
     readiness: u8,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    reader: WaiterSlot,
+    writer: WaiterSlot,
     read: Deadline,
     write: Deadline,
     listener: bool,
@@ -102,8 +111,8 @@ impl ScheduledIo {
     pub(crate) fn new(listener: bool) -> ScheduledIo {
         ScheduledIo {
             readiness: READABLE | WRITABLE,
-            reader: None,
-            writer: None,
+            reader: WaiterSlot::default(),
+            writer: WaiterSlot::default(),
             read: Deadline::default(),
             write: Deadline::default(),
             listener,
@@ -115,7 +124,7 @@ impl ScheduledIo {
     }
 
     pub(crate) fn parked_waiters(&self) -> usize {
-        usize::from(self.reader.is_some()) + usize::from(self.writer.is_some())
+        usize::from(self.reader.waker.is_some()) + usize::from(self.writer.waker.is_some())
     }
 
     /// Records an event; returns the wakers of the directions it made ready.
@@ -135,11 +144,11 @@ impl ScheduledIo {
         let mut woken = [None, None];
         if readable || read_closed || error {
             self.readiness |= READABLE;
-            woken[0] = self.reader.take();
+            woken[0] = self.reader.waker.take();
         }
         if writable || error {
             self.readiness |= WRITABLE;
-            woken[1] = self.writer.take();
+            woken[1] = self.writer.waker.take();
         }
         woken
     }
@@ -158,7 +167,7 @@ impl ScheduledIo {
         }
     }
 
-    fn slot(&mut self, direction: Direction) -> &mut Option<Waker> {
+    fn slot(&mut self, direction: Direction) -> &mut WaiterSlot {
         match direction {
             Direction::Read => &mut self.reader,
             Direction::Write => &mut self.writer,
@@ -173,7 +182,7 @@ impl ScheduledIo {
     }
 
     pub(crate) fn take_waiter(&mut self, direction: Direction) -> Option<Waker> {
-        self.slot(direction).take()
+        self.slot(direction).waker.take()
     }
 
     /// Puts `waker` in the direction's slot. Returns the waker it displaced
@@ -186,17 +195,19 @@ impl ScheduledIo {
         waiter: &mut Waiter,
     ) -> io::Result<Option<Waker>> {
         let slot = self.slot(direction);
-        match slot {
+        let ours = waiter.parked == Some(slot.parks);
+        match &slot.waker {
             Some(current) if current.will_wake(waker) => {
-                waiter.parked = true;
+                waiter.parked = Some(slot.parks);
                 Ok(None)
             }
-            Some(_) if waiter.shared && !waiter.parked => Err(io::Error::other(
+            Some(_) if waiter.shared && !ours => Err(io::Error::other(
                 "another task is already waiting on this socket in the same direction",
             )),
             _ => {
-                waiter.parked = true;
-                Ok(slot.replace(waker.clone()))
+                slot.parks = slot.parks.wrapping_add(1);
+                waiter.parked = Some(slot.parks);
+                Ok(slot.waker.replace(waker.clone()))
             }
         }
     }
@@ -260,8 +271,8 @@ fn bit(direction: Direction) -> u8 {
 /// How an operation waits in its direction's slot.
 #[derive(Default)]
 pub(crate) struct Waiter {
-    /// Whether this operation's waker is (or was) in the slot.
-    parked: bool,
+    /// The slot's park count when this operation stored its waker.
+    parked: Option<u32>,
     /// The socket is shared (`&self` operations): a second concurrent
     /// waiter is refused instead of silently displacing the first. Streams
     /// take `&mut self` for reads and writes, so their slots are exclusive
@@ -272,7 +283,7 @@ pub(crate) struct Waiter {
 impl Waiter {
     pub(crate) fn shared() -> Waiter {
         Waiter {
-            parked: false,
+            parked: None,
             shared: true,
         }
     }
@@ -408,7 +419,7 @@ impl<S: AsRawFd> IoSource<S> {
                 match op(&self.io) {
                     Ok(value) => {
                         let is_drained = drained(&value);
-                        if is_drained || waiter.parked {
+                        if is_drained || waiter.parked.is_some() {
                             let mut ios = core.ios.borrow_mut();
                             let ours = ios.get_mut(token).and_then(|record| {
                                 if is_drained {
@@ -446,7 +457,7 @@ impl<S: AsRawFd> IoSource<S> {
     /// Takes this operation's waker out of its slot (a dropped operation
     /// must leave no waker behind).
     pub(crate) fn unpark(&self, direction: Direction, waiter: &mut Waiter) {
-        if !waiter.parked {
+        if waiter.parked.is_none() {
             return;
         }
         let Some(reg) = self.registration.get() else {
@@ -493,11 +504,14 @@ fn finish_wait(
     direction: Direction,
     waiter: &mut Waiter,
 ) -> Option<Waker> {
-    if !waiter.parked {
-        return None;
+    let parks = waiter.parked.take()?;
+    let slot = record.slot(direction);
+    // Only its own waker: another task may have parked since an event took it.
+    if slot.parks == parks {
+        slot.waker.take()
+    } else {
+        None
     }
-    waiter.parked = false;
-    record.take_waiter(direction)
 }
 
 fn stopping() -> io::Error {
@@ -641,6 +655,38 @@ mod tests {
             Fired::Expired(None)
         ));
         assert!(record.write.expired);
+    }
+
+    struct NoopWake;
+    impl std::task::Wake for NoopWake {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn a_woken_waiter_finishing_leaves_a_later_waiter_parked() {
+        let (a_waker, b_waker) = (
+            Waker::from(Arc::new(NoopWake)),
+            Waker::from(Arc::new(NoopWake)),
+        );
+        let mut record = ScheduledIo::new(false);
+        record.clear_readiness(Direction::Read);
+        let (mut a, mut b) = (Waiter::shared(), Waiter::shared());
+        assert!(record.park(Direction::Read, &a_waker, &mut a).is_ok());
+        assert!(
+            record.park(Direction::Read, &b_waker, &mut b).is_err(),
+            "a second concurrent waiter on a shared socket is refused"
+        );
+        // An event takes A's waker; B parks before A runs again.
+        let [woken, _] = record.on_event(true, false, false, false);
+        assert!(woken.is_some_and(|w| w.will_wake(&a_waker)));
+        record.clear_readiness(Direction::Read);
+        assert!(record.park(Direction::Read, &b_waker, &mut b).is_ok());
+        // A completes (or is dropped): B's waker must stay.
+        assert!(finish_wait(&mut record, Direction::Read, &mut a).is_none());
+        assert_eq!(record.parked_waiters(), 1);
+        let ours = finish_wait(&mut record, Direction::Read, &mut b);
+        assert!(ours.is_some_and(|w| w.will_wake(&b_waker)));
+        assert_eq!(record.parked_waiters(), 0);
     }
 
     #[test]

@@ -17,6 +17,16 @@
 //! first uses them. A task woken from another thread is queued through that
 //! loop's inbox, which wakes the loop with one coalesced eventfd write.
 //!
+//! Rules worth knowing:
+//!
+//! | rule | why |
+//! |------|-----|
+//! | a socket is bound to the loop that first uses it; using it from another loop fails with an error | its record lives in that loop's slab, untouched by other threads |
+//! | stream reads and writes take `&mut self`; split a stream for a reader task and a writer task | one waiter per direction, as Go's `pollDesc` |
+//! | on a shared `&self` socket (listener, UDP), a second task waiting in the same direction gets an error | no waiter list to grow per descriptor |
+//! | a task completes at most 128 I/O operations per poll before it yields | a connection that is always ready cannot starve its loop |
+//! | `block_on` drops the local tasks it still has when its future completes | its loop lives only as long as the call |
+//!
 //! ```no_run
 //! use netloom::rt::{self, net::TcpListener, Runtime};
 //!

@@ -125,7 +125,7 @@ impl TcpListener {
     /// # Ok(()) }
     /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = IoOp::new(
+        let (socket, peer) = IoOp::new(
             &self.source,
             Direction::Read,
             Waiter::shared(),
@@ -140,9 +140,14 @@ impl TcpListener {
                     other => return other,
                 }
             },
-            |_: &(std::net::TcpStream, SocketAddr)| false,
+            |_: &(socket2::Socket, crate::Addr)| false,
         )
         .await?;
+        let stream = std::net::TcpStream::from(socket);
+        let peer = match peer {
+            crate::Addr::Inet(peer) => peer,
+            crate::Addr::Unix(_) => stream.peer_addr()?,
+        };
         Ok((TcpStream::from_nonblocking(stream), peer))
     }
 
@@ -232,7 +237,7 @@ impl TcpStream {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let stream = TcpStream::from_nonblocking(socket);
+        let stream = TcpStream::from_nonblocking(socket.into());
         super::finish_connect(&stream.source).await?;
         Ok(stream)
     }

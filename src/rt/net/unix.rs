@@ -11,6 +11,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
+use crate::{Addr, UnixAddr};
 
 /// A Unix-domain stream listener.
 ///
@@ -64,7 +65,8 @@ impl UnixListener {
         self.source.get_ref().local_addr()
     }
 
-    /// Waits for a connection.
+    /// Waits for a connection; returns it and the peer's name (usually
+    /// [`UnixAddr::Unnamed`]).
     ///
     /// # Errors
     /// As [`TcpListener::accept`](super::TcpListener::accept).
@@ -74,22 +76,25 @@ impl UnixListener {
     /// let (stream, _) = l.accept().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let stream = IoOp::new(
+    pub async fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
+        let (socket, peer) = IoOp::new(
             &self.source,
             Direction::Read,
             Waiter::shared(),
             |l: &std::os::unix::net::UnixListener| loop {
-                match socket::accept_unix(l.as_raw_fd()) {
+                match socket::accept(l.as_raw_fd()) {
                     Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
                     other => return other,
                 }
             },
-            |_: &std::os::unix::net::UnixStream| false,
+            |_: &(socket2::Socket, Addr)| false,
         )
         .await?;
-        let peer = stream.peer_addr()?;
-        Ok((UnixStream::from_nonblocking(stream), peer))
+        let peer = match peer {
+            Addr::Unix(peer) => peer,
+            Addr::Inet(_) => UnixAddr::Unnamed,
+        };
+        Ok((UnixStream::from_nonblocking(socket.into()), peer))
     }
 }
 

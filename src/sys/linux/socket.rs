@@ -3,7 +3,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::net::UnixStream;
 
 use socket2::{SockAddr, Socket};
 
@@ -77,22 +76,6 @@ pub(crate) fn stream_socket(addr: &Addr) -> io::Result<Socket> {
             None,
         ),
     }
-}
-
-/// `accept4(NONBLOCK | CLOEXEC)` on a Unix-domain listener.
-pub(crate) fn accept_unix(listener: RawFd) -> io::Result<UnixStream> {
-    // SAFETY: null address and length pointers are allowed: the peer's
-    // address is not asked for.
-    let fd = check(unsafe {
-        libc::accept4(
-            listener,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    })?;
-    // SAFETY: `fd` is the new connection's descriptor, owned by nobody else.
-    Ok(unsafe { UnixStream::from_raw_fd(fd) })
 }
 
 /// `recv(MSG_PEEK)`: reads without consuming, on any socket type.

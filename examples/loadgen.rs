@@ -453,6 +453,10 @@ impl Handler for LoadGen {
             && self.open.load(Ordering::Relaxed) == 0;
         if next.is_none() || everyone_gone {
             self.phase.store(DONE, Ordering::Relaxed);
+            if clock.measure_start.is_some() && clock.measure_end.is_none() {
+                // Every connection is gone before the end: measured until now.
+                clock.measure_end = Some(now);
+            }
             return (Duration::from_secs(1), Action::Shutdown);
         }
         if let Some(due) = clock.next_report {

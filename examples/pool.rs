@@ -245,7 +245,12 @@ impl FrameHandler for PoolServer {
     type Context = Session;
 
     fn new_codec(&self) -> LineCodec {
-        LineCodec::builder().max_length(MAX_LINE).build()
+        // An over-long line closes the connection as soon as it is
+        // detected instead of being skipped up to its end.
+        LineCodec::builder()
+            .max_length(MAX_LINE)
+            .fail_fast(true)
+            .build()
     }
 
     fn on_open(&self, conn: &mut FrameConn<'_, Self>) -> Action {

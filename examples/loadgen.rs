@@ -186,7 +186,8 @@ struct Clock {
     measure_start: Option<Instant>,
     measure_end: Option<Instant>,
     next_report: Option<Instant>,
-    last_report_count: u64,
+    /// Completed echoes and time at the previous progress line.
+    last_report: Option<(u64, Instant)>,
 }
 
 /// What a run measured.
@@ -290,6 +291,7 @@ impl LoadGen {
             }
             clock.load_start = Some(now);
             clock.next_report = Some(now + Duration::from_secs(1));
+            clock.last_report = Some((self.completed_total(), now));
             self.phase.store(WARMUP, Ordering::Relaxed);
         }
         let load_start = clock.load_start.expect("set when the load started");
@@ -312,17 +314,20 @@ impl LoadGen {
         None
     }
 
-    fn progress(&self, clock: &mut Clock, now: Instant) {
-        let total: u64 = self
-            .completed
+    /// Echoes completed so far by every connection, in any phase.
+    fn completed_total(&self) -> u64 {
+        self.completed
             .iter()
             .map(|c| c.0.load(Ordering::Relaxed))
-            .sum();
-        let since = clock.next_report.map_or(Duration::from_secs(1), |due| {
-            now - due + Duration::from_secs(1)
-        });
-        let rate = (total - clock.last_report_count) as f64 / since.as_secs_f64();
-        clock.last_report_count = total;
+            .sum()
+    }
+
+    fn progress(&self, clock: &mut Clock, now: Instant) {
+        let total = self.completed_total();
+        let (count_before, before) = clock.last_report.unwrap_or((0, now));
+        let since = (now - before).as_secs_f64().max(1e-3);
+        let rate = (total - count_before) as f64 / since;
+        clock.last_report = Some((total, now));
         let phase = match self.phase() {
             CONNECTING => "connecting",
             WARMUP => "warmup",

@@ -473,6 +473,7 @@ impl Handler for LoadGen {
 
 fn main() {
     let settings = parse_args();
+    raise_fd_limit(settings.conns);
     let loadgen = Arc::new(LoadGen::new(settings.clone()));
     let options = Options::default().loops(settings.loops).ticker(true);
     let client = Client::start(loadgen.clone(), options).unwrap_or_else(|e| {
@@ -497,6 +498,29 @@ fn main() {
     print_report(&settings, &report);
     if report.failed + report.corrupted > 0 || report.msgs == 0 {
         std::process::exit(1);
+    }
+}
+
+/// Raises the soft open-file limit toward the hard one when `conns`
+/// connections (plus the loops' own descriptors) would not fit.
+fn raise_fd_limit(conns: usize) {
+    let wanted = conns as u64 + 64;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the plain struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= wanted
+    {
+        return;
+    }
+    limit.rlim_cur = wanted.min(limit.rlim_max);
+    // SAFETY: setrlimit reads the plain struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 || limit.rlim_cur < wanted {
+        eprintln!(
+            "loadgen: only {} descriptors allowed; some of {conns} connections will fail",
+            limit.rlim_cur
+        );
     }
 }
 

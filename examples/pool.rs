@@ -103,6 +103,11 @@ impl Answer {
         self.sent = true;
     }
 
+    /// Gives up answering: the connection is gone.
+    fn abandon(mut self) {
+        self.sent = true;
+    }
+
     /// Writes `reply` and the replies held behind it in one write.
     fn deliver(&self, reply: &[u8]) {
         let mut state = self.slot.lock();
@@ -275,6 +280,8 @@ impl FrameHandler for PoolServer {
                 sent: false,
             };
             if answer.handle.is_closed() {
+                // Nobody to answer: skip the work.
+                answer.abandon();
                 return;
             }
             let reply = request.execute();

@@ -1,0 +1,162 @@
+//! What the async examples share: flags, listeners (one acceptor, or one
+//! `SO_REUSEPORT` listener per loop), the accept loop and a clean stop on
+//! Ctrl-C or SIGTERM. Included by `echo_async.rs` and `http_async.rs` with
+//! `#[path]`; each passes its name, default address and per-connection task.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use netloom::rt::net::{TcpListener, TcpStream};
+use netloom::rt::{self, Handle, Runtime};
+
+/// An example server: what it prints and how it serves one connection.
+pub struct AsyncServer<F> {
+    /// The example's name, for messages and usage.
+    pub name: &'static str,
+    /// The address served when no `--addr` is given.
+    pub default_addr: &'static str,
+    /// The task run for each accepted connection.
+    pub serve: F,
+}
+
+impl<F, Fut> AsyncServer<F>
+where
+    F: Fn(TcpStream) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = io::Result<()>> + Send + 'static,
+{
+    /// Parses the flags (`--addr` repeatable, `--loops`, `--reuseport`,
+    /// `--pin`), serves until a stop signal, then shuts down gracefully.
+    pub fn run(self) {
+        let mut addrs = Vec::new();
+        let mut loops = 0;
+        let mut reuseport = false;
+        let mut pin = false;
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .unwrap_or_else(|| self.usage(&format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--addr" => addrs.push(self.parse_addr(&value())),
+                "--loops" => {
+                    loops = value()
+                        .parse()
+                        .unwrap_or_else(|_| self.usage("--loops takes a number"))
+                }
+                "--reuseport" => reuseport = true,
+                "--pin" => pin = true,
+                "-h" | "--help" => self.usage(""),
+                other => self.usage(&format!("unknown flag {other}")),
+            }
+        }
+        if addrs.is_empty() {
+            addrs.push(self.parse_addr(self.default_addr));
+        }
+        let rt = Runtime::builder()
+            .loops(loops)
+            .pin_loops(pin)
+            .stop_on_signals(true)
+            .shutdown_grace(Duration::from_secs(1))
+            .build()
+            .unwrap_or_else(|e| self.fail(&e.to_string()));
+        let handle = rt.handle();
+        rt.block_on(async {
+            // Bound inside block_on, so that the address is printed once every
+            // descriptor of the runtime (this thread's poller too) exists.
+            for addr in addrs {
+                let first = self.bind(addr, reuseport);
+                let bound = first
+                    .local_addr()
+                    .unwrap_or_else(|e| self.fail(&e.to_string()));
+                if reuseport {
+                    rt.spawn_on(0, self.accept_loop(first, true));
+                    for i in 1..rt.loops() {
+                        rt.spawn_on(i, self.accept_loop(self.bind(bound, true), true));
+                    }
+                } else {
+                    rt::spawn_local(self.accept_loop(first, false));
+                }
+                println!(
+                    "{}: listening on {bound} with {} loops",
+                    self.name,
+                    rt.loops()
+                );
+            }
+            handle.stopped().await;
+        });
+        rt.shutdown();
+    }
+
+    /// Accepts until the runtime stops; `local` keeps each connection on the
+    /// acceptor's loop (per-loop listeners), otherwise they are spread.
+    fn accept_loop(&self, listener: TcpListener, local: bool) -> impl Future<Output = ()> {
+        let (name, serve) = (self.name, self.serve);
+        async move {
+            let handle = Handle::current();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _peer)) => {
+                        if let Err(e) = stream.set_nodelay(true) {
+                            eprintln!("{name}: TCP_NODELAY: {e}");
+                        }
+                        if local {
+                            rt::spawn_local(serve(stream));
+                        } else {
+                            rt::spawn(serve(stream));
+                        }
+                    }
+                    Err(_) if handle.is_stopping() => return,
+                    Err(e) => {
+                        // EMFILE and the like leave the listener ready: pause, not spin.
+                        eprintln!("{name}: accept: {e}");
+                        rt::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `tcp://host:port` (also `tcp4://`, `tcp6://`, or a bare `host:port`).
+    fn parse_addr(&self, url: &str) -> SocketAddr {
+        use std::net::ToSocketAddrs;
+        let (family, rest) = match url.split_once("://") {
+            Some(("tcp", rest)) => (None, rest),
+            Some(("tcp4", rest)) => (Some(true), rest),
+            Some(("tcp6", rest)) => (Some(false), rest),
+            Some((scheme, _)) => self.usage(&format!("unknown scheme {scheme}")),
+            None => (None, url),
+        };
+        rest.to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.find(|a| family.map_or(true, |v4| a.is_ipv4() == v4)))
+            .unwrap_or_else(|| self.usage(&format!("cannot resolve {url}")))
+    }
+
+    fn bind(&self, addr: SocketAddr, reuseport: bool) -> TcpListener {
+        let bound = if reuseport {
+            TcpListener::bind_reuseport(addr)
+        } else {
+            TcpListener::bind(addr)
+        };
+        bound.unwrap_or_else(|e| self.fail(&format!("cannot listen on {addr}: {e}")))
+    }
+
+    fn fail(&self, problem: &str) -> ! {
+        eprintln!("{}: {problem}", self.name);
+        std::process::exit(1);
+    }
+
+    fn usage(&self, problem: &str) -> ! {
+        if !problem.is_empty() {
+            eprintln!("{}: {problem}", self.name);
+        }
+        eprintln!(
+            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]",
+            self.name
+        );
+        std::process::exit(2);
+    }
+}

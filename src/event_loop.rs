@@ -110,6 +110,22 @@ pub(crate) struct EventLoop<H: Handler> {
     bulk_pending: bool,
 }
 
+/// The per-loop resources a callback's [`Conn`] reaches. A macro rather than
+/// a method: it borrows these fields only, while the connection's record
+/// stays borrowed from `entries`.
+macro_rules! conn_env {
+    ($lp:expr) => {
+        ConnEnv {
+            pool: &mut $lp.pool,
+            woken: &mut $lp.woken,
+            inbox: &$lp.peers[$lp.index],
+            dials: &mut $lp.dials,
+            async_write_cap: $lp.options.async_write_cap,
+            max_inbound: $lp.options.max_inbound,
+        }
+    };
+}
+
 impl<H: Handler> EventLoop<H> {
     pub(crate) fn new(
         seed: LoopSeed<H::Context>,
@@ -387,14 +403,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return None;
         };
-        let env = ConnEnv {
-            pool: &mut self.pool,
-            woken: &mut self.woken,
-            inbox: &self.peers[self.index],
-            dials: &mut self.dials,
-            async_write_cap: self.options.async_write_cap,
-            max_inbound: self.options.max_inbound,
-        };
+        let env = conn_env!(self);
         let mut conn = Conn::new(rec, token, env, &self.read_buf[fresh]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
@@ -553,14 +562,7 @@ impl<H: Handler> EventLoop<H> {
             let (_, reply) = self.dial_replies.swap_remove(i);
             let _ = reply.send(Err(dial_failure(err.as_ref())));
         }
-        let env = ConnEnv {
-            pool: &mut self.pool,
-            woken: &mut self.woken,
-            inbox: &self.peers[self.index],
-            dials: &mut self.dials,
-            async_write_cap: self.options.async_write_cap,
-            max_inbound: self.options.max_inbound,
-        };
+        let env = conn_env!(self);
         let mut conn = Conn::new(&mut rec, token, env, &[]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| {

@@ -97,6 +97,7 @@ pub(crate) enum Command<C> {
 /// | 11  | MANUAL_PACING | outbound above high water does not pause reading  |
 /// | 12  | PEER_FIN      | epoll reported the peer's FIN: read until EOF     |
 /// | 13  | DRAINING      | closing: our FIN sent, discarding input until EOF |
+/// | 14  | UNREAD        | queued to be read again next turn (edge trigger)  |
 pub(crate) mod flags {
     pub(crate) const CLOSING: u16 = 1 << 0;
     pub(crate) const READ_CLOSED: u16 = 1 << 1;
@@ -112,6 +113,7 @@ pub(crate) mod flags {
     pub(crate) const MANUAL_PACING: u16 = 1 << 11;
     pub(crate) const PEER_FIN: u16 = 1 << 12;
     pub(crate) const DRAINING: u16 = 1 << 13;
+    pub(crate) const UNREAD: u16 = 1 << 14;
 }
 
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).

@@ -320,7 +320,7 @@ impl<H: Handler> EventLoop<H> {
                 Ok(n) => {
                     rec.last_active = self.now;
                     if n == self.options.read_buffer_size || rec.io.has(flags::PEER_FIN) {
-                        self.unread.push(token);
+                        read_again_later(&mut self.unread, &mut rec.io, token);
                     }
                     let outcome = self.call(token, n, |h, c| h.on_traffic(c));
                     self.apply(token, outcome);
@@ -328,7 +328,9 @@ impl<H: Handler> EventLoop<H> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The edge was consumed without a read: try again next turn.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.unread.push(token),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    read_again_later(&mut self.unread, &mut rec.io, token)
+                }
                 Err(e) => rec.io.fail(Error::Io(e)),
             }
         }
@@ -349,7 +351,7 @@ impl<H: Handler> EventLoop<H> {
                     break;
                 }
                 Ok(_) if reads == 16 => {
-                    self.unread.push(token);
+                    read_again_later(&mut self.unread, &mut rec.io, token);
                     break;
                 }
                 Ok(_) => {}
@@ -372,6 +374,10 @@ impl<H: Handler> EventLoop<H> {
         }
         let unread = std::mem::take(&mut self.unread);
         for &token in &unread {
+            let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+                continue;
+            };
+            rec.io.flags &= !flags::UNREAD;
             // Reads only if still interested: a paused connection gets a
             // fresh edge when reading is re-armed.
             self.conn_ready(token, true, false);
@@ -1167,6 +1173,14 @@ fn sockaddr_of(addr: &Addr) -> io::Result<socket2::SockAddr> {
     match addr {
         Addr::Inet(inet) => Ok((*inet).into()),
         Addr::Unix(unix) => crate::engine::unix_sockaddr(unix),
+    }
+}
+
+/// Queues a connection to be read again next turn, at most once.
+fn read_again_later(unread: &mut Vec<Token>, io: &mut ConnIo, token: Token) {
+    if !io.has(flags::UNREAD) {
+        io.flags |= flags::UNREAD;
+        unread.push(token);
     }
 }
 

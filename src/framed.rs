@@ -16,7 +16,7 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use crate::codec::{Codec, CodecError, Decoded};
+use crate::codec::{decode_step, Codec, Decoded};
 use crate::conn::{flags, Conn};
 use crate::{Action, Engine, Error, Handler, Result};
 
@@ -228,23 +228,17 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
                 break;
             };
             let rest = &src[used..];
-            match codec.decode(rest) {
+            match decode_step(codec, rest) {
                 Ok(Decoded::Frame {
                     start,
                     end,
                     consumed,
-                }) if start <= end && end <= consumed && consumed <= rest.len() && consumed > 0 => {
+                }) => {
                     used += consumed;
                     action = on_frame(self, &rest[start..end]);
                 }
-                Ok(Decoded::Skip(n)) if n > 0 && n <= rest.len() => used += n,
+                Ok(Decoded::Skip(n)) => used += n,
                 Ok(Decoded::Incomplete) => break,
-                Ok(step) => {
-                    let msg = format!("codec returned {step:?} for {} bytes", rest.len());
-                    self.rec
-                        .io
-                        .close_with_error(Error::Codec(CodecError::Corrupt(msg)));
-                }
                 Err(e) => self.rec.io.close_with_error(Error::Codec(e)),
             }
         }

@@ -436,26 +436,40 @@ pub fn decode_all(
     let mut pos = 0;
     loop {
         let rest = &src[pos..];
-        match codec.decode(rest)? {
+        match decode_step(codec, rest)? {
             Decoded::Frame {
                 start,
                 end,
                 consumed,
             } => {
-                if !(start <= end && end <= consumed && consumed <= rest.len() && consumed > 0) {
-                    return Err(broken_contract());
-                }
                 f(&rest[start..end]);
                 pos += consumed;
             }
-            Decoded::Skip(n) => {
-                if n == 0 || n > rest.len() {
-                    return Err(broken_contract());
-                }
-                pos += n;
-            }
+            Decoded::Skip(n) => pos += n,
             Decoded::Incomplete => return Ok(pos),
         }
+    }
+}
+
+/// One [`Codec::decode`] step, checked against the [`Decoded`] contract, so
+/// a caller may slice and advance by it without further checks: a codec
+/// that breaks the contract (a step outside `src`, or one that would not
+/// progress) yields an error instead of a panic or an endless loop.
+pub(crate) fn decode_step(codec: &mut impl Codec, src: &[u8]) -> Result<Decoded, CodecError> {
+    let step = codec.decode(src)?;
+    let valid = match step {
+        Decoded::Frame {
+            start,
+            end,
+            consumed,
+        } => start <= end && end <= consumed && consumed <= src.len() && consumed > 0,
+        Decoded::Skip(n) => n > 0 && n <= src.len(),
+        Decoded::Incomplete => true,
+    };
+    if valid {
+        Ok(step)
+    } else {
+        Err(broken_contract())
     }
 }
 

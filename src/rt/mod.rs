@@ -67,7 +67,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use executor::{JoinError, JoinHandle, LoopMetrics};
+pub use executor::{AbortHandle, JoinError, JoinHandle, LoopMetrics};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::inbox::Lane;

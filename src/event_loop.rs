@@ -273,7 +273,9 @@ impl<H: Handler> EventLoop<H> {
                 }
                 let token = Token::from_raw(event.token());
                 if token == Token::WAKER {
+                    // Shared by the loop's inbox and its executor's.
                     self.inbox_waker_reset();
+                    self.core.inbox_woken();
                     inbox_ready = true;
                     continue;
                 }

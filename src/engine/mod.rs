@@ -769,8 +769,8 @@ pub(crate) fn launch<H: Handler>(
         )?;
         let (tx, rx) = inbox(waker.clone());
         senders.push(Arc::new(tx));
+        let core = CoreSeed::hosted(&selector, waker.clone())?;
         wakers.push(waker);
-        let core = CoreSeed::on(&selector)?;
         cores.push(core.shared.clone());
         seeds.push(LoopSeed {
             index,

@@ -7,9 +7,11 @@
 //! threads.
 //!
 //! Every event loop of the engine hosts a `Core` on its own thread and in
-//! its own epoll set: the core registers its descriptors and its eventfd
-//! with a duplicate of the loop's selector, under tokens that carry
-//! `Token::EXECUTOR_FLAG`. One turn of the loop, for the core's part:
+//! its own epoll set: the core registers its descriptors with a duplicate
+//! of the loop's selector, under tokens that carry `Token::EXECUTOR_FLAG`,
+//! and its inbox wakes the loop's own eventfd (one coalesced write for
+//! commands and task wake-ups alike). One turn of the loop, for the core's
+//! part:
 //!
 //! | step | what | method | why first |
 //! |------|------|--------|-----------|
@@ -50,7 +52,7 @@ use std::time::{Duration, Instant};
 use super::scheduled_io::{Direction, Fired, ScheduledIo};
 use super::RuntimeShared;
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
-use crate::sys::{Event, Events, Interest, Selector, Trigger};
+use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
 
@@ -380,26 +382,37 @@ pub(crate) struct CoreSeed {
 }
 
 impl CoreSeed {
-    /// A core in the epoll set of `selector` (an engine loop's), with an
-    /// eventfd and inbox of its own.
-    pub(crate) fn on(selector: &Selector) -> io::Result<CoreSeed> {
-        let selector = selector.try_clone()?;
-        let waker = Arc::new(crate::sys::Waker::new()?);
+    /// A core hosted by an engine loop: in the loop's epoll set, and woken
+    /// through the loop's own eventfd, so a burst of commands and task
+    /// wake-ups costs one eventfd write. The loop reports that eventfd's
+    /// events with [`Core::inbox_woken`].
+    pub(crate) fn hosted(selector: &Selector, waker: Arc<EventFd>) -> io::Result<CoreSeed> {
+        Ok(CoreSeed::with_waker(selector.try_clone()?, waker))
+    }
+
+    /// A core with a poller and an eventfd of its own (`block_on`'s).
+    pub(crate) fn standalone() -> io::Result<CoreSeed> {
+        let selector = Selector::new()?;
+        let waker = Arc::new(EventFd::new()?);
         selector.register(
             waker.as_raw_fd(),
             Token::EXECUTOR_WAKER.raw(),
             Interest::READABLE,
             Trigger::Level,
         )?;
+        Ok(CoreSeed::with_waker(selector, waker))
+    }
+
+    fn with_waker(selector: Selector, waker: Arc<EventFd>) -> CoreSeed {
         let (tx, rx) = crate::inbox::inbox(waker);
-        Ok(CoreSeed {
+        CoreSeed {
             shared: Arc::new(LoopShared {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
                 inbox: tx,
             }),
             selector,
             inbox: rx,
-        })
+        }
     }
 }
 
@@ -516,7 +529,7 @@ impl Core {
         let raw = event.token();
         if raw == Token::EXECUTOR_WAKER.raw() {
             self.shared.inbox.waker().reset();
-            self.inbox_ready.set(true);
+            self.inbox_woken();
         } else {
             self.dispatch(
                 Token::from_raw(raw & !Token::EXECUTOR_FLAG),
@@ -526,6 +539,11 @@ impl Core {
                 event.is_error(),
             );
         }
+    }
+
+    /// The eventfd this core's inbox wakes has fired (and was reset).
+    pub(crate) fn inbox_woken(&self) {
+        self.inbox_ready.set(true);
     }
 
     /// Steps 3 to 5, once the turn's events are handled.

@@ -518,8 +518,7 @@ impl Handle {
             with_core(|_| ()).is_none(),
             "netloom: block_on called on a runtime loop"
         );
-        let seed = crate::sys::Selector::new()
-            .and_then(|selector| CoreSeed::on(&selector))
+        let seed = CoreSeed::standalone()
             .unwrap_or_else(|e| panic!("netloom: block_on cannot create its poller: {e}"));
         let driver = seed.shared.clone();
         lock(&self.shared.drivers).push(Arc::downgrade(&driver));

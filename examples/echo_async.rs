@@ -39,7 +39,8 @@ fn main() {
     async_server::AsyncServer {
         name: "echo_async",
         default_addr: "tcp://127.0.0.1:9000",
-        serve: echo,
+        idle_timeout: None,
+        serve: |stream, _| echo(stream),
     }
     .run();
 }

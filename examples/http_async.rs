@@ -1,16 +1,19 @@
-// cargo run --release --example http_async -- --addr tcp://127.0.0.1:8080 --loops 2 [--reuseport] [--pin]
+// cargo run --release --example http_async -- --addr tcp://127.0.0.1:8080 --loops 2 [--reuseport] [--pin] [--idle-timeout-ms 60000]
 //! A plaintext HTTP/1.1 server on the async API, one task per connection:
 //! `GET /plaintext` answers `200 Hello, World!` (with `Content-Length`),
 //! any other path `404`. Pipelined requests are answered in order, all the
 //! complete requests of one read with one write. Request bodies with
 //! `Content-Length` are skipped; `Connection: close` and HTTP/1.0 close
 //! after the answer; malformed or oversized requests get `400` and a close.
+//! A connection that completes no request for `--idle-timeout-ms` (default
+//! 60000; 0 turns it off) is closed, whether it is silent or trickles in
+//! half a request, with a read deadline on the stream.
 //!
 //! Try: `curl -i http://127.0.0.1:8080/plaintext`.
 
 use std::cell::RefCell;
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netloom::rt::net::TcpStream;
 
@@ -209,11 +212,22 @@ fn http_date(secs: u64) -> String {
     )
 }
 
-async fn serve(mut stream: TcpStream) -> io::Result<()> {
+/// Gives the connection `idle_timeout` from now to complete its next
+/// request. Re-armed after each read that completes one, not after every
+/// read, so a peer trickling in a request byte by byte is closed as well.
+fn arm_idle_deadline(stream: &TcpStream, idle_timeout: Option<Duration>) -> io::Result<()> {
+    match idle_timeout {
+        Some(timeout) => stream.set_read_deadline(Some(Instant::now() + timeout)),
+        None => Ok(()),
+    }
+}
+
+async fn serve(mut stream: TcpStream, idle_timeout: Option<Duration>) -> io::Result<()> {
     let mut inbound = vec![0u8; READ_BUF];
     let mut filled = 0;
     let mut out = Vec::new();
     let mut requests = Vec::new();
+    arm_idle_deadline(&stream, idle_timeout)?;
     loop {
         if filled == inbound.len() {
             // One request does not fit yet: grow, up to the limit.
@@ -222,7 +236,11 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
             }
             inbound.resize((inbound.len() * 2).min(MAX_REQUEST), 0);
         }
-        let n = stream.read(&mut inbound[filled..]).await?;
+        let n = match stream.read(&mut inbound[filled..]).await {
+            // Idle, or a request unfinished, for the whole timeout: close.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(()),
+            read => read?,
+        };
         if n == 0 {
             return Ok(());
         }
@@ -265,6 +283,9 @@ async fn serve(mut stream: TcpStream) -> io::Result<()> {
         if close {
             return Ok(());
         }
+        if consumed > 0 {
+            arm_idle_deadline(&stream, idle_timeout)?;
+        }
         inbound.copy_within(consumed..filled, 0);
         filled -= consumed;
     }
@@ -274,6 +295,7 @@ fn main() {
     async_server::AsyncServer {
         name: "http_async",
         default_addr: "tcp://127.0.0.1:8080",
+        idle_timeout: Some(Duration::from_secs(60)),
         serve,
     }
     .run();

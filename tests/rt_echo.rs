@@ -1,6 +1,6 @@
 //! Byte-exact echo through the async front-end: both listener topologies,
 //! many connections from plain threads and from tasks, Unix and UDP
-//! sockets, vectored I/O, peek and half-close.
+//! sockets, split Unix streams, vectored I/O, peek and half-close.
 
 mod util;
 
@@ -8,7 +8,10 @@ use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use netloom::rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use netloom::rt::net::{
+    OwnedReadHalf, OwnedWriteHalf, SplitStream, TcpListener, TcpStream, UdpSocket, UnixListener,
+    UnixStream,
+};
 use netloom::rt::{self, Handle, Runtime};
 use util::{echo_roundtrip, pattern};
 
@@ -230,6 +233,81 @@ fn unix_stream_echo_byte_exact() {
     assert!(ok);
     rt.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes `data` in uneven chunks, then sends FIN.
+async fn send_all<S: SplitStream>(mut writer: OwnedWriteHalf<S>, data: Vec<u8>) {
+    for chunk in data.chunks(100_003) {
+        writer.write_all(chunk).await.unwrap();
+    }
+    writer.shutdown().unwrap();
+}
+
+async fn read_to_end<S: SplitStream>(mut reader: OwnedReadHalf<S>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await.unwrap() {
+            0 => return out,
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn split_unix_stream_carries_16_mib_each_way_byte_exact() {
+    const LEN: usize = 16 << 20;
+    let rt = Runtime::builder().loops(1).build().unwrap();
+    let (a_got, b_got) = rt.block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (a_reader, a_writer) = a.into_split();
+        let (b_reader, b_writer) = b.into_split();
+        // Four tasks on one loop: each side reads and writes at once, so
+        // neither fills its send buffer waiting for the other.
+        let a_sends = rt::spawn_local(send_all(a_writer, pattern(1, LEN)));
+        let b_sends = rt::spawn_local(send_all(b_writer, pattern(2, LEN)));
+        let a_reads = rt::spawn_local(read_to_end(a_reader));
+        let b_reads = rt::spawn_local(read_to_end(b_reader));
+        let timed = rt::timeout(Duration::from_secs(60), async {
+            a_sends.await.unwrap();
+            b_sends.await.unwrap();
+            (a_reads.await.unwrap(), b_reads.await.unwrap())
+        });
+        timed.await.expect("done within 60 s")
+    });
+    assert!(a_got == pattern(2, LEN), "a received b's bytes exactly");
+    assert!(b_got == pattern(1, LEN), "b received a's bytes exactly");
+}
+
+#[test]
+fn borrowed_halves_of_a_unix_stream() {
+    let rt = Runtime::builder().loops(1).build().unwrap();
+    rt.block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut reader, mut writer) = a.split();
+        writer.write_all(b"ping").await.unwrap();
+        b.write_all(b"pong").await.unwrap();
+        let mut buf = [0; 4];
+        let mut filled = 0;
+        while filled < 4 {
+            filled += reader.read(&mut buf[filled..]).await.unwrap();
+        }
+        assert_eq!(&buf, b"pong");
+        writer.shutdown().unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0; 8];
+        loop {
+            match b.read(&mut chunk).await.unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+        assert_eq!(got, b"ping");
+        // The owned halves give the stream back for both directions' deadlines.
+        let (reader, _writer) = a.into_split();
+        let stream: &UnixStream = reader.as_ref();
+        stream.set_deadline(None).unwrap();
+    });
 }
 
 #[test]

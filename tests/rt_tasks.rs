@@ -1,5 +1,5 @@
 //! Tasks: wake-ups from other threads, remote spawns, cancellation leaving
-//! no waker behind, panics, and shutdown with tasks in flight.
+//! no waker behind, aborts, panics, and shutdown with tasks in flight.
 
 mod util;
 
@@ -284,4 +284,119 @@ fn spawns_after_the_loops_exit_are_cancelled() {
         check.block_on(handle.spawn(async { 1 })),
         Err(JoinError::Cancelled)
     );
+}
+
+/// Reads from `peer` until EOF or `limit`; true on EOF.
+fn sees_eof(peer: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    peer.set_read_timeout(Some(limit)).unwrap();
+    matches!(peer.read(&mut [0; 8]), Ok(0))
+}
+
+#[test]
+fn abort_cancels_a_task_parked_on_a_read_and_closes_its_socket() {
+    let rt = runtime(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = rt.spawn(async move {
+        let mut s = TcpStream::connect(addr).await?;
+        s.read(&mut [0; 8]).await
+    });
+    let (mut peer, _) = listener.accept().unwrap();
+    // Let the task park on its read (the peer never sends).
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!reader.is_finished());
+    reader.abort();
+    let outcome = rt.block_on(rt::timeout(Duration::from_secs(5), reader));
+    assert!(outcome
+        .expect("resolved in time")
+        .unwrap_err()
+        .is_cancelled());
+    assert!(sees_eof(&mut peer, Duration::from_secs(5)), "fd released");
+    // The loop keeps serving.
+    assert_eq!(rt.block_on(rt.spawn(async { 3 })), Ok(3));
+}
+
+#[test]
+fn abort_from_another_thread_wakes_the_tasks_loop() {
+    let rt = runtime(2);
+    let (started, parked) = std::sync::mpsc::channel();
+    let handle = rt.spawn(async move {
+        started.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    let abort = handle.abort_handle();
+    let aborter = std::thread::spawn(move || {
+        parked.recv_timeout(Duration::from_secs(5)).unwrap();
+        abort.abort();
+        abort
+    });
+    let outcome = rt.block_on(rt::timeout(Duration::from_secs(5), handle));
+    assert_eq!(
+        outcome.expect("resolved in time"),
+        Err(JoinError::Cancelled)
+    );
+    let abort = aborter.join().unwrap();
+    assert!(abort.is_finished());
+    // An abort handle is cheap to share.
+    fn shareable<T: Send + Sync + Clone + 'static>(_: &T) {}
+    shareable(&abort);
+}
+
+#[test]
+fn abort_after_completion_keeps_the_output() {
+    let rt = runtime(1);
+    let handle = rt.spawn(async { 5 });
+    assert!(util::wait_until(Duration::from_secs(5), || handle.is_finished()));
+    handle.abort();
+    handle.abort_handle().abort();
+    assert_eq!(rt.block_on(handle), Ok(5));
+    // A panicked task stays panicked.
+    let handle = rt.spawn(async { panic!("late") });
+    assert!(util::wait_until(Duration::from_secs(5), || handle.is_finished()));
+    handle.abort();
+    assert!(rt.block_on(handle).unwrap_err().is_panic());
+}
+
+#[test]
+fn abort_cancels_a_sleeping_task_and_frees_its_timer() {
+    let rt = runtime(1);
+    let reached = Arc::new(AtomicUsize::new(0));
+    let after = reached.clone();
+    rt.block_on(async move {
+        let sleeper = rt::spawn_local(async move {
+            rt::sleep(Duration::from_secs(60)).await;
+            after.fetch_add(1, Ordering::Relaxed);
+        });
+        rt::sleep(Duration::from_millis(20)).await;
+        assert_eq!(rt::metrics().unwrap().sleeps, 1);
+        sleeper.abort();
+        let outcome = rt::timeout(Duration::from_secs(5), sleeper).await;
+        assert_eq!(
+            outcome.expect("resolved in time"),
+            Err(JoinError::Cancelled)
+        );
+        let m = rt::metrics().unwrap();
+        assert_eq!((m.tasks, m.sleeps), (0, 0));
+    });
+    assert_eq!(
+        reached.load(Ordering::Relaxed),
+        0,
+        "never ran past the sleep"
+    );
+}
+
+#[test]
+fn abort_before_the_first_poll_never_runs_the_task() {
+    let rt = runtime(1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let counter = ran.clone();
+        let handle = rt::spawn_local(async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        handle.abort();
+        assert!(handle.await.unwrap_err().is_cancelled());
+    });
+    assert_eq!(ran.load(Ordering::Relaxed), 0);
 }

@@ -17,18 +17,24 @@ pub struct AsyncServer<F> {
     pub name: &'static str,
     /// The address served when no `--addr` is given.
     pub default_addr: &'static str,
-    /// The task run for each accepted connection.
+    /// For an example that closes idle connections: the default of its
+    /// `--idle-timeout-ms` flag. `None`: no such flag.
+    pub idle_timeout: Option<Duration>,
+    /// The task run for each accepted connection, with the idle timeout
+    /// (`None` when there is none or `--idle-timeout-ms 0` turned it off).
     pub serve: F,
 }
 
 impl<F, Fut> AsyncServer<F>
 where
-    F: Fn(TcpStream) -> Fut + Copy + Send + 'static,
+    F: Fn(TcpStream, Option<Duration>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = io::Result<()>> + Send + 'static,
 {
     /// Parses the flags (`--addr` repeatable, `--loops`, `--reuseport`,
-    /// `--pin`), serves until a stop signal, then shuts down gracefully.
+    /// `--pin`, and `--idle-timeout-ms` where offered), serves until a stop
+    /// signal, then shuts down gracefully.
     pub fn run(self) {
+        let mut idle_timeout = self.idle_timeout;
         let mut addrs = Vec::new();
         let mut loops = 0;
         let mut reuseport = false;
@@ -45,6 +51,12 @@ where
                     loops = value()
                         .parse()
                         .unwrap_or_else(|_| self.usage("--loops takes a number"))
+                }
+                "--idle-timeout-ms" if self.idle_timeout.is_some() => {
+                    let ms: u64 = value()
+                        .parse()
+                        .unwrap_or_else(|_| self.usage("--idle-timeout-ms takes a number"));
+                    idle_timeout = Some(Duration::from_millis(ms));
                 }
                 "--reuseport" => reuseport = true,
                 "--pin" => pin = true,
@@ -72,12 +84,13 @@ where
                     .local_addr()
                     .unwrap_or_else(|e| self.fail(&e.to_string()));
                 if reuseport {
-                    rt.spawn_on(0, self.accept_loop(first, true));
+                    rt.spawn_on(0, self.accept_loop(first, true, idle_timeout));
                     for i in 1..rt.loops() {
-                        rt.spawn_on(i, self.accept_loop(self.bind(bound, true), true));
+                        let listener = self.bind(bound, true);
+                        rt.spawn_on(i, self.accept_loop(listener, true, idle_timeout));
                     }
                 } else {
-                    rt::spawn_local(self.accept_loop(first, false));
+                    rt::spawn_local(self.accept_loop(first, false, idle_timeout));
                 }
                 println!(
                     "{}: listening on {bound} with {} loops",
@@ -92,8 +105,14 @@ where
 
     /// Accepts until the runtime stops; `local` keeps each connection on the
     /// acceptor's loop (per-loop listeners), otherwise they are spread.
-    fn accept_loop(&self, listener: TcpListener, local: bool) -> impl Future<Output = ()> {
+    fn accept_loop(
+        &self,
+        listener: TcpListener,
+        local: bool,
+        idle_timeout: Option<Duration>,
+    ) -> impl Future<Output = ()> {
         let (name, serve) = (self.name, self.serve);
+        let idle_timeout = idle_timeout.filter(|t| !t.is_zero());
         async move {
             let handle = Handle::current();
             loop {
@@ -103,9 +122,9 @@ where
                             eprintln!("{name}: TCP_NODELAY: {e}");
                         }
                         if local {
-                            rt::spawn_local(serve(stream));
+                            rt::spawn_local(serve(stream, idle_timeout));
                         } else {
-                            rt::spawn(serve(stream));
+                            rt::spawn(serve(stream, idle_timeout));
                         }
                     }
                     Err(_) if handle.is_stopping() => return,
@@ -153,8 +172,13 @@ where
         if !problem.is_empty() {
             eprintln!("{}: {problem}", self.name);
         }
+        let idle_flag = if self.idle_timeout.is_some() {
+            " [--idle-timeout-ms MS]"
+        } else {
+            ""
+        };
         eprintln!(
-            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]",
+            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag}",
             self.name
         );
         std::process::exit(2);

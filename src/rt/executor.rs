@@ -170,13 +170,15 @@ impl Wake for TaskHeader {
 /// let handle = rt.spawn(async { panic!("boom") });
 /// let err = rt.block_on(handle).unwrap_err();
 /// assert!(matches!(err, netloom::rt::JoinError::Panicked(ref msg) if msg == "boom"));
+/// assert!(err.is_panic() && !err.is_cancelled());
 /// # Ok::<(), netloom::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JoinError {
-    /// The task was dropped before it finished: the runtime shut down (the
-    /// grace period ran out) or its loop had already exited.
+    /// The task was dropped before it finished: it was aborted
+    /// ([`JoinHandle::abort`]), the runtime shut down (the grace period ran
+    /// out) or its loop had already exited.
     #[error("task cancelled")]
     Cancelled,
     /// The task panicked; the message is the panic's payload.
@@ -184,14 +186,49 @@ pub enum JoinError {
     Panicked(String),
 }
 
+impl JoinError {
+    /// Whether the task was cancelled (aborted, or dropped by a stopping
+    /// runtime) rather than panicking.
+    ///
+    /// ```
+    /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let handle = rt.spawn(netloom::rt::sleep(std::time::Duration::from_secs(60)));
+    /// handle.abort();
+    /// assert!(rt.block_on(handle).unwrap_err().is_cancelled());
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    ///
+    /// ```
+    /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let handle = rt.spawn(async { panic!("boom") });
+    /// assert!(rt.block_on(handle).unwrap_err().is_panic());
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+}
+
 pub(crate) struct JoinState<T> {
+    /// Set by `abort`; the task's wrapper checks it before each poll of the
+    /// task's future. Outside the mutex so that check is one atomic load.
+    aborted: AtomicBool,
     inner: Mutex<JoinInner<T>>,
 }
 
 struct JoinInner<T> {
     finished: bool,
     result: Option<Result<T, JoinError>>,
+    /// The handle's waker, woken when the task finishes.
     waiter: Option<Waker>,
+    /// The task's own waker, registered by its wrapper, so `abort` can queue
+    /// a task that is parked on I/O or a timer.
+    task: Option<Waker>,
 }
 
 impl<T> JoinState<T> {
@@ -203,11 +240,56 @@ impl<T> JoinState<T> {
             }
             inner.finished = true;
             inner.result = Some(result);
+            inner.task = None;
             inner.waiter.take()
         };
         if let Some(w) = waiter {
             w.wake();
         }
+    }
+
+    fn abort(&self) {
+        let task = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.finished {
+                return;
+            }
+            // Stored under the lock: a wrapper registering its waker right
+            // now either sees the flag after registering or is woken here.
+            self.aborted.store(true, Ordering::Release);
+            inner.task.take()
+        };
+        // No waker yet means the task has not been polled: its first poll,
+        // already queued, sees the flag.
+        if let Some(w) = task {
+            w.wake();
+        }
+    }
+
+    fn register_task(&self, waker: &Waker) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !inner.finished {
+            inner.task = Some(waker.clone());
+        }
+    }
+}
+
+/// What an [`AbortHandle`] aborts, with the output type erased.
+trait Abort: Send + Sync {
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+}
+
+impl<T: Send> Abort for JoinState<T> {
+    fn abort(&self) {
+        JoinState::abort(self);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finished
     }
 }
 
@@ -222,7 +304,7 @@ impl<T> Drop for CancelOnDrop<T> {
 }
 
 /// Awaits a spawned task's output. Dropping it detaches the task, which keeps
-/// running.
+/// running; [`abort`](JoinHandle::abort) cancels it.
 ///
 /// ```
 /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
@@ -249,6 +331,44 @@ impl<T> JoinHandle<T> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .finished
+    }
+
+    /// Cancels the task, from any thread: its loop drops the task's future
+    /// at the task's next turn, even if it is waiting for I/O or a timer
+    /// (what the future owns, such as a socket, is released then), and the
+    /// handle resolves to [`JoinError::Cancelled`]. A task that has already
+    /// finished keeps its output; aborting it does nothing.
+    ///
+    /// ```
+    /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let handle = rt.spawn(netloom::rt::sleep(std::time::Duration::from_secs(60)));
+    /// handle.abort();
+    /// assert_eq!(rt.block_on(handle), Err(netloom::rt::JoinError::Cancelled));
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn abort(&self) {
+        self.state.abort();
+    }
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    /// A handle that can [`abort`](AbortHandle::abort) the task but not
+    /// await it; `Send + Sync + Clone`. Only for outputs that are `Send`
+    /// (every [`spawn`](crate::rt::spawn)ed task's): the handle shares the
+    /// slot the output is kept in, which may then be dropped on any thread.
+    ///
+    /// ```
+    /// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let handle = rt.spawn(netloom::rt::sleep(std::time::Duration::from_secs(60)));
+    /// let abort = handle.abort_handle();
+    /// std::thread::spawn(move || abort.abort()).join().unwrap();
+    /// assert!(rt.block_on(handle).unwrap_err().is_cancelled());
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            task: self.state.clone(),
+        }
     }
 }
 
@@ -280,39 +400,107 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
     }
 }
 
+/// Cancels a task without owning its [`JoinHandle`]; see
+/// [`JoinHandle::abort_handle`].
+///
+/// ```
+/// let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+/// let handle = rt.spawn(std::future::pending::<()>());
+/// let abort: netloom::rt::AbortHandle = handle.abort_handle();
+/// abort.clone().abort();
+/// assert!(rt.block_on(handle).unwrap_err().is_cancelled());
+/// assert!(abort.is_finished());
+/// # Ok::<(), netloom::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct AbortHandle {
+    task: Arc<dyn Abort>,
+}
+
+impl AbortHandle {
+    /// As [`JoinHandle::abort`].
+    ///
+    /// ```
+    /// # let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let abort = rt.spawn(async {}).abort_handle();
+    /// abort.abort();
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// As [`JoinHandle::is_finished`].
+    ///
+    /// ```
+    /// # let rt = netloom::rt::Runtime::builder().loops(1).build()?;
+    /// let abort = rt.spawn(async {}).abort_handle();
+    /// let _ = abort.is_finished();
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl std::fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
 /// Wraps `future` so its output, its panic or its cancellation reaches a
-/// [`JoinHandle`]. The panic is caught around each poll of `future`, inside
-/// the wrapper, so it never unwinds through the cancel guard.
+/// [`JoinHandle`], and so [`JoinHandle::abort`] can drop it. The panic is
+/// caught around each poll of `future`, inside the wrapper, so it never
+/// unwinds through the cancel guard.
 pub(crate) fn wrap<F>(future: F) -> (impl Future<Output = ()>, Arc<JoinState<F::Output>>)
 where
     F: Future + 'static,
 {
     let state = Arc::new(JoinState {
+        aborted: AtomicBool::new(false),
         inner: Mutex::new(JoinInner {
             finished: false,
             result: None,
             waiter: None,
+            task: None,
         }),
     });
     let guard = CancelOnDrop(state.clone());
     let task = async move {
         let guard = guard;
-        let mut future = std::pin::pin!(future);
-        let outcome = std::future::poll_fn(|cx| {
-            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Err(super::panic_message(&*panic))),
-            }
-        })
-        .await;
-        match outcome {
-            Ok(output) => guard.0.complete(Ok(output)),
-            Err(msg) => {
-                log::error!("netloom: task panicked: {msg}");
-                guard.0.complete(Err(JoinError::Panicked(msg)));
-            }
+        let outcome = {
+            let mut future = std::pin::pin!(future);
+            // The waker last registered with the join state: the executor
+            // passes the same one every poll, so the lock is taken once.
+            let mut registered: Option<Waker> = None;
+            std::future::poll_fn(|cx| {
+                if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    guard.0.register_task(cx.waker());
+                    registered = Some(cx.waker().clone());
+                }
+                if guard.0.aborted.load(Ordering::Acquire) {
+                    return Poll::Ready(Err(JoinError::Cancelled));
+                }
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => {
+                        Poll::Ready(Err(JoinError::Panicked(super::panic_message(&*panic))))
+                    }
+                }
+            })
+            .await
+            // `future` is dropped here, on its own loop, before the handle
+            // hears the outcome: whoever awaits an aborted task finds the
+            // sockets it owned closed.
+        };
+        if let Err(JoinError::Panicked(msg)) = &outcome {
+            log::error!("netloom: task panicked: {msg}");
         }
+        guard.0.complete(outcome);
     };
     (task, state)
 }

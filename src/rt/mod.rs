@@ -72,7 +72,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub(crate) use executor::{enter, Core, CoreSeed};
-pub use executor::{JoinError, JoinHandle, LoopMetrics};
+pub use executor::{AbortHandle, JoinError, JoinHandle, LoopMetrics};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::inbox::Lane;

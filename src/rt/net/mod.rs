@@ -12,56 +12,84 @@
 //! deadline fails with [`std::io::ErrorKind::TimedOut`], and so does every
 //! later one until the deadline is moved or cleared.
 
+mod split;
 mod tcp;
 mod udp;
 mod unix;
 
-pub use tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpListener, TcpStream, WriteHalf};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitStream, WriteHalf};
+pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use super::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
 
-/// Stream operations shared by TCP and Unix-domain streams.
-pub(crate) async fn read<S>(source: &IoSource<S>, buf: &mut [u8]) -> io::Result<usize>
+/// The `&self` reads and writes of the std stream types (`&TcpStream` and
+/// `&UnixStream` implement `Read` and `Write`) as one bound that generic
+/// code, such as the split halves, can name.
+pub(crate) trait StreamIo: AsRawFd {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl<S: AsRawFd + AsFd> StreamIo for S
 where
-    S: AsRawFd,
-    for<'s> &'s S: Read,
+    for<'s> &'s S: Read + Write,
 {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+
+    fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        Read::read_vectored(&mut &*self, bufs)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(&mut &*self, bufs)
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        socket2::SockRef::from(self).shutdown(how)
+    }
+}
+
+/// Stream operations shared by TCP and Unix-domain streams.
+pub(crate) async fn read<S: StreamIo>(source: &IoSource<S>, buf: &mut [u8]) -> io::Result<usize> {
     let len = buf.len();
     IoOp::new(
         source,
         Direction::Read,
         Waiter::default(),
-        move |s: &S| {
-            let mut s = s;
-            s.read(buf)
-        },
+        move |s: &S| s.read(buf),
         // A short read drained the socket: the next arrival is a new edge.
         move |n: &usize| *n > 0 && *n < len,
     )
     .await
 }
 
-pub(crate) async fn readv<S>(source: &IoSource<S>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
-where
-    S: AsRawFd,
-    for<'s> &'s S: Read,
-{
+pub(crate) async fn readv<S: StreamIo>(
+    source: &IoSource<S>,
+    bufs: &mut [IoSliceMut<'_>],
+) -> io::Result<usize> {
     let len: usize = bufs.iter().map(|b| b.len()).sum();
     IoOp::new(
         source,
         Direction::Read,
         Waiter::default(),
-        move |s: &S| {
-            let mut s = s;
-            s.read_vectored(bufs)
-        },
+        move |s: &S| s.read_vectored(bufs),
         move |n: &usize| *n > 0 && *n < len,
     )
     .await
@@ -79,50 +107,35 @@ pub(crate) async fn peek<S: AsRawFd>(source: &IoSource<S>, buf: &mut [u8]) -> io
     .await
 }
 
-pub(crate) async fn write<S>(source: &IoSource<S>, buf: &[u8]) -> io::Result<usize>
-where
-    S: AsRawFd,
-    for<'s> &'s S: Write,
-{
+pub(crate) async fn write<S: StreamIo>(source: &IoSource<S>, buf: &[u8]) -> io::Result<usize> {
     let len = buf.len();
     IoOp::new(
         source,
         Direction::Write,
         Waiter::default(),
-        move |s: &S| {
-            let mut s = s;
-            s.write(buf)
-        },
+        move |s: &S| s.write(buf),
         // A short write filled the send buffer.
         move |n: &usize| *n < len,
     )
     .await
 }
 
-pub(crate) async fn writev<S>(source: &IoSource<S>, bufs: &[IoSlice<'_>]) -> io::Result<usize>
-where
-    S: AsRawFd,
-    for<'s> &'s S: Write,
-{
+pub(crate) async fn writev<S: StreamIo>(
+    source: &IoSource<S>,
+    bufs: &[IoSlice<'_>],
+) -> io::Result<usize> {
     let len: usize = bufs.iter().map(|b| b.len()).sum();
     IoOp::new(
         source,
         Direction::Write,
         Waiter::default(),
-        move |s: &S| {
-            let mut s = s;
-            s.write_vectored(bufs)
-        },
+        move |s: &S| s.write_vectored(bufs),
         move |n: &usize| *n < len,
     )
     .await
 }
 
-pub(crate) async fn write_all<S>(source: &IoSource<S>, mut buf: &[u8]) -> io::Result<()>
-where
-    S: AsRawFd,
-    for<'s> &'s S: Write,
-{
+pub(crate) async fn write_all<S: StreamIo>(source: &IoSource<S>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match write(source, buf).await? {
             0 => return Err(io::ErrorKind::WriteZero.into()),

@@ -5,10 +5,12 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
 use crate::{Addr, UnixAddr};
@@ -346,6 +348,38 @@ impl UnixStream {
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.source.get_ref().peer_addr()
+    }
+
+    /// Borrowed halves, as [`TcpStream::split`](super::TcpStream::split).
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// let (mut reader, mut writer) = stream.split();
+    /// let mut buf = [0; 16];
+    /// let n = reader.read(&mut buf).await?;
+    /// writer.write_all(&buf[..n]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_, UnixStream>, WriteHalf<'_, UnixStream>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Owned halves, for a reader task and a writer task on the same loop,
+    /// as [`TcpStream::into_split`](super::TcpStream::into_split); each
+    /// half gives `&UnixStream` (`as_ref`) for the deadlines of both
+    /// directions.
+    ///
+    /// ```no_run
+    /// # fn f(stream: netloom::rt::net::UnixStream) {
+    /// let (mut reader, mut writer) = stream.into_split();
+    /// netloom::rt::spawn_local(async move {
+    ///     let _ = writer.write_all(b"hello").await;
+    /// });
+    /// # }
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf<UnixStream>, OwnedWriteHalf<UnixStream>) {
+        let shared = Arc::new(self);
+        (OwnedReadHalf(shared.clone()), OwnedWriteHalf(shared))
     }
 }
 

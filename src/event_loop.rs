@@ -8,6 +8,7 @@ use std::io::{self, Read};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::conn::{
 };
 use crate::engine::{configure_stream, Listener};
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::rt::{Core, CoreSeed};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
@@ -49,6 +51,8 @@ const POOLED_BYTES: usize = 4 << 20;
 /// What a loop is handed when it is spawned.
 pub(crate) struct LoopSeed<C> {
     pub(crate) index: usize,
+    /// The executor this loop hosts, in `selector`'s epoll set.
+    pub(crate) core: CoreSeed,
     pub(crate) selector: Selector,
     pub(crate) inbox: InboxReceiver<Command<C>>,
     pub(crate) listeners: Vec<Listener>,
@@ -84,6 +88,8 @@ pub(crate) struct EventLoop<H: Handler> {
     handler: Arc<H>,
     engine: Engine,
     options: Arc<Options>,
+    /// The loop's executor: async tasks and their descriptors (`rt`).
+    core: Rc<Core>,
     selector: Selector,
     events: Events,
     inbox: InboxReceiver<Command<H::Context>>,
@@ -136,8 +142,10 @@ impl<H: Handler> EventLoop<H> {
     ) -> Self {
         let serves_udp = !seed.datagram_sockets.is_empty();
         let slots = if serves_udp { options.udp_batch } else { 1 };
+        let core = Rc::new(Core::new(seed.core, engine.inner.runtime.clone()));
         let mut lp = EventLoop {
             index: seed.index,
+            core,
             handler,
             engine,
             // Zeroed allocation: untouched pages of the UDP slots cost no memory.
@@ -208,8 +216,11 @@ impl<H: Handler> EventLoop<H> {
         if self.index == 0 && self.options.ticker {
             self.timers.schedule(self.now, TimerKey::Tick);
         }
+        // Callbacks and tasks on this thread reach the executor.
+        let _entered = crate::rt::enter(self.core.clone());
         let outcome = self.turn_until_stopped();
         self.finish();
+        self.core.finish();
         let engine = self.engine.clone();
         let handler = self.handler.clone();
         drop(self);
@@ -222,13 +233,16 @@ impl<H: Handler> EventLoop<H> {
 
     fn turn_until_stopped(&mut self) -> Result<()> {
         loop {
-            if !self.stopping && self.engine.is_stopping() {
+            if !self.stopping && (self.engine.is_stopping() || self.core.runtime.is_stopping()) {
+                // `rt::Handle::stop` stops the engine whose loops run the tasks.
+                self.engine.stop();
                 self.begin_shutdown();
+                self.core.check_stop(self.now);
             }
             // Connections already assigned to this loop but still in its inbox
             // count too: each accepted connection gets on_open and on_close.
             let assigned = self.engine.inner.loads[self.index].load(Ordering::Acquire);
-            if self.stopping && self.entries.len() == 0 && assigned == 0 {
+            if self.stopping && self.entries.len() == 0 && assigned == 0 && self.core.is_done() {
                 return Ok(());
             }
             let timeout = if !self.woken.is_empty()
@@ -238,7 +252,11 @@ impl<H: Handler> EventLoop<H> {
             {
                 Some(Duration::ZERO)
             } else {
-                self.timers.next_timeout(self.now)
+                let ours = self.timers.next_timeout(self.now);
+                match (ours, self.core.next_timeout(self.now)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             if let Err(e) = self.selector.wait(&mut self.events, timeout) {
                 log::error!("netloom: loop {}: epoll_wait failed: {e}", self.index);
@@ -249,9 +267,15 @@ impl<H: Handler> EventLoop<H> {
             let mut inbox_ready = self.bulk_pending;
             for i in 0..self.events.len() {
                 let event = self.events.get(i);
+                if Token::is_executor(event.token()) {
+                    self.core.on_event(&event);
+                    continue;
+                }
                 let token = Token::from_raw(event.token());
                 if token == Token::WAKER {
+                    // Shared by the loop's inbox and its executor's.
                     self.inbox_waker_reset();
+                    self.core.inbox_woken();
                     inbox_ready = true;
                     continue;
                 }
@@ -287,6 +311,7 @@ impl<H: Handler> EventLoop<H> {
             self.run_woken();
             self.fire_timers();
             self.start_dials();
+            self.core.after_events(self.now);
         }
     }
 

@@ -11,7 +11,10 @@
 //! A closed connection's slot is reused, and the kernel reuses its fd number,
 //! but the generation differs, so a late event, timer or handle operation
 //! that names the old connection finds nothing and is dropped.
-//! `u64::MAX` is reserved for the loop's waker.
+//! Slots stay below 2^31: bit 31 marks the tokens of the loop's executor
+//! (the async front-end's records, see `rt`), so one epoll set serves both
+//! the engine's entries and the executor's records. `u64::MAX` is the loop's
+//! waker, `u64::MAX - 1` the executor's.
 
 use std::fmt;
 
@@ -22,6 +25,15 @@ pub struct Token(u64);
 impl Token {
     /// The token of the loop's waker; never a slab entry.
     pub(crate) const WAKER: Token = Token(u64::MAX);
+    /// The token of the executor's waker; never a slab entry.
+    pub(crate) const EXECUTOR_WAKER: Token = Token(u64::MAX - 1);
+    /// Set in every executor token registered with the poller.
+    pub(crate) const EXECUTOR_FLAG: u64 = 1 << 31;
+
+    /// Whether the poller's `raw` token belongs to the loop's executor.
+    pub(crate) fn is_executor(raw: u64) -> bool {
+        raw & Self::EXECUTOR_FLAG != 0 && raw != Self::WAKER.0
+    }
 
     fn new(slot: u32, generation: u32) -> Token {
         Token(((generation as u64) << 32) | slot as u64)
@@ -77,6 +89,8 @@ pub(crate) struct Slab<T> {
 }
 
 const NO_FREE: u32 = u32::MAX;
+/// Slots stay below this, so `Token::EXECUTOR_FLAG` is never a slot bit.
+const SLOT_LIMIT: u32 = 1 << 31;
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Slab<T> {
@@ -107,7 +121,7 @@ impl<T> Slab<T> {
         let token = self.next_token();
         let slot = token.slot();
         if slot as usize == self.slots.len() {
-            assert!(slot < NO_FREE, "slab full");
+            assert!(slot < SLOT_LIMIT, "slab full");
             self.slots.push(Slot::Occupied {
                 generation: 0,
                 value,

@@ -6,7 +6,7 @@ mod listen;
 mod sockopt;
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,6 +19,7 @@ pub(crate) use sockopt::configure_stream;
 
 use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
+use crate::rt::{CoreSeed, RuntimeShared};
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
 use crate::{Action, Addr, Error, Handler, Result, Transport};
@@ -537,6 +538,8 @@ pub(crate) struct EngineInner {
     local_addrs: Vec<Addr>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     pub(crate) live_loops: AtomicUsize,
+    /// The executors the loops host (see [`Engine::runtime`]).
+    pub(crate) runtime: Arc<RuntimeShared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -575,7 +578,33 @@ impl Engine {
                     log::error!("netloom: waking a loop to stop failed: {e}");
                 }
             }
+            self.inner.runtime.stop();
         }
+    }
+
+    /// A handle on the executors the engine's loops run: async tasks
+    /// spawned through it run on these loops, beside the connections, and
+    /// stop with the engine (they get the same
+    /// [`shutdown_grace`](Options::shutdown_grace)). Inside a callback,
+    /// [`rt::spawn_local`](crate::rt::spawn_local) puts a task on the
+    /// callback's own loop.
+    ///
+    /// ```
+    /// # struct Quiet;
+    /// # impl netloom::Handler for Quiet {
+    /// #     type Context = ();
+    /// #     fn on_traffic(&self, _: &mut netloom::Conn<'_, ()>) -> netloom::Action { netloom::Action::None }
+    /// # }
+    /// let engine = netloom::Engine::builder().bind("tcp://127.0.0.1:0").start(Quiet)?;
+    /// let task = engine.runtime().spawn_on(0, async { 6 * 7 });
+    /// let answer = engine.runtime().block_on(task);
+    /// assert_eq!(answer, Ok(42));
+    /// engine.stop();
+    /// engine.wait()?;
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn runtime(&self) -> crate::rt::Handle {
+        self.inner.runtime.clone().into()
     }
 
     /// Whether [`Engine::stop`] was called.
@@ -719,7 +748,7 @@ pub(crate) fn launch<H: Handler>(
     }
 
     let mut signal_fd = if options.stop_on_signals {
-        Some(block_stop_signals()?)
+        Some(crate::sys::signal::block_stop_signals()?)
     } else {
         None
     };
@@ -727,6 +756,7 @@ pub(crate) fn launch<H: Handler>(
     let mut seeds = Vec::with_capacity(loops);
     let mut senders = Vec::with_capacity(loops);
     let mut wakers = Vec::with_capacity(loops);
+    let mut cores = Vec::with_capacity(loops);
     let per_loop = listeners.into_iter().zip(datagram_sockets);
     for (index, (loop_listeners, loop_datagram_sockets)) in per_loop.enumerate() {
         let selector = Selector::new()?;
@@ -739,9 +769,12 @@ pub(crate) fn launch<H: Handler>(
         )?;
         let (tx, rx) = inbox(waker.clone());
         senders.push(Arc::new(tx));
+        let core = CoreSeed::hosted(&selector, waker.clone())?;
         wakers.push(waker);
+        cores.push(core.shared.clone());
         seeds.push(LoopSeed {
             index,
+            core,
             selector,
             inbox: rx,
             listeners: loop_listeners,
@@ -758,6 +791,7 @@ pub(crate) fn launch<H: Handler>(
             local_addrs,
             threads: Mutex::new(Vec::new()),
             live_loops: AtomicUsize::new(loops),
+            runtime: Arc::new(RuntimeShared::new(cores, options.shutdown_grace)),
         }),
     };
 
@@ -799,27 +833,4 @@ pub(crate) fn launch<H: Handler>(
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = threads;
     Ok((engine, senders))
-}
-
-/// Blocks SIGINT and SIGTERM and returns a signalfd that reports them.
-fn block_stop_signals() -> Result<OwnedFd> {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; the mask is
-    // changed for the calling thread only, and the loops spawned after this
-    // inherit it, so SIGINT/SIGTERM are delivered only through the signalfd.
-    let fd = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(Error::Io(std::io::Error::from_raw_os_error(rc)));
-        }
-        libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
-    };
-    if fd < 0 {
-        return Err(Error::Io(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` is a new signalfd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

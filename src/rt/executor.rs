@@ -6,20 +6,24 @@
 //! without locks; only the inbox and the task headers are shared with other
 //! threads.
 //!
-//! One turn of the loop ([`Core::turn`]):
+//! Every event loop of the engine hosts a `Core` on its own thread and in
+//! its own epoll set: the core registers its descriptors with a duplicate
+//! of the loop's selector, under tokens that carry `Token::EXECUTOR_FLAG`,
+//! and its inbox wakes the loop's own eventfd (one coalesced write for
+//! commands and task wake-ups alike). One turn of the loop, for the core's
+//! part:
 //!
-//! | step | what | why first |
-//! |------|------|-----------|
-//! | 1 | `epoll_wait`, timeout = nearest timer, or 0 if work is queued | |
-//! | 2 | each event sets readiness bits and takes the reader / writer waker | readiness before tasks run |
-//! | 3 | drain the inbox (remote wake-ups, spawns, releases) if the eventfd fired | |
-//! | 4 | fire due timers (deadlines, sleeps, the shutdown grace) | so a timed-out task runs this turn |
-//! | 5 | poll up to [`POLLS_PER_TURN`] queued tasks | bounded so I/O is never starved |
+//! | step | what | method | why first |
+//! |------|------|--------|-----------|
+//! | 1 | `epoll_wait`, timeout at most [`Core::next_timeout`] (0 if work is queued) | | |
+//! | 2 | each executor event sets readiness bits and takes the reader / writer waker | [`Core::on_event`] | readiness before tasks run |
+//! | 3 | drain the inbox (remote wake-ups, spawns, releases) if the eventfd fired | [`Core::after_events`] | |
+//! | 4 | fire due timers (deadlines, sleeps, the shutdown grace) | | so a timed-out task runs this turn |
+//! | 5 | poll up to [`POLLS_PER_TURN`] queued tasks | | bounded so I/O is never starved |
 //!
-//! Each step is a method, so the callback engine's `EventLoop` can later run
-//! a `Core` inside its own turn on the same thread: it would hand events whose
-//! token belongs to the core to [`Core::dispatch`], and call the inbox,
-//! timer and task steps after its own.
+//! The loop does steps 2 to 5 after its own events, timers and commands.
+//! `block_on` drives a core of its own on the calling thread with the same
+//! steps ([`Core::run_root`]).
 //!
 //! A task's waker is an `Arc<TaskHeader>` (`std::task::Wake`, no unsafe).
 //! Waking on the task's own loop pushes its token on the run queue; waking
@@ -36,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -48,7 +52,7 @@ use std::time::{Duration, Instant};
 use super::scheduled_io::{Direction, Fired, ScheduledIo};
 use super::RuntimeShared;
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
-use crate::sys::{Events, Interest, Selector, Trigger};
+use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
 
@@ -544,6 +548,8 @@ pub(crate) struct Core {
     pub(crate) runtime: Arc<RuntimeShared>,
     selector: Selector,
     inbox: InboxReceiver<Remote>,
+    /// The eventfd fired: the inbox has messages.
+    inbox_ready: Cell<bool>,
     pub(crate) ios: RefCell<Slab<ScheduledIo>>,
     pub(crate) timers: RefCell<TimerHeap<TimerKey>>,
     pub(crate) sleeps: RefCell<Slab<Option<Waker>>>,
@@ -554,66 +560,70 @@ pub(crate) struct Core {
     bulk_pending: Cell<bool>,
     stopping: Cell<bool>,
     grace_over: Cell<bool>,
-    signals: Option<(OwnedFd, Token)>,
 }
 
-/// A new loop's poller and inbox, before its thread starts.
-pub(crate) struct LoopSeed {
+/// A core's poller handle and inbox, before its thread starts.
+pub(crate) struct CoreSeed {
     pub(crate) shared: Arc<LoopShared>,
     selector: Selector,
     inbox: InboxReceiver<Remote>,
 }
 
-/// Creates a poller, its eventfd waker and its inbox.
-pub(crate) fn new_loop() -> io::Result<LoopSeed> {
-    let selector = Selector::new()?;
-    let waker = Arc::new(crate::sys::Waker::new()?);
-    selector.register(
-        waker.as_raw_fd(),
-        Token::WAKER.raw(),
-        Interest::READABLE,
-        Trigger::Level,
-    )?;
-    let (tx, rx) = crate::inbox::inbox(waker);
-    Ok(LoopSeed {
-        shared: Arc::new(LoopShared {
-            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
-            inbox: tx,
-        }),
-        selector,
-        inbox: rx,
-    })
+impl CoreSeed {
+    /// A core hosted by an engine loop: in the loop's epoll set, and woken
+    /// through the loop's own eventfd, so a burst of commands and task
+    /// wake-ups costs one eventfd write. The loop reports that eventfd's
+    /// events with [`Core::inbox_woken`].
+    pub(crate) fn hosted(selector: &Selector, waker: Arc<EventFd>) -> io::Result<CoreSeed> {
+        Ok(CoreSeed::with_waker(selector.try_clone()?, waker))
+    }
+
+    /// A core with a poller and an eventfd of its own (`block_on`'s).
+    pub(crate) fn standalone() -> io::Result<CoreSeed> {
+        let selector = Selector::new()?;
+        let waker = Arc::new(EventFd::new()?);
+        selector.register(
+            waker.as_raw_fd(),
+            Token::EXECUTOR_WAKER.raw(),
+            Interest::READABLE,
+            Trigger::Level,
+        )?;
+        Ok(CoreSeed::with_waker(selector, waker))
+    }
+
+    fn with_waker(selector: Selector, waker: Arc<EventFd>) -> CoreSeed {
+        let (tx, rx) = crate::inbox::inbox(waker);
+        CoreSeed {
+            shared: Arc::new(LoopShared {
+                id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
+                inbox: tx,
+            }),
+            selector,
+            inbox: rx,
+        }
+    }
 }
 
 impl Core {
-    pub(crate) fn new(
-        seed: LoopSeed,
-        runtime: Arc<RuntimeShared>,
-        signals: Option<OwnedFd>,
-    ) -> io::Result<Core> {
-        let mut core = Core {
+    pub(crate) fn new(seed: CoreSeed, runtime: Arc<RuntimeShared>) -> Core {
+        Core {
             id: seed.shared.id,
             shared: seed.shared,
             runtime,
             selector: seed.selector,
             inbox: seed.inbox,
+            inbox_ready: Cell::new(false),
             ios: RefCell::new(Slab::new()),
             timers: RefCell::new(TimerHeap::new()),
             sleeps: RefCell::new(Slab::new()),
             tasks: RefCell::new(Slab::new()),
             run_queue: RefCell::new(VecDeque::new()),
             budget: Cell::new(COOP_BUDGET),
-            root_woken: Cell::new(true),
+            root_woken: Cell::new(false),
             bulk_pending: Cell::new(false),
             stopping: Cell::new(false),
             grace_over: Cell::new(false),
-            signals: None,
-        };
-        if let Some(fd) = signals {
-            let token = core.register(fd.as_raw_fd(), false)?;
-            core.signals = Some((fd, token));
         }
-        Ok(core)
     }
 
     /// Watches `fd` for both directions, edge-triggered, and creates its
@@ -625,7 +635,7 @@ impl Core {
         let token = ios.next_token();
         self.selector.register(
             fd,
-            token.raw(),
+            token.raw() | Token::EXECUTOR_FLAG,
             Interest::READABLE.with(Interest::WRITABLE),
             Trigger::Edge,
         )?;
@@ -692,47 +702,62 @@ impl Core {
         }
     }
 
-    /// One turn of the loop (see the module table).
-    fn turn(&self, events: &mut Events) -> io::Result<()> {
-        let timeout = if self.root_woken.get()
-            || self.bulk_pending.get()
-            || !self.run_queue.borrow().is_empty()
-        {
+    /// How long the loop may sleep for the core's sake: zero if work is
+    /// queued, else until its nearest timer (`None`: no timer).
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        if self.root_woken.get() || self.bulk_pending.get() || !self.run_queue.borrow().is_empty() {
             Some(Duration::ZERO)
         } else {
-            self.timers.borrow().next_timeout(Instant::now())
-        };
-        self.selector.wait(events, timeout)?;
-        let mut inbox_ready = self.bulk_pending.get();
-        for i in 0..events.len() {
-            let event = events.get(i);
-            let token = Token::from_raw(event.token());
-            if token == Token::WAKER {
-                self.shared.inbox.waker().reset();
-                inbox_ready = true;
-            } else if matches!(&self.signals, Some((_, t)) if *t == token) {
-                self.signal_received();
-            } else {
-                self.dispatch(
-                    token,
-                    event.is_readable() || event.is_read_closed(),
-                    event.is_writable(),
-                    event.is_read_closed(),
-                    event.is_error(),
-                );
-            }
+            self.timers.borrow().next_timeout(now)
         }
-        events.after_wait();
-        if inbox_ready {
+    }
+
+    /// Step 2: an event whose token carries `Token::EXECUTOR_FLAG`.
+    pub(crate) fn on_event(&self, event: &Event) {
+        let raw = event.token();
+        if raw == Token::EXECUTOR_WAKER.raw() {
+            self.shared.inbox.waker().reset();
+            self.inbox_woken();
+        } else {
+            self.dispatch(
+                Token::from_raw(raw & !Token::EXECUTOR_FLAG),
+                event.is_readable() || event.is_read_closed(),
+                event.is_writable(),
+                event.is_read_closed(),
+                event.is_error(),
+            );
+        }
+    }
+
+    /// The eventfd this core's inbox wakes has fired (and was reset).
+    pub(crate) fn inbox_woken(&self) {
+        self.inbox_ready.set(true);
+    }
+
+    /// Steps 3 to 5, once the turn's events are handled.
+    pub(crate) fn after_events(&self, now: Instant) {
+        self.check_stop(now);
+        if self.inbox_ready.replace(false) || self.bulk_pending.get() {
             self.drain_inbox();
         }
-        self.fire_timers();
+        self.fire_timers(now);
         self.run_tasks();
+    }
+
+    /// One turn of a `block_on` driver (see the module table).
+    fn turn(&self, events: &mut Events) -> io::Result<()> {
+        self.selector
+            .wait(events, self.next_timeout(Instant::now()))?;
+        for i in 0..events.len() {
+            self.on_event(&events.get(i));
+        }
+        events.after_wait();
+        self.after_events(Instant::now());
         Ok(())
     }
 
     /// Records readiness on a descriptor and wakes the tasks waiting for it.
-    pub(crate) fn dispatch(
+    fn dispatch(
         &self,
         token: Token,
         readable: bool,
@@ -750,17 +775,6 @@ impl Core {
         }
     }
 
-    fn signal_received(&self) {
-        if let Some((fd, _)) = &self.signals {
-            let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
-                                       // SAFETY: reads at most 128 bytes into a live local buffer; the
-                                       // signalfd is non-blocking, so this cannot hang.
-            while unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
-        }
-        log::info!("netloom: stop signal received, shutting down the runtime");
-        self.runtime.stop();
-    }
-
     fn drain_inbox(&self) {
         let more = self.inbox.drain(|message| match message {
             Remote::Wake(token) => self.schedule(token),
@@ -770,8 +784,7 @@ impl Core {
         self.bulk_pending.set(more);
     }
 
-    fn fire_timers(&self) {
-        let now = Instant::now();
+    fn fire_timers(&self, now: Instant) {
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             match due {
@@ -883,8 +896,10 @@ impl Core {
 
     /// Graceful stop: listeners fail their pending `accept` at once, tasks
     /// get `shutdown_grace` to finish.
-    fn begin_stop(&self) {
+    fn begin_stop(&self, now: Instant) {
         self.stopping.set(true);
+        // Tasks spawned before the stop get the grace period too.
+        self.drain_inbox();
         let woken: Vec<Waker> = {
             let mut ios = self.ios.borrow_mut();
             ios.values_mut()
@@ -897,34 +912,25 @@ impl Core {
         }
         self.timers
             .borrow_mut()
-            .schedule(Instant::now() + self.runtime.grace, TimerKey::Grace);
+            .schedule(now + self.runtime.grace, TimerKey::Grace);
     }
 
-    fn check_stop(&self) {
+    pub(crate) fn check_stop(&self, now: Instant) {
         if !self.stopping.get() && self.runtime.is_stopping() {
-            self.begin_stop();
+            self.begin_stop(now);
         }
     }
 
-    /// A worker loop: runs until the runtime stops and its tasks are done
-    /// (or the grace period is over).
-    pub(crate) fn run_worker(self: Rc<Self>) {
-        let _entered = enter(self.clone());
-        let mut events = Events::new();
-        self.root_woken.set(false);
-        loop {
-            self.check_stop();
-            if self.stopping.get() && (self.tasks.borrow().len() == 0 || self.grace_over.get()) {
-                break;
-            }
-            if let Err(e) = self.turn(&mut events) {
-                log::error!("netloom: runtime loop failed: {e}");
-                self.runtime.stop();
-                break;
-            }
-        }
+    /// Whether a stopping loop may exit for the core's sake: its tasks are
+    /// done or the grace period is over.
+    pub(crate) fn is_done(&self) -> bool {
+        self.stopping.get() && (self.tasks.borrow().len() == 0 || self.grace_over.get())
+    }
+
+    /// Drops the tasks left; spawns that arrive from now on fail and are
+    /// cancelled by their sender.
+    pub(crate) fn finish(&self) {
         self.drop_tasks();
-        // Spawns that arrive from now on fail and are cancelled by their sender.
         while self.inbox.drain(drop) {}
     }
 
@@ -942,8 +948,8 @@ impl Core {
         let mut cx = Context::from_waker(&waker);
         let mut root = std::pin::pin!(root);
         let mut events = Events::new();
+        self.root_woken.set(true);
         let output = loop {
-            self.check_stop();
             if self.root_woken.replace(false) {
                 root_header.notified.store(false, Ordering::Release);
                 self.budget.set(COOP_BUDGET);
@@ -956,8 +962,7 @@ impl Core {
             }
         };
         root_header.notified.store(true, Ordering::Release);
-        self.drop_tasks();
-        while self.inbox.drain(drop) {}
+        self.finish();
         output
     }
 }

@@ -10,7 +10,12 @@
 //! | [`net`] sockets | `rt/net/` | `net.Conn`, `net.Listener` |
 //! | [`sleep`], [`timeout`], [`interval`] | `rt/time.rs` | `time.Sleep`, `time.Ticker` |
 //!
-//! Each loop is one thread running a `Core` (thread-per-core).
+//! The loops are the engine's event loops: each hosts a `Core` (a local
+//! executor) in its own epoll set, on its own thread (thread-per-core). A
+//! [`Runtime`] is an engine without listeners, and every [`Engine`]
+//! and [`Client`](crate::Client) runs tasks too: [`Engine::runtime`]
+//! spawns onto its loops, and a callback may call [`spawn_local`] to run a
+//! task on its own loop, beside its connections.
 //! A task stays on the loop it was spawned on, so it need not be `Send`
 //! ([`spawn_local`]); [`spawn`] places a `Send` task on a loop in turn and
 //! [`Handle::spawn_on`] on a chosen one. Sockets register with the loop that
@@ -60,20 +65,19 @@ mod scheduled_io;
 mod time;
 
 use std::future::Future;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+pub(crate) use executor::{enter, Core, CoreSeed};
 pub use executor::{AbortHandle, JoinError, JoinHandle, LoopMetrics};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::inbox::Lane;
-use crate::sys::socket;
-use crate::{Error, Result};
-use executor::{with_core, Core, LoopShared, Remote};
+use crate::{Action, Conn, Engine, Error, Handler, Result};
+use executor::{with_core, LoopShared, Remote};
 
 /// Runtime settings; build with [`Runtime::builder`].
 ///
@@ -178,65 +182,24 @@ impl Builder {
         if self.loops > 4096 {
             return Err(Error::InvalidOption("loops must be at most 4096".into()));
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let loops = if self.loops == 0 { cores } else { self.loops };
-        let mut signal_fd = if self.stop_on_signals {
-            Some(crate::sys::signal::block_stop_signals()?)
-        } else {
-            None
-        };
-        let seeds = (0..loops)
-            .map(|_| executor::new_loop())
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let shared = Arc::new(RuntimeShared {
-            loops: seeds.iter().map(|s| s.shared.clone()).collect(),
-            drivers: Mutex::new(Vec::new()),
-            stopping: AtomicBool::new(false),
-            stop_waiters: Mutex::new(Vec::new()),
-            next_loop: AtomicUsize::new(0),
-            grace: self.shutdown_grace,
-        });
-        let mut threads = Vec::with_capacity(loops);
-        for (index, seed) in seeds.into_iter().enumerate() {
-            let runtime = shared.clone();
-            let signals = signal_fd.take();
-            let pin = self.pin_loops;
-            let spawned = std::thread::Builder::new()
-                .name(format!("netloom-rt-{index}"))
-                .spawn(move || {
-                    run_loop(index, seed, runtime, signals, pin.then_some(index % cores))
-                });
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    let rt = Runtime { shared, threads };
-                    rt.shutdown();
-                    return Err(Error::Io(e));
-                }
-            }
-        }
-        Ok(Runtime { shared, threads })
+        let options = crate::Options::default()
+            .loops(self.loops)
+            .pin_loops(self.pin_loops)
+            .stop_on_signals(self.stop_on_signals)
+            .shutdown_grace(self.shutdown_grace);
+        let (engine, _) = crate::engine::launch(&[], options, TasksOnly)?;
+        Ok(Runtime { engine })
     }
 }
 
-fn run_loop(
-    index: usize,
-    seed: executor::LoopSeed,
-    runtime: Arc<RuntimeShared>,
-    signals: Option<OwnedFd>,
-    pin_to: Option<usize>,
-) {
-    if let Some(cpu) = pin_to {
-        if let Err(e) = socket::pin_current_thread(cpu) {
-            log::warn!("netloom: runtime loop {index}: pinning failed: {e}");
-        }
-    }
-    match Core::new(seed, runtime.clone(), signals) {
-        Ok(core) => Rc::new(core).run_worker(),
-        Err(e) => {
-            log::error!("netloom: runtime loop {index} cannot start: {e}");
-            runtime.stop();
-        }
+/// The handler of a [`Runtime`]'s engine: it has no connections of its own.
+struct TasksOnly;
+
+impl Handler for TasksOnly {
+    type Context = ();
+
+    fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action {
+        Action::None
     }
 }
 
@@ -252,6 +215,18 @@ pub(crate) struct RuntimeShared {
 }
 
 impl RuntimeShared {
+    /// The runtime of an engine whose loops host these cores.
+    pub(crate) fn new(loops: Vec<Arc<LoopShared>>, grace: Duration) -> RuntimeShared {
+        RuntimeShared {
+            loops,
+            drivers: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            stop_waiters: Mutex::new(Vec::new()),
+            next_loop: AtomicUsize::new(0),
+            grace,
+        }
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
@@ -314,14 +289,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// # Ok::<(), netloom::Error>(())
 /// ```
 pub struct Runtime {
-    shared: Arc<RuntimeShared>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("loops", &self.shared.loops.len())
+            .field("loops", &self.shared().loops.len())
             .finish()
     }
 }
@@ -345,9 +319,11 @@ impl Runtime {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle {
-            shared: self.shared.clone(),
-        }
+        self.engine.runtime()
+    }
+
+    fn shared(&self) -> &Arc<RuntimeShared> {
+        &self.engine.inner.runtime
     }
 
     /// Number of loop threads.
@@ -358,7 +334,7 @@ impl Runtime {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn loops(&self) -> usize {
-        self.shared.loops.len()
+        self.shared().loops.len()
     }
 
     /// Runs `future` to completion on the calling thread, which becomes a
@@ -397,7 +373,7 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn_on(self.shared.pick_loop(), future)
+        self.handle().spawn(future)
     }
 
     /// Spawns a `Send` task on loop `index % loops`.
@@ -413,7 +389,7 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.shared.spawn_on(index, future)
+        self.shared().spawn_on(index, future)
     }
 
     /// Begins a graceful stop (see [`Handle::stop`]) and returns at once.
@@ -424,7 +400,7 @@ impl Runtime {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn stop(&self) {
-        self.shared.stop();
+        self.engine.stop();
     }
 
     /// Stops gracefully and waits for every loop thread: listeners fail
@@ -443,16 +419,14 @@ impl Runtime {
     }
 
     fn stop_and_join(&mut self) {
-        self.shared.stop();
-        let me = std::thread::current().id();
-        for t in self.threads.drain(..) {
-            // Dropped by one of its own tasks: that loop exits on its own.
-            if t.thread().id() == me {
-                continue;
-            }
-            if t.join().is_err() {
-                log::error!("netloom: a runtime loop thread panicked");
-            }
+        self.engine.stop();
+        // Dropped by one of its own tasks: the loops exit on their own.
+        let on_own_loop = with_core(|core| Arc::ptr_eq(&core.runtime, self.shared()));
+        if on_own_loop == Some(true) {
+            return;
+        }
+        if let Err(e) = self.engine.wait() {
+            log::error!("netloom: a runtime loop failed: {e}");
         }
     }
 }
@@ -475,6 +449,12 @@ impl Drop for Runtime {
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<RuntimeShared>,
+}
+
+impl From<Arc<RuntimeShared>> for Handle {
+    fn from(shared: Arc<RuntimeShared>) -> Handle {
+        Handle { shared }
+    }
 }
 
 impl std::fmt::Debug for Handle {
@@ -538,12 +518,11 @@ impl Handle {
             with_core(|_| ()).is_none(),
             "netloom: block_on called on a runtime loop"
         );
-        let seed = executor::new_loop()
+        let seed = CoreSeed::standalone()
             .unwrap_or_else(|e| panic!("netloom: block_on cannot create its poller: {e}"));
         let driver = seed.shared.clone();
         lock(&self.shared.drivers).push(Arc::downgrade(&driver));
-        let core = Core::new(seed, self.shared.clone(), None)
-            .unwrap_or_else(|e| panic!("netloom: block_on cannot start: {e}"));
+        let core = Core::new(seed, self.shared.clone());
         // Unlisted even if `future` panics.
         struct Unlist<'a>(&'a RuntimeShared, Arc<LoopShared>);
         impl Drop for Unlist<'_> {

@@ -6,7 +6,7 @@
 //!
 //! | type | contract |
 //! |------|----------|
-//! | `Selector` | `new()` creates the kernel object close-on-exec. `register(fd, token, interest, trigger)`, `reregister(..)` and `deregister(fd)` manage one descriptor under a 64-bit token. `wait(&mut Events, Option<Duration>)` blocks until at least one event or the timeout; an interrupted wait (EINTR) returns `Ok` with no events. Errors are `io::Error`s, never panics. |
+//! | `Selector` | `new()` creates the kernel object close-on-exec; `try_clone()` gives a second handle on the same set. `register(fd, token, interest, trigger)`, `reregister(..)` and `deregister(fd)` manage one descriptor under a 64-bit token. `wait(&mut Events, Option<Duration>)` blocks until at least one event or the timeout; an interrupted wait (EINTR) returns `Ok` with no events. Errors are `io::Error`s, never panics. |
 //! | `Events` | a reusable event array. `Events::after_wait` lets it grow when a wait filled it and shrink when it has stayed mostly empty, so a burst of readiness costs one wait, not many, and an idle loop holds little memory. |
 //! | `Event` | `token()`, `is_readable()`, `is_writable()`, `is_read_closed()` (peer half-closed or hung up), `is_error()`. Spurious events are allowed: callers always retry the syscall and treat `WouldBlock` as "not ready". |
 //! | `Waker` | wakes a blocked `wait` from any thread. Many concurrent `wake()` calls issue at most one syscall until the loop calls `reset()` (Go's `netpollBreak`/`netpollWakeSig`). |
@@ -18,7 +18,7 @@
 
 mod linux;
 
-pub(crate) use linux::epoll::{Events, Selector};
+pub(crate) use linux::epoll::{Event, Events, Selector};
 pub(crate) use linux::eventfd::Waker;
 pub(crate) use linux::signal;
 pub(crate) use linux::socket;

@@ -23,6 +23,14 @@ impl Selector {
         Ok(Selector { epfd })
     }
 
+    /// A second handle on the same epoll instance (a duplicated
+    /// descriptor), for a loop's executor to register its descriptors with.
+    pub(crate) fn try_clone(&self) -> io::Result<Selector> {
+        Ok(Selector {
+            epfd: self.epfd.try_clone()?,
+        })
+    }
+
     pub(crate) fn register(
         &self,
         fd: RawFd,

@@ -1,0 +1,104 @@
+//! Black-box tests of `examples/tasks_in_callbacks.rs`: tasks spawned by
+//! callbacks answer later without blocking the loop, the per-connection
+//! watchdog task closes idle connections, bad lines close only their own.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use util::ExampleServer;
+
+fn client(server: &ExampleServer) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = util::connect(server.addr);
+    let reader = BufReader::new(stream.try_clone().unwrap());
+    (stream, reader)
+}
+
+fn line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a reply line");
+    line
+}
+
+#[test]
+fn sleeping_tasks_do_not_block_the_loop() {
+    let server = ExampleServer::start(
+        "tasks_in_callbacks",
+        &["--addr", "tcp://127.0.0.1:0", "--loops", "1"],
+    );
+    let began = Instant::now();
+    let clients: Vec<_> = (0..50)
+        .map(|i| {
+            let (mut stream, mut reader) = client(&server);
+            let ms = 200 + i;
+            stream
+                .write_all(format!("SLEEP {ms}\nPING\n").as_bytes())
+                .unwrap();
+            std::thread::spawn(move || {
+                // The callback answers PING at once; the task answers later.
+                assert_eq!(line(&mut reader), "PONG\n");
+                assert_eq!(line(&mut reader), format!("WOKE {ms}\n"));
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client saw PONG then WOKE");
+    }
+    // 50 sleeps of about 200 ms one after the other would take 10 s.
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "50 concurrent sleeps took {took:?}"
+    );
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn the_watchdog_closes_idle_connections_only() {
+    let server = ExampleServer::start(
+        "tasks_in_callbacks",
+        &[
+            "--addr",
+            "tcp://127.0.0.1:0",
+            "--loops",
+            "2",
+            "--idle-ms",
+            "300",
+        ],
+    );
+    let (_silent, mut silent_reader) = client(&server);
+    let (mut busy, mut busy_reader) = client(&server);
+    for _ in 0..10 {
+        busy.write_all(b"PING\n").unwrap();
+        assert_eq!(line(&mut busy_reader), "PONG\n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second has passed: the silent one was told and closed.
+    assert_eq!(line(&mut silent_reader), "ERR idle\n");
+    let mut rest = Vec::new();
+    assert_eq!(silent_reader.read_to_end(&mut rest).unwrap(), 0, "then EOF");
+    // The busy one is still served.
+    busy.write_all(b"PING\n").unwrap();
+    assert_eq!(line(&mut busy_reader), "PONG\n");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn bad_lines_close_only_their_connection() {
+    let server = ExampleServer::start("tasks_in_callbacks", &["--addr", "tcp://127.0.0.1:0"]);
+    let (mut good, mut good_reader) = client(&server);
+    let (mut bad, mut bad_reader) = client(&server);
+    bad.write_all(b"FROB 1\n").unwrap();
+    assert_eq!(line(&mut bad_reader), "ERR unknown command\n");
+    bad.write_all(b"SLEEP 999999\n").unwrap();
+    assert_eq!(line(&mut bad_reader), "ERR unknown command\n");
+    bad.write_all(&[b'x'; 4096]).unwrap();
+    assert_eq!(line(&mut bad_reader), "ERR line too long\n");
+    let mut rest = Vec::new();
+    assert_eq!(bad_reader.read_to_end(&mut rest).unwrap(), 0, "then EOF");
+    good.write_all(b"PING\n").unwrap();
+    assert_eq!(line(&mut good_reader), "PONG\n");
+    assert!(server.terminate().success());
+}

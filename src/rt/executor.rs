@@ -71,8 +71,11 @@ static NEXT_LOOP_ID: AtomicUsize = AtomicUsize::new(1);
 pub(crate) enum Remote {
     /// A task of this loop was woken elsewhere.
     Wake(Token),
-    /// A task spawned onto this loop from elsewhere.
-    Spawn(Pin<Box<dyn Future<Output = ()> + Send>>),
+    /// A task spawned onto this loop from elsewhere, with its join state.
+    Spawn(
+        Pin<Box<dyn Future<Output = ()> + Send>>,
+        Arc<dyn TaskLink + Send + Sync>,
+    ),
     /// A descriptor registered here was dropped on another thread.
     Release(Token),
 }
@@ -135,6 +138,10 @@ impl Drop for EnterGuard {
 pub(crate) struct TaskHeader {
     token: Token,
     notified: AtomicBool,
+    /// Set by [`JoinHandle::abort`]: the loop drops the task instead of
+    /// polling it. Here rather than in the join state because the loop
+    /// touches the header anyway when it polls.
+    aborted: AtomicBool,
     /// `home.id`, kept inline: compared on every wake-up.
     home_id: usize,
     home: Arc<LoopShared>,
@@ -215,9 +222,6 @@ impl JoinError {
 }
 
 pub(crate) struct JoinState<T> {
-    /// Set by `abort`; the task's wrapper checks it before each poll of the
-    /// task's future. Outside the mutex so that check is one atomic load.
-    aborted: AtomicBool,
     inner: Mutex<JoinInner<T>>,
 }
 
@@ -226,9 +230,11 @@ struct JoinInner<T> {
     result: Option<Result<T, JoinError>>,
     /// The handle's waker, woken when the task finishes.
     waiter: Option<Waker>,
-    /// The task's own waker, registered by its wrapper, so `abort` can queue
-    /// a task that is parked on I/O or a timer.
-    task: Option<Waker>,
+    /// The task's header, attached when the task reaches its loop, so
+    /// `abort` can flag and queue a task parked on I/O or a timer.
+    task: Option<Arc<TaskHeader>>,
+    /// `abort` came before the task reached its loop.
+    aborted: bool,
 }
 
 impl<T> JoinState<T> {
@@ -254,22 +260,31 @@ impl<T> JoinState<T> {
             if inner.finished {
                 return;
             }
-            // Stored under the lock: a wrapper registering its waker right
-            // now either sees the flag after registering or is woken here.
-            self.aborted.store(true, Ordering::Release);
+            // Under the lock: a task attaching right now sees the flag.
+            inner.aborted = true;
             inner.task.take()
         };
-        // No waker yet means the task has not been polled: its first poll,
-        // already queued, sees the flag.
-        if let Some(w) = task {
-            w.wake();
+        if let Some(header) = task {
+            header.aborted.store(true, Ordering::Release);
+            header.wake_by_ref();
         }
     }
+}
 
-    fn register_task(&self, waker: &Waker) {
+/// How a task's join state learns the task's header when the task reaches
+/// its loop (output type erased).
+pub(crate) trait TaskLink {
+    fn attach(&self, header: &Arc<TaskHeader>);
+}
+
+impl<T> TaskLink for JoinState<T> {
+    fn attach(&self, header: &Arc<TaskHeader>) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.finished {
-            inner.task = Some(waker.clone());
+        if inner.aborted {
+            // Its first turn drops it.
+            header.aborted.store(true, Ordering::Release);
+        } else if !inner.finished {
+            inner.task = Some(header.clone());
         }
     }
 }
@@ -451,39 +466,41 @@ impl std::fmt::Debug for AbortHandle {
     }
 }
 
+/// A task's future and the guard that reports its cancellation. Fields
+/// drop in order, so an aborted task's future (and the sockets it owns) is
+/// gone before its handle hears of it.
+struct Guarded<F, T> {
+    future: F,
+    guard: CancelOnDrop<T>,
+}
+
 /// Wraps `future` so its output, its panic or its cancellation reaches a
-/// [`JoinHandle`], and so [`JoinHandle::abort`] can drop it. The panic is
-/// caught around each poll of `future`, inside the wrapper, so it never
-/// unwinds through the cancel guard.
+/// [`JoinHandle`]; an aborted task is dropped by its loop
+/// (`Core::poll_task`). The panic is caught around each poll of `future`,
+/// inside the wrapper, so it never unwinds through the cancel guard.
 pub(crate) fn wrap<F>(future: F) -> (impl Future<Output = ()>, Arc<JoinState<F::Output>>)
 where
     F: Future + 'static,
 {
     let state = Arc::new(JoinState {
-        aborted: AtomicBool::new(false),
         inner: Mutex::new(JoinInner {
             finished: false,
             result: None,
             waiter: None,
             task: None,
+            aborted: false,
         }),
     });
-    let guard = CancelOnDrop(state.clone());
+    let parts = Guarded {
+        future,
+        guard: CancelOnDrop(state.clone()),
+    };
     let task = async move {
-        let guard = guard;
+        // Bound in this order, dropped in reverse: the future first.
+        let Guarded { guard, future } = parts;
         let outcome = {
             let mut future = std::pin::pin!(future);
-            // The waker last registered with the join state: the executor
-            // passes the same one every poll, so the lock is taken once.
-            let mut registered: Option<Waker> = None;
             std::future::poll_fn(|cx| {
-                if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    guard.0.register_task(cx.waker());
-                    registered = Some(cx.waker().clone());
-                }
-                if guard.0.aborted.load(Ordering::Acquire) {
-                    return Poll::Ready(Err(JoinError::Cancelled));
-                }
                 match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
                     Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
                     Ok(Poll::Pending) => Poll::Pending,
@@ -493,9 +510,6 @@ where
                 }
             })
             .await
-            // `future` is dropped here, on its own loop, before the handle
-            // hears the outcome: whoever awaits an aborted task finds the
-            // sockets it owned closed.
         };
         if let Err(JoinError::Panicked(msg)) = &outcome {
             log::error!("netloom: task panicked: {msg}");
@@ -674,15 +688,17 @@ impl Core {
     }
 
     /// Adds a task to this loop and queues its first poll.
-    pub(crate) fn spawn_task(&self, future: LocalFuture) {
+    pub(crate) fn spawn_task(&self, future: LocalFuture, link: &dyn TaskLink) {
         let mut tasks = self.tasks.borrow_mut();
         let token = tasks.next_token();
         let header = Arc::new(TaskHeader {
             token,
             notified: AtomicBool::new(true),
+            aborted: AtomicBool::new(false),
             home_id: self.id,
             home: self.shared.clone(),
         });
+        link.attach(&header);
         let waker = Waker::from(header.clone());
         tasks.insert(TaskSlot {
             runnable: Some((future, waker)),
@@ -778,7 +794,7 @@ impl Core {
     fn drain_inbox(&self) {
         let more = self.inbox.drain(|message| match message {
             Remote::Wake(token) => self.schedule(token),
-            Remote::Spawn(future) => self.spawn_task(future),
+            Remote::Spawn(future, link) => self.spawn_task(future, &*link),
             Remote::Release(token) => self.release(token),
         });
         self.bulk_pending.set(more);
@@ -836,6 +852,13 @@ impl Core {
                 return;
             };
             slot.header.notified.store(false, Ordering::Release);
+            if slot.header.aborted.load(Ordering::Acquire) {
+                let slot = tasks.remove(token);
+                drop(tasks);
+                // Dropping the future reports the cancellation.
+                self.drop_task(runnable.0, slot);
+                return;
+            }
             runnable
         };
         self.budget.set(COOP_BUDGET);
@@ -849,11 +872,7 @@ impl Core {
             }
             Ok(Poll::Ready(())) => {
                 let slot = self.tasks.borrow_mut().remove(token);
-                if let Some(slot) = &slot {
-                    slot.header.notified.store(true, Ordering::Release);
-                }
-                drop(slot);
-                drop(future);
+                self.drop_task(future, slot);
             }
             Err(panic) => {
                 // The task's own panic is caught inside its wrapper; this
@@ -861,15 +880,20 @@ impl Core {
                 let msg = super::panic_message(&*panic);
                 log::error!("netloom: task panicked while finishing: {msg}");
                 let slot = self.tasks.borrow_mut().remove(token);
-                if let Some(slot) = &slot {
-                    slot.header.notified.store(true, Ordering::Release);
-                }
-                drop(slot);
-                // A destructor that panics too must not take the loop down.
-                if catch_unwind(AssertUnwindSafe(|| drop(future))).is_err() {
-                    log::error!("netloom: dropping a panicked task panicked");
-                }
+                self.drop_task(future, slot);
             }
+        }
+    }
+
+    /// Forgets a finished, panicked or aborted task: it is never queued
+    /// again, and a destructor that panics does not take the loop down.
+    fn drop_task(&self, future: LocalFuture, slot: Option<TaskSlot>) {
+        if let Some(slot) = &slot {
+            slot.header.notified.store(true, Ordering::Release);
+        }
+        drop(slot);
+        if catch_unwind(AssertUnwindSafe(|| drop(future))).is_err() {
+            log::error!("netloom: dropping a task panicked");
         }
     }
 
@@ -941,6 +965,7 @@ impl Core {
         let root_header = Arc::new(TaskHeader {
             token: ROOT,
             notified: AtomicBool::new(true),
+            aborted: AtomicBool::new(false),
             home_id: self.id,
             home: self.shared.clone(),
         });

@@ -257,12 +257,15 @@ impl RuntimeShared {
     {
         let target = &self.loops[index % self.loops.len()];
         let (task, state) = executor::wrap(future);
-        let handle = executor::join_handle(state);
+        let handle = executor::join_handle(state.clone());
         let task = Box::pin(task);
         let local = with_core(|core| core.id == target.id).unwrap_or(false);
         if local {
-            with_core(|core| core.spawn_task(task));
-        } else if let Err(message) = target.inbox.send(Lane::Bulk, Remote::Spawn(task)) {
+            with_core(|core| core.spawn_task(task, &*state));
+        } else if let Err(message) = target
+            .inbox
+            .send(Lane::Bulk, Remote::Spawn(task, state.clone()))
+        {
             // The loop has exited: dropping the task marks it cancelled.
             drop(message);
         }
@@ -693,8 +696,8 @@ where
     F::Output: 'static,
 {
     let (task, state) = executor::wrap(future);
-    let handle = executor::join_handle(state);
-    with_core(|core| core.spawn_task(Box::pin(task)))
+    let handle = executor::join_handle(state.clone());
+    with_core(|core| core.spawn_task(Box::pin(task), &*state))
         .expect("netloom: spawn_local called off a runtime loop");
     handle
 }

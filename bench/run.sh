@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # netloom's benchmark suite, one command:
 #
-#     bench/run.sh                       # full run: ~6 min (netloom + tokio; ~9 with Go)
-#                                        # after the build; writes bench/results/latest.{md,svg,jsonl}
-#     QUICK=1 bench/run.sh               # smoke test, ~40 s after the build; writes quick.*
+#     bench/run.sh                       # full run: ~8 min after the build (netloom,
+#                                        # netloom-async, tokio; ~11 with Go);
+#                                        # writes bench/results/latest.{md,svg,jsonl}
+#     QUICK=1 bench/run.sh               # smoke test, ~50 s after the build; writes quick.*
 #     SCENARIOS="echo-64B-100c resp" RUNS=5 bench/run.sh
 #
-# Builds netloom's examples (echo, http, redis: each one that exists) and the
-# peers in bench/ (tokio echo / HTTP / RESP servers, the load generator, the
-# suite runner; Go's `net` peers too when a Go toolchain is installed), then
-# runs every scenario against every server: a fresh server pinned to
-# SERVER_CPU with 1 loop / 1 worker, the load generator pinned to CLIENT_CPU.
-# Servers alternate within each run; the table shows medians over the runs
-# and the medians of the per-run netloom/peer ratios.
+# Builds netloom's examples (echo, http, redis on the callback engine;
+# echo_async, http_async on the async front-end `netloom::rt`: each one that
+# exists) and the peers in bench/ (tokio echo / HTTP / RESP servers, the load
+# generator, the suite runner; Go's `net` peers too when a Go toolchain is
+# installed), then runs every scenario against every server: a fresh server
+# pinned to SERVER_CPU with 1 loop / 1 worker, the load generator pinned to
+# CLIENT_CPU. Servers alternate within each run; the table shows medians over
+# the runs, the medians of the per-run netloom/peer ratios, and the async
+# front-end's ratios to the callback servers and to tokio.
+#
+# Servers (SERVERS): netloom = the callback examples; netloom-async =
+# echo_async (echo, idle-conns) and http_async (http; given the callback
+# http's 10 s idle timeout), no RESP server; tokio; go.
 #
 # Settings (environment variables, defaults in brackets):
 #   DURATION [5]      measured seconds per run        WARMUP [1]  unmeasured seconds before
@@ -20,7 +27,8 @@
 #   SCENARIOS [all]   names, or prefixes such as `echo`, `http`, `resp`, `idle`:
 #                     echo-64B-100c echo-4KiB-100c echo-64B-1000c echo-4KiB-1000c
 #                     http-p16-256c resp-get-p16-50c resp-set-p16-50c idle-conns
-#   SERVERS ["netloom tokio go"]   (go is skipped with a note without a Go toolchain)
+#   SERVERS ["netloom netloom-async tokio go"]
+#                     (go is skipped with a note without a Go toolchain)
 #   IDLE_STEPS [1000,9000]   idle connections opened, in steps, for idle-conns
 #   QUICK [0]         1 = DURATION=1 WARMUP=0.5 RUNS=1 IDLE_STEPS=200,1000 unless
 #                     set, and write quick.* instead of latest.*
@@ -56,12 +64,12 @@ fi
 # (the suite is told which exist, so a stale binary is never used).
 examples=()
 NETLOOM_EXAMPLES=""
-for ex in echo http redis; do
+for ex in echo http redis echo_async http_async; do
     if [ -f "$ROOT/examples/$ex.rs" ] || [ -f "$ROOT/examples/$ex/main.rs" ]; then
         examples+=(--example "$ex")
         NETLOOM_EXAMPLES="$NETLOOM_EXAMPLES $ex"
     else
-        log "note: netloom's example $ex does not exist yet; netloom is skipped where it is needed"
+        log "note: netloom's example $ex does not exist yet; its server is skipped where it is needed"
     fi
 done
 export NETLOOM_EXAMPLES

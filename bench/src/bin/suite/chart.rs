@@ -15,6 +15,8 @@ const HEIGHT: u32 = 1300;
 fn color(server: &str) -> RGBColor {
     match server {
         "netloom" => RGBColor(230, 97, 1),
+        // A lighter shade of netloom's: the same engine, the async front-end.
+        "netloom-async" => RGBColor(253, 184, 99),
         "tokio" => RGBColor(59, 117, 175),
         "go" => RGBColor(0, 150, 136),
         _ => RGBColor(128, 128, 128),

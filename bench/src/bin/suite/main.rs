@@ -165,7 +165,7 @@ fn settings() -> Settings {
         duration: env_num("DURATION", duration),
         warmup: env_num("WARMUP", warmup),
         runs: env_num::<usize>("RUNS", runs).max(1),
-        servers: env_or("SERVERS", "netloom tokio go")
+        servers: env_or("SERVERS", "netloom netloom-async tokio go")
             .split_whitespace()
             .map(String::from)
             .collect(),
@@ -190,6 +190,11 @@ fn settings() -> Settings {
     }
 }
 
+/// How long both netloom HTTP servers keep a connection that completes no
+/// request: the callback example's default, passed to both so that they arm
+/// the same timers.
+const HTTP_IDLE_TIMEOUT_S: u64 = 10;
+
 /// The command line of `server` for `kind` on `port`, or why there is none.
 fn server_command(
     s: &Settings,
@@ -197,10 +202,10 @@ fn server_command(
     kind: Kind,
     port: u16,
 ) -> Result<Vec<String>, String> {
-    let (netloom, tokio, go) = match kind {
-        Kind::Echo => ("echo", "tokio-echo", "go-echo"),
-        Kind::Http => ("http", "tokio-http", "go-http"),
-        Kind::Resp => ("redis", "tokio-resp", "go-resp"),
+    let (netloom, netloom_async, tokio, go) = match kind {
+        Kind::Echo => ("echo", Some("echo_async"), "tokio-echo", "go-echo"),
+        Kind::Http => ("http", Some("http_async"), "tokio-http", "go-http"),
+        Kind::Resp => ("redis", None, "tokio-resp", "go-resp"),
     };
     let path = |p: PathBuf| -> Result<String, String> {
         if p.is_file() {
@@ -210,21 +215,43 @@ fn server_command(
         }
     };
     let addr = format!("127.0.0.1:{port}");
-    Ok(match server {
-        "netloom" => vec![
-            s.netloom_examples
-                .as_ref()
-                .is_none_or(|list| list.iter().any(|e| e == netloom))
-                .then(|| path(s.bin.join("examples").join(netloom)).ok())
-                .flatten()
-                .ok_or_else(|| {
-                    format!("netloom's example `{netloom}` is not in this checkout yet")
-                })?,
+    // netloom's servers are its examples, on one loop.
+    let example = |name: &str, extra: &[String]| -> Result<Vec<String>, String> {
+        let binary = s
+            .netloom_examples
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|e| e == name))
+            .then(|| path(s.bin.join("examples").join(name)).ok())
+            .flatten()
+            .ok_or_else(|| format!("netloom's example `{name}` is not in this checkout yet"))?;
+        let mut command = vec![
+            binary,
             "--addr".into(),
             format!("tcp://{addr}"),
             "--loops".into(),
             "1".into(),
-        ],
+        ];
+        command.extend_from_slice(extra);
+        Ok(command)
+    };
+    // The same idle timeout for both HTTP servers, each in its own flag.
+    let (callback_flags, async_flags) = if kind == Kind::Http {
+        (
+            vec!["--idle-timeout".into(), HTTP_IDLE_TIMEOUT_S.to_string()],
+            vec![
+                "--idle-timeout-ms".into(),
+                (HTTP_IDLE_TIMEOUT_S * 1000).to_string(),
+            ],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Ok(match server {
+        "netloom" => example(netloom, &callback_flags)?,
+        "netloom-async" => example(
+            netloom_async.ok_or("the async front-end has no RESP server")?,
+            &async_flags,
+        )?,
         "tokio" => vec![
             path(s.bin.join(tokio))?,
             "--addr".into(),

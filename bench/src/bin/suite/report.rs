@@ -17,7 +17,7 @@ pub struct Row {
     pub client_core_pct: f64,
 }
 
-/// netloom ÷ peer, medians of the ratios within each run.
+/// One server ÷ another, medians of the ratios within each run.
 pub struct Ratio {
     pub scenario: String,
     pub peer: String,
@@ -25,6 +25,59 @@ pub struct Ratio {
     pub cpu: f64,
     pub p99: f64,
     pub hwm: f64,
+    /// Bytes per idle connection at the last step (idle scenario only).
+    pub idle_bytes: f64,
+}
+
+/// The callback engine's server; every other server is compared with it.
+const CALLBACK: &str = "netloom";
+/// The async front-end's server (`netloom::rt`).
+const ASYNC: &str = "netloom-async";
+
+/// Bytes per connection at the last step of an idle-connections record.
+fn idle_bytes(r: &Value) -> f64 {
+    r["steps"]
+        .as_array()
+        .and_then(|steps| steps.last())
+        .map_or(f64::NAN, |last| num(last, "bytes_per_conn"))
+}
+
+/// `ours` ÷ `peer` for each measure: the median over the runs both completed
+/// without errors of the ratio within the run (the two servers ran minutes
+/// apart at most, so a drift of the machine's speed cancels out). `None`
+/// when no run pairs up.
+fn ratio(scenario: &str, ours: &[&Value], peer: &str, theirs: &[&Value]) -> Option<Ratio> {
+    let pairs: Vec<(&Value, &Value)> = ours
+        .iter()
+        .filter_map(|a| {
+            theirs
+                .iter()
+                .find(|b| b["run"] == a["run"])
+                .map(|b| (*a, *b))
+        })
+        .filter(|(a, b)| a["errors"] == 0 && b["errors"] == 0)
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let of = |metric: &dyn Fn(&Value) -> f64| {
+        median(
+            pairs
+                .iter()
+                .map(|(a, b)| metric(a) / metric(b))
+                .filter(|x| x.is_finite())
+                .collect(),
+        )
+    };
+    Some(Ratio {
+        scenario: scenario.into(),
+        peer: peer.into(),
+        rate: of(&|r| num(r, "rate")),
+        cpu: of(&|r| num(r, "server_cpu_us_per_op")),
+        p99: of(&|r| num(r, "p99_us")),
+        hwm: of(&|r| num(r, "server_hwm_kib")),
+        idle_bytes: of(&idle_bytes),
+    })
 }
 
 /// Medians of the idle-connection runs of one server.
@@ -42,7 +95,10 @@ pub struct Summary {
     pub scenarios: Vec<String>,
     pub servers: Vec<String>,
     pub rows: Vec<Row>,
+    /// netloom (callback) ÷ each peer outside netloom, load scenarios.
     pub ratios: Vec<Ratio>,
+    /// netloom-async ÷ netloom (callback) and ÷ tokio, every scenario.
+    pub async_ratios: Vec<Ratio>,
     pub idle: Vec<Idle>,
     pub notes: Vec<String>,
 }
@@ -74,6 +130,7 @@ pub fn title(scenario: &str) -> String {
         "http-p16-256c" => "HTTP plaintext, pipeline 16 × 256 conns".into(),
         "resp-get-p16-50c" => "RESP GET, pipeline 16 × 50 conns".into(),
         "resp-set-p16-50c" => "RESP SET, pipeline 16 × 50 conns".into(),
+        "idle-conns" => "idle connections".into(),
         other => other.into(),
     }
 }
@@ -90,7 +147,7 @@ impl Summary {
             .filter(|r| r["scenario"].is_string() && r["record"].is_null())
             .collect();
         let mut scenarios: Vec<String> = Vec::new();
-        let mut servers: Vec<String> = vec!["netloom".into()];
+        let mut servers: Vec<String> = vec![CALLBACK.into()];
         for r in records.iter().filter(|r| r["scenario"].is_string()) {
             let (sc, sv) = (
                 r["scenario"].as_str().unwrap_or(""),
@@ -163,6 +220,7 @@ impl Summary {
         };
         let mut rows = Vec::new();
         let mut ratios = Vec::new();
+        let mut async_ratios = Vec::new();
         let mut idle = Vec::new();
         for sc in &scenarios {
             for sv in &servers {
@@ -204,41 +262,16 @@ impl Summary {
                     client_core_pct: med(&|r| num(r, "client_core_busy_pct")),
                 });
             }
-            // Ratios within each run: the two servers ran minutes apart at
-            // most, so a drift of the machine's speed cancels out.
-            for peer in servers.iter().filter(|s| *s != "netloom") {
-                let ours = of(sc, "netloom");
-                let theirs = of(sc, peer);
-                let pairs: Vec<(&Value, &Value)> = ours
-                    .iter()
-                    .filter_map(|a| {
-                        theirs
-                            .iter()
-                            .find(|b| b["run"] == a["run"])
-                            .map(|b| (*a, *b))
-                    })
-                    .filter(|(a, b)| a["errors"] == 0 && b["errors"] == 0 && a["mode"] != "idle")
-                    .collect();
-                if pairs.is_empty() {
-                    continue;
+            let idle_scenario = results
+                .iter()
+                .any(|r| r["scenario"] == sc.as_str() && r["mode"] == "idle");
+            if !idle_scenario {
+                for peer in servers.iter().filter(|s| *s != CALLBACK && *s != ASYNC) {
+                    ratios.extend(ratio(sc, &of(sc, CALLBACK), peer, &of(sc, peer)));
                 }
-                let ratio = |key: &str| {
-                    median(
-                        pairs
-                            .iter()
-                            .map(|(a, b)| num(a, key) / num(b, key))
-                            .filter(|x| x.is_finite())
-                            .collect(),
-                    )
-                };
-                ratios.push(Ratio {
-                    scenario: sc.clone(),
-                    peer: peer.clone(),
-                    rate: ratio("rate"),
-                    cpu: ratio("server_cpu_us_per_op"),
-                    p99: ratio("p99_us"),
-                    hwm: ratio("server_hwm_kib"),
-                });
+            }
+            for peer in [CALLBACK, "tokio"] {
+                async_ratios.extend(ratio(sc, &of(sc, ASYNC), peer, &of(sc, peer)));
             }
         }
         Summary {
@@ -253,6 +286,7 @@ impl Summary {
                 .collect(),
             rows,
             ratios,
+            async_ratios,
             idle,
             notes,
         }
@@ -344,13 +378,46 @@ impl Summary {
             for r in &self.ratios {
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+                    "| {} | {} | {} | {} | {} | {} |",
                     title(&r.scenario),
                     r.peer,
-                    r.rate,
-                    r.cpu,
-                    r.p99,
-                    r.hwm
+                    times(r.rate),
+                    times(r.cpu),
+                    times(r.p99),
+                    times(r.hwm)
+                );
+            }
+            let _ = writeln!(o);
+        }
+        if !self.async_ratios.is_empty() {
+            let _ = writeln!(o, "{h} Async front-end\n");
+            let _ = writeln!(
+                o,
+                "netloom-async (`examples/echo_async`, `examples/http_async`: `netloom::rt`, one task per \
+                 connection) ÷ netloom's callback servers and ÷ tokio: medians of the per-run ratios (> 1 \
+                 means netloom-async has more of it); idle bytes/conn is at the last idle step. \
+                 Goals (issue #7): CPU µs/msg ≤ 1.10× the callback echo and < 1.00× tokio.\n"
+            );
+            let _ = writeln!(
+                o,
+                "| scenario | ÷ | CPU µs/msg | msgs/s | p99 | peak RSS | idle bytes/conn |"
+            );
+            let _ = writeln!(o, "|---|---|--:|--:|--:|--:|--:|");
+            for r in &self.async_ratios {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    title(&r.scenario),
+                    if r.peer == CALLBACK {
+                        "netloom (callback)"
+                    } else {
+                        &r.peer
+                    },
+                    times(r.cpu),
+                    times(r.rate),
+                    times(r.p99),
+                    times(r.hwm),
+                    times(r.idle_bytes)
                 );
             }
             let _ = writeln!(o);
@@ -419,6 +486,15 @@ pub fn thousands(x: f64) -> String {
     out
 }
 
+/// A ratio, `1.23×`.
+pub fn times(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}×")
+    } else {
+        "–".into()
+    }
+}
+
 /// A latency in µs, as µs or ms.
 pub fn latency(us: f64) -> String {
     if !us.is_finite() {
@@ -479,6 +555,66 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 2.00× | 0.75× |"), "{md}");
+    }
+
+    fn idle(server: &str, run: u64, bytes_per_conn: f64) -> Value {
+        json!({"scenario": "idle-conns", "server": server, "run": run, "mode": "idle",
+               "base_rss_kib": 1024, "server_hwm_kib": 4096, "errors": 0,
+               "steps": [{"conns": 200, "rss_kib": 1200, "bytes_per_conn": 900.0},
+                         {"conns": 1000, "rss_kib": 1300, "bytes_per_conn": bytes_per_conn}]})
+    }
+
+    #[test]
+    fn async_front_end_against_callback_and_tokio() {
+        let records = vec![
+            json!({"record": "machine", "runs": 2, "duration_s": 5.0}),
+            load("netloom", 0, 100.0, 6.0),
+            load("netloom-async", 0, 90.0, 6.6),
+            load("tokio", 0, 80.0, 8.0),
+            load("netloom-async", 1, 100.0, 6.0),
+            load("tokio", 1, 100.0, 6.0),
+            load("netloom", 1, 100.0, 6.0),
+            idle("netloom", 0, 250.0),
+            idle("netloom-async", 0, 500.0),
+            idle("tokio", 0, 5000.0),
+            json!({"record": "skipped", "scenario": "resp-get-p16-50c", "server": "netloom-async",
+                   "why": "the async front-end has no RESP server"}),
+        ];
+        let s = Summary::new(&records);
+        assert_eq!(s.servers, ["netloom", "netloom-async", "tokio"]);
+        // The callback table compares with peers outside netloom only.
+        assert_eq!(s.ratios.len(), 1);
+        assert_eq!(s.ratios[0].peer, "tokio");
+        let peers: Vec<(&str, &str)> = s
+            .async_ratios
+            .iter()
+            .map(|r| (r.scenario.as_str(), r.peer.as_str()))
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                ("echo-64B-100c", "netloom"),
+                ("echo-64B-100c", "tokio"),
+                ("idle-conns", "netloom"),
+                ("idle-conns", "tokio"),
+            ]
+        );
+        // CPU per run 1.1 and 1.0 against the callback: median 1.05.
+        assert!((s.async_ratios[0].cpu - 1.05).abs() < 1e-9);
+        assert!(s.async_ratios[2].cpu.is_nan());
+        assert_eq!(s.async_ratios[2].idle_bytes, 2.0);
+        assert_eq!(s.async_ratios[3].idle_bytes, 0.1);
+        let md = s.markdown("x.svg", 1);
+        assert!(md.contains("## Async front-end"), "{md}");
+        assert!(
+            md.contains("| echo 64 B × 100 conns | netloom (callback) | 1.05× | 0.95× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| idle connections | tokio | – | – | – | 1.00× | 0.10× |"),
+            "{md}"
+        );
+        assert!(s.notes.iter().any(|n| n.contains("no RESP server")));
     }
 
     #[test]

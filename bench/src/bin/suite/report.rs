@@ -336,26 +336,33 @@ impl Summary {
         );
         let _ = writeln!(o, "![netloom vs peers]({chart})\n");
         let _ = writeln!(o, "{h} Load\n");
-        let _ = writeln!(
-            o,
-            "| scenario | server | msgs/s | p99 | peak RSS | CPU user | CPU sys | CPU µs/msg | client core |"
+        table(
+            &mut o,
+            &[
+                "scenario",
+                "server",
+                "msgs/s",
+                "p99",
+                "peak RSS",
+                "CPU user",
+                "CPU sys",
+                "CPU µs/msg",
+                "client core",
+            ],
+            self.rows.iter().map(|r| {
+                vec![
+                    title(&r.scenario),
+                    r.server.clone(),
+                    thousands(r.rate),
+                    latency(r.p99_us),
+                    mib(r.hwm_kib),
+                    format!("{:.0}%", r.user_pct),
+                    format!("{:.0}%", r.sys_pct),
+                    format!("{:.2}", r.cpu_us_per_op),
+                    format!("{:.0}%", r.client_core_pct),
+                ]
+            }),
         );
-        let _ = writeln!(o, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
-        for r in &self.rows {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.2} | {:.0}% |",
-                title(&r.scenario),
-                r.server,
-                thousands(r.rate),
-                latency(r.p99_us),
-                mib(r.hwm_kib),
-                r.user_pct,
-                r.sys_pct,
-                r.cpu_us_per_op,
-                r.client_core_pct
-            );
-        }
         let _ = writeln!(
             o,
             "\nmsgs/s: echo messages or requests answered per second. p99: per message, from when the load \
@@ -370,23 +377,27 @@ impl Summary {
                 o,
                 "Medians of the per-run ratios (> 1 means netloom has more of it).\n"
             );
-            let _ = writeln!(
-                o,
-                "| scenario | peer | msgs/s | CPU µs/msg | p99 | peak RSS |"
+            table(
+                &mut o,
+                &[
+                    "scenario",
+                    "peer",
+                    "msgs/s",
+                    "CPU µs/msg",
+                    "p99",
+                    "peak RSS",
+                ],
+                self.ratios.iter().map(|r| {
+                    vec![
+                        title(&r.scenario),
+                        r.peer.clone(),
+                        times(r.rate),
+                        times(r.cpu),
+                        times(r.p99),
+                        times(r.hwm),
+                    ]
+                }),
             );
-            let _ = writeln!(o, "|---|---|--:|--:|--:|--:|");
-            for r in &self.ratios {
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    title(&r.scenario),
-                    r.peer,
-                    times(r.rate),
-                    times(r.cpu),
-                    times(r.p99),
-                    times(r.hwm)
-                );
-            }
             let _ = writeln!(o);
         }
         if !self.async_ratios.is_empty() {
@@ -398,28 +409,34 @@ impl Summary {
                  means netloom-async has more of it); idle bytes/conn is at the last idle step. \
                  Goals (issue #7): CPU µs/msg ≤ 1.10× the callback echo and < 1.00× tokio.\n"
             );
-            let _ = writeln!(
-                o,
-                "| scenario | ÷ | CPU µs/msg | msgs/s | p99 | peak RSS | idle bytes/conn |"
-            );
-            let _ = writeln!(o, "|---|---|--:|--:|--:|--:|--:|");
-            for r in &self.async_ratios {
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    title(&r.scenario),
-                    if r.peer == CALLBACK {
-                        "netloom (callback)"
+            table(
+                &mut o,
+                &[
+                    "scenario",
+                    "÷",
+                    "CPU µs/msg",
+                    "msgs/s",
+                    "p99",
+                    "peak RSS",
+                    "idle bytes/conn",
+                ],
+                self.async_ratios.iter().map(|r| {
+                    let peer = if r.peer == CALLBACK {
+                        "netloom (callback)".into()
                     } else {
-                        &r.peer
-                    },
-                    times(r.cpu),
-                    times(r.rate),
-                    times(r.p99),
-                    times(r.hwm),
-                    times(r.idle_bytes)
-                );
-            }
+                        r.peer.clone()
+                    };
+                    vec![
+                        title(&r.scenario),
+                        peer,
+                        times(r.cpu),
+                        times(r.rate),
+                        times(r.p99),
+                        times(r.hwm),
+                        times(r.idle_bytes),
+                    ]
+                }),
+            );
             let _ = writeln!(o);
         }
         if !self.idle.is_empty() {
@@ -464,6 +481,16 @@ impl Summary {
             let _ = writeln!(o);
         }
         o
+    }
+}
+
+/// A markdown table: the first two columns name the row (left-aligned),
+/// the others hold figures (right-aligned).
+fn table(o: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let _ = writeln!(o, "| {} |", head.join(" | "));
+    let _ = writeln!(o, "|---|---|{}", "--:|".repeat(head.len() - 2));
+    for row in rows {
+        let _ = writeln!(o, "| {} |", row.join(" | "));
     }
 }
 

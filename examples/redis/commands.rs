@@ -199,15 +199,18 @@ fn set(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) {
     }
     let key = args.get(1);
     let mut shard = store.lock(key);
-    let current = shard.get(key, now);
-    let exists = current.is_some();
-    if (condition == Condition::IfAbsent && exists)
-        || (condition == Condition::IfPresent && !exists)
-    {
-        return resp::null(out);
-    }
-    if keep_ttl {
-        expires_at = current.and_then(|e| e.expires_at);
+    // A plain SET needs no look at the current entry: one lookup, not two.
+    if condition != Condition::Always || keep_ttl {
+        let current = shard.get(key, now);
+        let exists = current.is_some();
+        if (condition == Condition::IfAbsent && exists)
+            || (condition == Condition::IfPresent && !exists)
+        {
+            return resp::null(out);
+        }
+        if keep_ttl {
+            expires_at = current.and_then(|e| e.expires_at);
+        }
     }
     shard.set(key, args.get(2), expires_at);
     resp::simple(out, b"OK");

@@ -8,8 +8,8 @@
 //! - RESP arrays and inline commands (`nc`-friendly); pipelining: every
 //!   complete command of one read is answered, in order, with one write.
 //! - Keys live in a sharded map shared by all loops (`store.rs` explains
-//!   why); keys expire lazily on access and actively from the engine's
-//!   ticker.
+//!   why); an expired key reads as absent at once and is removed by the
+//!   engine's ticker.
 //! - An unknown command or bad arguments get `-ERR ...` and the connection
 //!   stays; input that is not RESP gets `-ERR Protocol error: ...` and a
 //!   close, as does a bulk length over 64 MiB or an array of over 1,048,576

@@ -10,9 +10,10 @@
 //! is more than one loop, and making pipelined replies wait for the slowest
 //! owner.
 //!
-//! Expiry is both lazy (a read of an expired key removes it) and active: each
-//! shard keeps a min-heap of deadlines that the engine's ticker drains
-//! (`Store::expire_due`), so keys nobody reads again still go away.
+//! Expiry: a read treats an expired key as absent at once, and each shard
+//! keeps a min-heap of deadlines that the engine's ticker drains
+//! (`Store::expire_due`), which removes the key. A read does not remove it
+//! itself: that would cost every read of a live key a second hash lookup.
 //!
 //! Times are milliseconds since the store was created (`Store::now`), from
 //! the monotonic clock, so expiry ignores wall-clock jumps.
@@ -49,13 +50,10 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// The live entry of `key`; an expired one is removed on the way.
+    /// The live entry of `key` (one hash lookup); an expired one reads as
+    /// absent and is left for its deadline to remove.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        if self.map.get(key)?.is_expired(now) {
-            self.map.remove(key);
-            return None;
-        }
-        self.map.get_mut(key)
+        self.map.get_mut(key).filter(|entry| !entry.is_expired(now))
     }
 
     /// Whether `key` has a live entry.
@@ -272,7 +270,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_expire_lazily() {
+    fn expired_keys_read_as_absent_until_their_deadline_removes_them() {
         let mut shard = Shard::default();
         shard.set(b"k", b"v", Some(100));
         assert_eq!(
@@ -280,7 +278,9 @@ mod tests {
             Some(b"v".to_vec())
         );
         assert!(shard.get(b"k", 100).is_none());
-        assert_eq!(shard.len(), 0, "the expired key was removed");
+        assert!(!shard.contains(b"k", 100));
+        assert_eq!(shard.expire_due(100, 10), 1);
+        assert_eq!(shard.len(), 0, "the deadline removed it");
     }
 
     #[test]

@@ -18,12 +18,68 @@
 //! Times are milliseconds since the store was created (`Store::now`), from
 //! the monotonic clock, so expiry ignores wall-clock jumps.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
+
+/// Longest key kept inside the map's own slot.
+const INLINE_KEY: usize = 22;
+
+/// A key as the map stores it: short keys (most real ones) inline, so a
+/// lookup compares bytes already in the slot it probed instead of chasing a
+/// pointer to the heap (a cache miss per command with many keys; Redis's
+/// embedded strings do the same). Hashes and compares as the `[u8]` it holds.
+#[derive(Clone, Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(key: &[u8]) -> Key {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            Key::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Key {}
 
 /// A value and its deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +99,7 @@ impl Entry {
 /// One shard: its keys and the deadlines of those that expire.
 #[derive(Debug, Default)]
 pub struct Shard {
-    map: HashMap<Vec<u8>, Entry>,
+    map: HashMap<Key, Entry>,
     /// Deadlines in push order of time; an entry is stale when its key was
     /// since removed or given another deadline, and is dropped when popped.
     deadlines: BinaryHeap<Reverse<(u64, Vec<u8>)>>,
@@ -80,7 +136,7 @@ impl Shard {
                     value: value.to_vec(),
                     expires_at,
                 };
-                self.map.insert(key.to_vec(), entry);
+                self.map.insert(Key::new(key), entry);
             }
         }
         // After the update: a rebuild of the heap keeps only deadlines that
@@ -127,7 +183,8 @@ impl Shard {
                 .into_vec()
                 .into_iter()
                 .filter(|Reverse((at, key))| {
-                    map.get(key).is_some_and(|e| e.expires_at == Some(*at))
+                    map.get(key.as_slice())
+                        .is_some_and(|e| e.expires_at == Some(*at))
                 })
                 .collect();
             live.sort_unstable();
@@ -149,8 +206,12 @@ impl Shard {
                 break;
             };
             seen += 1;
-            if self.map.get(&key).is_some_and(|e| e.expires_at == Some(at)) {
-                self.map.remove(&key);
+            if self
+                .map
+                .get(key.as_slice())
+                .is_some_and(|e| e.expires_at == Some(at))
+            {
+                self.map.remove(key.as_slice());
             }
         }
         seen
@@ -268,6 +329,28 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_and_heap_keys_are_found_by_their_bytes() {
+        let mut shard = Shard::default();
+        let keys: Vec<Vec<u8>> = [0, 1, INLINE_KEY - 1, INLINE_KEY, INLINE_KEY + 1, 300]
+            .iter()
+            .map(|&len| (0..len).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            shard.set(key, &[i as u8], None);
+        }
+        assert_eq!(shard.len(), keys.len(), "no two keys collapsed");
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(shard.get(key, 0).unwrap().value, [i as u8]);
+            // A key that is a prefix or an extension of it is another key.
+            let mut longer = key.clone();
+            longer.push(b'!');
+            assert!(shard.get(&longer, 0).is_none());
+        }
+        assert!(matches!(Key::new(&keys[3]), Key::Inline { .. }));
+        assert!(matches!(Key::new(&keys[4]), Key::Heap(_)));
+    }
 
     #[test]
     fn expired_keys_read_as_absent_until_their_deadline_removes_them() {

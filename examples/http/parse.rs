@@ -183,7 +183,7 @@ impl<'a> Lines<'a> {
     fn next(&mut self, too_long: Rejection) -> Result<Option<&'a [u8]>, Rejection> {
         let window = &self.input[..self.input.len().min(self.max_head)];
         let rest = &window[self.pos.min(window.len())..];
-        match rest.iter().position(|&b| b == b'\n') {
+        match find_newline(rest) {
             Some(end) => {
                 let line = &rest[..end];
                 self.pos += end + 1;
@@ -225,20 +225,17 @@ fn parse_request_line(line: &[u8]) -> Result<(&str, &str, Version), Rejection> {
 
 /// `name: value` with the value's surrounding whitespace trimmed.
 fn parse_field(line: &[u8]) -> Result<(&[u8], &[u8]), Rejection> {
+    // The name is the run of token bytes, and the byte that ends it must be
+    // the colon: one pass finds and checks it. An empty name, whitespace
+    // before the colon, or a line starting with whitespace (obsolete
+    // folding) all fail.
     let colon = line
         .iter()
-        .position(|&b| b == b':')
+        .position(|&b| !is_token(b))
+        .filter(|&at| at > 0 && line[at] == b':')
         .ok_or(Rejection::Malformed)?;
     let (name, value) = (&line[..colon], &line[colon + 1..]);
-    // An empty name, whitespace before the colon, or a line starting with
-    // whitespace (obsolete folding) all fail the token check.
-    if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-        return Err(Rejection::Malformed);
-    }
-    if !value
-        .iter()
-        .all(|&b| b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80)
-    {
+    if !is_field_value(value) {
         return Err(Rejection::Malformed);
     }
     Ok((name, value.trim_ascii()))
@@ -257,6 +254,11 @@ struct Fields {
 
 impl Fields {
     fn record(&mut self, name: &[u8], value: &[u8]) -> Result<(), Rejection> {
+        // Most fields are none of these: the length rules them out without
+        // a comparison.
+        if !matches!(name.len(), 4 | 6 | 10 | 14 | 17) {
+            return Ok(());
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             let length = parse_content_length(value)?;
             // Repeats are allowed only with the same value (RFC 9110 §8.6).
@@ -294,8 +296,93 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Rejection> {
 
 /// `tchar` of RFC 9110 §5.6.2.
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[usize::from(b)]
 }
+
+// Word-at-a-time scans: the head's bytes are read eight at a time, and only
+// a word that may hold what is looked for is looked at byte by byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether some byte of `word` is below `n` (`n` at most 128; exact as a
+/// yes/no answer, whichever byte it is).
+fn has_byte_below(word: u64, n: u8) -> bool {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0
+}
+
+/// Whether some byte of `word` equals `b`.
+fn has_byte(word: u64, b: u8) -> bool {
+    has_byte_below(word ^ (ONES * u64::from(b)), 1)
+}
+
+fn words(bytes: &[u8]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    bytes.chunks_exact(8).enumerate().map(|(i, chunk)| {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        (i * 8, u64::from_le_bytes(word))
+    })
+}
+
+/// The index of the first `\n` in `bytes`.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let whole = bytes.len() / 8 * 8;
+    let start = words(bytes)
+        .find(|&(_, word)| has_byte(word, b'\n'))
+        .map_or(whole, |(at, _)| at);
+    bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| start + i)
+}
+
+/// Whether every byte of a field value is allowed (see `FIELD_VALUE`): a
+/// word with no control byte and no DEL is, without a table look-up.
+fn is_field_value(value: &[u8]) -> bool {
+    let allowed = |bytes: &[u8]| bytes.iter().all(|&b| FIELD_VALUE[usize::from(b)]);
+    let whole = value.len() / 8 * 8;
+    words(value).all(|(at, word)| {
+        !(has_byte_below(word, 0x20) || has_byte(word, 0x7f)) || allowed(&value[at..at + 8])
+    }) && allowed(&value[whole..])
+}
+
+/// Byte classes as tables: the parser looks at every byte of the head, and
+/// one load per byte beats a chain of comparisons.
+macro_rules! byte_class {
+    (|$b:ident| $member:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $member;
+            i += 1;
+        }
+        table
+    }};
+}
+
+const TOKEN: [bool; 256] = byte_class!(|b| {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+});
+/// A field value's bytes: visible ASCII, space, tab, and obs-text.
+const FIELD_VALUE: [bool; 256] =
+    byte_class!(|b| b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80);
 
 #[cfg(test)]
 mod tests {
@@ -309,6 +396,32 @@ mod tests {
         match parse(input) {
             Ok(Parsed::Complete { head, len }) => (head, len),
             other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn word_scans_agree_with_byte_scans() {
+        for len in 0..40 {
+            for at in 0..len {
+                for &b in &[b'\n', b'\t', 0x00, 0x1f, 0x7f, 0x80, 0xff, b'a'] {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = b;
+                    let newline = bytes.iter().position(|&c| c == b'\n');
+                    assert_eq!(find_newline(&bytes), newline, "{bytes:?}");
+                    let valid = bytes.iter().all(|&c| FIELD_VALUE[usize::from(c)]);
+                    assert_eq!(is_field_value(&bytes), valid, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_tables_match_the_rfc_classes() {
+        for b in 0..=255u8 {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_token(b), tchar, "tchar {b}");
+            let value = b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+            assert_eq!(FIELD_VALUE[usize::from(b)], value, "field value {b}");
         }
     }
 

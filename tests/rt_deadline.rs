@@ -257,3 +257,45 @@ fn sleep_timeout_and_interval_use_the_loop_timers() {
         );
     });
 }
+
+#[test]
+fn readable_waits_for_data_without_consuming_it_and_obeys_the_read_deadline() {
+    runtime().block_on(async {
+        let (mut client, mut server) = tcp_pair().await;
+        // Nothing sent yet: readable() waits, and its deadline applies.
+        server
+            .set_read_deadline(Some(Instant::now() + ms(50)))
+            .unwrap();
+        let err = server.readable().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        server.set_read_deadline(None).unwrap();
+
+        // Data sent later wakes it; the bytes are still there to read.
+        let writer = rt::spawn_local(async move {
+            rt::sleep(ms(30)).await;
+            client.write_all(b"ping").await.unwrap();
+            client
+        });
+        server.readable().await.unwrap();
+        let mut buf = [0; 16];
+        assert_eq!(server.read(&mut buf).await.unwrap(), 4);
+        assert_eq!(&buf[..4], b"ping");
+        assert_eq!(rt::metrics().unwrap().parked_waiters, 0);
+
+        // The end of the stream makes it readable too (the read returns 0).
+        drop(writer.await.unwrap());
+        server.readable().await.unwrap();
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        server.writable().await.unwrap();
+    });
+}
+
+#[test]
+fn a_dropped_readable_leaves_no_waker_behind() {
+    runtime().block_on(async {
+        let (_client, mut server) = tcp_pair().await;
+        let outcome = rt::timeout(ms(20), server.readable()).await;
+        assert!(outcome.is_err(), "nothing was sent");
+        assert_eq!(rt::metrics().unwrap().parked_waiters, 0);
+    });
+}

@@ -17,14 +17,15 @@
 //!
 //! | bit | name | set by | cleared by |
 //! |-----|------|--------|------------|
-//! | 0 | `READABLE` | `EPOLLIN`/`EPOLLRDHUP`/`EPOLLHUP`, registration | a read that returned `WouldBlock`, or a short stream read (the socket was drained; the next arrival is a new edge) |
+//! | 0 | `READABLE` | `EPOLLIN`/`EPOLLRDHUP`/`EPOLLHUP` | a read that returned `WouldBlock`, or a short stream read (the socket was drained; the next arrival is a new edge) |
 //! | 1 | `WRITABLE` | `EPOLLOUT`, registration | a write that returned `WouldBlock`, or a short stream write |
 //! | 2 | `READ_CLOSED` | `EPOLLRDHUP`/`EPOLLHUP` | never: keeps `READABLE` set (reads return 0) |
 //! | 3 | `ERROR` | `EPOLLERR` | never: keeps both set (the syscall reports the error) |
 //!
-//! A new record starts with `READABLE | WRITABLE`: the first operation tries
-//! the syscall at once, and the event that `EPOLL_CTL_ADD` may report later
-//! is harmless. The loop is single-threaded, so clearing a bit after
+//! A new record starts with `WRITABLE` only: a first write tries the syscall
+//! at once, while a first read (or `readable()`, or `accept`) waits for the
+//! event that `EPOLL_CTL_ADD` reports when the socket already has data, so
+//! an idle socket is never reported readable before it is. The loop is single-threaded, so clearing a bit after
 //! `WouldBlock` cannot race with an event: any later arrival is a new edge,
 //! reported by the next `epoll_wait`.
 //!
@@ -110,7 +111,7 @@ pub(crate) struct ScheduledIo {
 impl ScheduledIo {
     pub(crate) fn new(listener: bool) -> ScheduledIo {
         ScheduledIo {
-            readiness: READABLE | WRITABLE,
+            readiness: WRITABLE,
             reader: WaiterSlot::default(),
             writer: WaiterSlot::default(),
             read: Deadline::default(),

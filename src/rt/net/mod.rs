@@ -95,6 +95,25 @@ pub(crate) async fn readv<S: StreamIo>(
     .await
 }
 
+/// Waits until the socket is ready in `direction` (for reading: data, end of
+/// stream or an error is waiting), under that direction's deadline. No
+/// syscall: it waits on the record's readiness, so a task can hold no
+/// buffer until there is something to read.
+pub(crate) async fn ready<S: AsRawFd>(
+    source: &IoSource<S>,
+    direction: Direction,
+) -> io::Result<()> {
+    IoOp::new(
+        source,
+        direction,
+        Waiter::default(),
+        |_: &S| Ok(()),
+        // Nothing was consumed: the readiness stands.
+        |_: &()| false,
+    )
+    .await
+}
+
 pub(crate) async fn peek<S: AsRawFd>(source: &IoSource<S>, buf: &mut [u8]) -> io::Result<usize> {
     IoOp::new(
         source,

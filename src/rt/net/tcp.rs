@@ -290,6 +290,39 @@ impl TcpStream {
         super::readv(&self.source, bufs).await
     }
 
+    /// Waits until a read would not block (data, the end of the stream or
+    /// an error is waiting), without reading: a connection that waits here
+    /// needs no buffer yet. Fails with `TimedOut` past the read deadline.
+    ///
+    /// # Errors
+    /// As [`TcpStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.readable().await?;
+    /// let mut buf = vec![0; 4096]; // only now
+    /// let n = stream.read(&mut buf).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn readable(&mut self) -> io::Result<()> {
+        super::ready(&self.source, Direction::Read).await
+    }
+
+    /// Waits until a write would not block, without writing. Fails with
+    /// `TimedOut` past the write deadline.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
+    /// stream.writable().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn writable(&mut self) -> io::Result<()> {
+        super::ready(&self.source, Direction::Write).await
+    }
+
     /// Reads without consuming (`MSG_PEEK`).
     ///
     /// # Errors

@@ -224,6 +224,38 @@ impl UnixStream {
         super::readv(&self.source, bufs).await
     }
 
+    /// Waits until a read would not block (data, the end of the stream or
+    /// an error is waiting), without reading: a connection that waits here
+    /// needs no buffer yet. Fails with `TimedOut` past the read deadline.
+    ///
+    /// # Errors
+    /// As [`UnixStream::read`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.readable().await?;
+    /// let n = s.read(&mut vec![0; 4096]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn readable(&mut self) -> io::Result<()> {
+        super::ready(&self.source, Direction::Read).await
+    }
+
+    /// Waits until a write would not block, without writing. Fails with
+    /// `TimedOut` past the write deadline.
+    ///
+    /// # Errors
+    /// As [`UnixStream::write`].
+    ///
+    /// ```no_run
+    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
+    /// s.writable().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn writable(&mut self) -> io::Result<()> {
+        super::ready(&self.source, Direction::Write).await
+    }
+
     /// Reads without consuming.
     ///
     /// # Errors

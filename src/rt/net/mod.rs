@@ -12,6 +12,209 @@
 //! deadline fails with [`std::io::ErrorKind::TimedOut`], and so does every
 //! later one until the deadline is moved or cleared.
 
+/// The stream operations TCP and Unix-domain streams share, with their
+/// docs, written once: `stream_io_methods!(TcpStream)` adds them to
+/// `TcpStream` (each delegates to the generic function of the same name
+/// below).
+macro_rules! stream_io_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// Reads into `buf`; 0 means the peer closed its side.
+            ///
+            /// # Errors
+            /// The kernel's error; `TimedOut` past the read deadline.
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// let mut buf = [0; 1024];
+            /// let n = stream.read(&mut buf).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                $crate::rt::net::read(&self.source, buf).await
+            }
+
+            /// Scatter read (`readv`).
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::read`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// let (mut head, mut body) = ([0; 4], [0; 64]);
+            /// let n = stream
+            ///     .readv(&mut [std::io::IoSliceMut::new(&mut head), std::io::IoSliceMut::new(&mut body)])
+            ///     .await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn readv(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                $crate::rt::net::readv(&self.source, bufs).await
+            }
+
+            /// Waits until a read would not block (data, the end of the
+            /// stream or an error is waiting), without reading: a connection
+            /// that waits here needs no buffer yet. Like tokio's, it may
+            /// return early after a read that filled its buffer exactly (the
+            /// next read then waits).
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::read`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.readable().await?;
+            /// let mut buf = vec![0; 4096]; // only now
+            /// let n = stream.read(&mut buf).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn readable(&mut self) -> std::io::Result<()> {
+                $crate::rt::net::ready(&self.source, $crate::rt::scheduled_io::Direction::Read).await
+            }
+
+            /// Waits until a write would not block, without writing.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::write`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.writable().await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn writable(&mut self) -> std::io::Result<()> {
+                $crate::rt::net::ready(&self.source, $crate::rt::scheduled_io::Direction::Write).await
+            }
+
+            /// Reads without consuming (`MSG_PEEK`).
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::read`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// let mut first = [0; 1];
+            /// stream.peek(&mut first).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn peek(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                $crate::rt::net::peek(&self.source, buf).await
+            }
+
+            /// Writes some of `buf`; returns how much.
+            ///
+            /// # Errors
+            /// The kernel's error; `TimedOut` past the write deadline.
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// let n = stream.write(b"hello").await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                $crate::rt::net::write(&self.source, buf).await
+            }
+
+            /// Writes all of `buf`.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::write`]; `WriteZero` if the kernel takes nothing.")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.write_all(b"hello").await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+                $crate::rt::net::write_all(&self.source, buf).await
+            }
+
+            /// Gather write (`writev`); returns how much was written.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::write`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// use std::io::IoSlice;
+            /// let n = stream.writev(&[IoSlice::new(b"head"), IoSlice::new(b"body")]).await?;
+            /// # Ok(()) }
+            /// ```
+            pub async fn writev(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                $crate::rt::net::writev(&self.source, bufs).await
+            }
+
+            /// Shuts down one or both directions (never blocks).
+            ///
+            /// # Errors
+            /// The kernel's error.
+            ///
+            /// ```no_run
+            #[doc = concat!("# fn f(stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.shutdown(std::net::Shutdown::Write)?;
+            /// # Ok(()) }
+            /// ```
+            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                $crate::rt::net::StreamIo::shutdown(self.source.get_ref(), how)
+            }
+
+            /// Go's `SetReadDeadline`: reads blocked past `at` fail with
+            /// `TimedOut`, and so do later ones until the deadline moves;
+            /// `None` clears it.
+            ///
+            /// # Errors
+            /// Off a runtime loop, or on a loop other than the stream's.
+            ///
+            /// ```no_run
+            #[doc = concat!("# async fn f(mut stream: netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// use std::time::{Duration, Instant};
+            /// stream.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)))?;
+            /// let mut buf = [0; 64];
+            /// match stream.read(&mut buf).await {
+            ///     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => { /* idle for 5 s */ }
+            ///     other => { other?; }
+            /// }
+            /// # Ok(()) }
+            /// ```
+            pub fn set_read_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
+                self.source
+                    .set_deadline($crate::rt::scheduled_io::Direction::Read, at)
+            }
+
+            /// Go's `SetWriteDeadline`.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::set_read_deadline`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# fn f(stream: &netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.set_write_deadline(None)?;
+            /// # Ok(()) }
+            /// ```
+            pub fn set_write_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
+                self.source
+                    .set_deadline($crate::rt::scheduled_io::Direction::Write, at)
+            }
+
+            /// Go's `SetDeadline`: both directions.
+            ///
+            /// # Errors
+            #[doc = concat!("As [`", stringify!($ty), "::set_read_deadline`].")]
+            ///
+            /// ```no_run
+            #[doc = concat!("# fn f(stream: &netloom::rt::net::", stringify!($ty), ") -> std::io::Result<()> {")]
+            /// stream.set_deadline(Some(std::time::Instant::now()))?; // fail everything now
+            /// # Ok(()) }
+            /// ```
+            pub fn set_deadline(&self, at: Option<std::time::Instant>) -> std::io::Result<()> {
+                $crate::rt::net::set_deadline(&self.source, at)
+            }
+        }
+    };
+}
+
 mod split;
 mod tcp;
 mod udp;

@@ -1,7 +1,7 @@
 //! TCP listener and stream.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
@@ -258,192 +258,6 @@ impl TcpStream {
         Ok(TcpStream::from_nonblocking(stream))
     }
 
-    /// Reads into `buf`; 0 means the peer closed its side.
-    ///
-    /// # Errors
-    /// The kernel's error; `TimedOut` past the read deadline.
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// let mut buf = [0; 1024];
-    /// let n = stream.read(&mut buf).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::read(&self.source, buf).await
-    }
-
-    /// Scatter read (`readv`).
-    ///
-    /// # Errors
-    /// As [`TcpStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// let (mut head, mut body) = ([0; 4], [0; 64]);
-    /// let n = stream
-    ///     .readv(&mut [std::io::IoSliceMut::new(&mut head), std::io::IoSliceMut::new(&mut body)])
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        super::readv(&self.source, bufs).await
-    }
-
-    /// Waits until a read would not block (data, the end of the stream or
-    /// an error is waiting), without reading: a connection that waits here
-    /// needs no buffer yet. Fails with `TimedOut` past the read deadline.
-    ///
-    /// # Errors
-    /// As [`TcpStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.readable().await?;
-    /// let mut buf = vec![0; 4096]; // only now
-    /// let n = stream.read(&mut buf).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn readable(&mut self) -> io::Result<()> {
-        super::ready(&self.source, Direction::Read).await
-    }
-
-    /// Waits until a write would not block, without writing. Fails with
-    /// `TimedOut` past the write deadline.
-    ///
-    /// # Errors
-    /// As [`TcpStream::write`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.writable().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn writable(&mut self) -> io::Result<()> {
-        super::ready(&self.source, Direction::Write).await
-    }
-
-    /// Reads without consuming (`MSG_PEEK`).
-    ///
-    /// # Errors
-    /// As [`TcpStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// let mut first = [0; 1];
-    /// stream.peek(&mut first).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::peek(&self.source, buf).await
-    }
-
-    /// Writes some of `buf`; returns how much.
-    ///
-    /// # Errors
-    /// The kernel's error; `TimedOut` past the write deadline.
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// let n = stream.write(b"hello").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        super::write(&self.source, buf).await
-    }
-
-    /// Writes all of `buf`.
-    ///
-    /// # Errors
-    /// As [`TcpStream::write`]; `WriteZero` if the kernel takes nothing.
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.write_all(b"hello").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        super::write_all(&self.source, buf).await
-    }
-
-    /// Gather write (`writev`); returns how much was written.
-    ///
-    /// # Errors
-    /// As [`TcpStream::write`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// use std::io::IoSlice;
-    /// let n = stream.writev(&[IoSlice::new(b"head"), IoSlice::new(b"body")]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        super::writev(&self.source, bufs).await
-    }
-
-    /// Shuts down one or both directions (never blocks).
-    ///
-    /// # Errors
-    /// The kernel's error.
-    ///
-    /// ```no_run
-    /// # fn f(stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.shutdown(std::net::Shutdown::Write)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.source.get_ref().shutdown(how)
-    }
-
-    /// Go's `SetReadDeadline`: reads blocked past `at` fail with `TimedOut`,
-    /// and so do later ones until the deadline moves; `None` clears it.
-    ///
-    /// # Errors
-    /// Off a runtime loop, or on a loop other than the stream's.
-    ///
-    /// ```no_run
-    /// # async fn f(mut stream: netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// use std::time::{Duration, Instant};
-    /// stream.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)))?;
-    /// let mut buf = [0; 64];
-    /// match stream.read(&mut buf).await {
-    ///     Err(e) if e.kind() == std::io::ErrorKind::TimedOut => { /* idle for 5 s */ }
-    ///     other => { other?; }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(Direction::Read, at)
-    }
-
-    /// Go's `SetWriteDeadline`.
-    ///
-    /// # Errors
-    /// As [`TcpStream::set_read_deadline`].
-    ///
-    /// ```no_run
-    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.set_write_deadline(None)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn set_write_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(Direction::Write, at)
-    }
-
-    /// Go's `SetDeadline`: both directions.
-    ///
-    /// # Errors
-    /// As [`TcpStream::set_read_deadline`].
-    ///
-    /// ```no_run
-    /// # fn f(stream: &netloom::rt::net::TcpStream) -> std::io::Result<()> {
-    /// stream.set_deadline(Some(std::time::Instant::now()))?; // fail everything now
-    /// # Ok(()) }
-    /// ```
-    pub fn set_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        super::set_deadline(&self.source, at)
-    }
-
     /// `TCP_NODELAY`.
     ///
     /// # Errors
@@ -524,3 +338,5 @@ impl AsRawFd for TcpStream {
         self.source.as_raw_fd()
     }
 }
+
+stream_io_methods!(TcpStream);

@@ -1,12 +1,10 @@
 //! Unix-domain stream listener and stream.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::Shutdown;
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -196,178 +194,6 @@ impl UnixStream {
         Ok(UnixStream::from_nonblocking(stream))
     }
 
-    /// As [`TcpStream::read`](super::TcpStream::read).
-    ///
-    /// # Errors
-    /// The kernel's error; `TimedOut` past the read deadline.
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// let n = s.read(&mut [0; 64]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::read(&self.source, buf).await
-    }
-
-    /// Scatter read.
-    ///
-    /// # Errors
-    /// As [`UnixStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// let n = s.readv(&mut [std::io::IoSliceMut::new(&mut [0; 64])]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        super::readv(&self.source, bufs).await
-    }
-
-    /// Waits until a read would not block (data, the end of the stream or
-    /// an error is waiting), without reading: a connection that waits here
-    /// needs no buffer yet. Fails with `TimedOut` past the read deadline.
-    ///
-    /// # Errors
-    /// As [`UnixStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.readable().await?;
-    /// let n = s.read(&mut vec![0; 4096]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn readable(&mut self) -> io::Result<()> {
-        super::ready(&self.source, Direction::Read).await
-    }
-
-    /// Waits until a write would not block, without writing. Fails with
-    /// `TimedOut` past the write deadline.
-    ///
-    /// # Errors
-    /// As [`UnixStream::write`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.writable().await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn writable(&mut self) -> io::Result<()> {
-        super::ready(&self.source, Direction::Write).await
-    }
-
-    /// Reads without consuming.
-    ///
-    /// # Errors
-    /// As [`UnixStream::read`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// let n = s.peek(&mut [0; 64]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::peek(&self.source, buf).await
-    }
-
-    /// Writes some of `buf`.
-    ///
-    /// # Errors
-    /// The kernel's error; `TimedOut` past the write deadline.
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// let n = s.write(b"hi").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        super::write(&self.source, buf).await
-    }
-
-    /// Writes all of `buf`.
-    ///
-    /// # Errors
-    /// As [`UnixStream::write`]; `WriteZero` if the kernel takes nothing.
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.write_all(b"hi").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        super::write_all(&self.source, buf).await
-    }
-
-    /// Gather write.
-    ///
-    /// # Errors
-    /// As [`UnixStream::write`].
-    ///
-    /// ```no_run
-    /// # async fn f(mut s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// let n = s.writev(&[std::io::IoSlice::new(b"hi")]).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn writev(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        super::writev(&self.source, bufs).await
-    }
-
-    /// Shuts down one or both directions.
-    ///
-    /// # Errors
-    /// The kernel's error.
-    ///
-    /// ```no_run
-    /// # fn f(s: netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.shutdown(std::net::Shutdown::Write)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.source.get_ref().shutdown(how)
-    }
-
-    /// Go's `SetReadDeadline`.
-    ///
-    /// # Errors
-    /// Off a runtime loop, or on a loop other than the stream's.
-    ///
-    /// ```no_run
-    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.set_read_deadline(None)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(Direction::Read, at)
-    }
-
-    /// Go's `SetWriteDeadline`.
-    ///
-    /// # Errors
-    /// As [`UnixStream::set_read_deadline`].
-    ///
-    /// ```no_run
-    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.set_write_deadline(None)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn set_write_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        self.source.set_deadline(Direction::Write, at)
-    }
-
-    /// Go's `SetDeadline`.
-    ///
-    /// # Errors
-    /// As [`UnixStream::set_read_deadline`].
-    ///
-    /// ```no_run
-    /// # fn f(s: &netloom::rt::net::UnixStream) -> std::io::Result<()> {
-    /// s.set_deadline(None)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn set_deadline(&self, at: Option<Instant>) -> io::Result<()> {
-        super::set_deadline(&self.source, at)
-    }
-
     /// The peer's address.
     ///
     /// # Errors
@@ -420,3 +246,5 @@ impl AsRawFd for UnixStream {
         self.source.as_raw_fd()
     }
 }
+
+stream_io_methods!(UnixStream);

@@ -89,23 +89,11 @@ use executor::{with_core, LoopShared, Remote};
 ///     .build()?;
 /// # Ok::<(), netloom::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Builder {
-    loops: usize,
-    pin_loops: bool,
-    stop_on_signals: bool,
-    shutdown_grace: Duration,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            loops: 0,
-            pin_loops: false,
-            stop_on_signals: false,
-            shutdown_grace: Duration::from_secs(5),
-        }
-    }
+    /// The options of the engine the runtime is (one without listeners);
+    /// only those the setters below reach are used.
+    options: crate::Options,
 }
 
 impl Builder {
@@ -115,7 +103,7 @@ impl Builder {
     /// let builder = netloom::rt::Runtime::builder().loops(4);
     /// ```
     pub fn loops(mut self, loops: usize) -> Self {
-        self.loops = loops;
+        self.options = self.options.loops(loops);
         self
     }
 
@@ -125,7 +113,7 @@ impl Builder {
     /// let builder = netloom::rt::Runtime::builder().pin_loops(true);
     /// ```
     pub fn pin_loops(mut self, pin: bool) -> Self {
-        self.pin_loops = pin;
+        self.options = self.options.pin_loops(pin);
         self
     }
 
@@ -137,7 +125,7 @@ impl Builder {
     /// let builder = netloom::rt::Runtime::builder().stop_on_signals(true);
     /// ```
     pub fn stop_on_signals(mut self, stop: bool) -> Self {
-        self.stop_on_signals = stop;
+        self.options = self.options.stop_on_signals(stop);
         self
     }
 
@@ -148,7 +136,7 @@ impl Builder {
     /// let builder = netloom::rt::Runtime::builder().shutdown_grace(std::time::Duration::ZERO);
     /// ```
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
+        self.options = self.options.shutdown_grace(grace);
         self
     }
 
@@ -160,12 +148,11 @@ impl Builder {
     /// let options = netloom::Options::default().loops(2).pin_loops(true);
     /// let builder = netloom::rt::Runtime::builder().options(&options);
     /// ```
-    pub fn options(mut self, options: &crate::Options) -> Self {
-        self.loops = options.loops;
-        self.pin_loops = options.pin_loops;
-        self.stop_on_signals = options.stop_on_signals;
-        self.shutdown_grace = options.shutdown_grace;
-        self
+    pub fn options(self, options: &crate::Options) -> Self {
+        self.loops(options.loops)
+            .pin_loops(options.pin_loops)
+            .stop_on_signals(options.stop_on_signals)
+            .shutdown_grace(options.shutdown_grace)
     }
 
     /// Starts the loop threads.
@@ -179,15 +166,10 @@ impl Builder {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn build(self) -> Result<Runtime> {
-        if self.loops > 4096 {
+        if self.options.loops > 4096 {
             return Err(Error::InvalidOption("loops must be at most 4096".into()));
         }
-        let options = crate::Options::default()
-            .loops(self.loops)
-            .pin_loops(self.pin_loops)
-            .stop_on_signals(self.stop_on_signals)
-            .shutdown_grace(self.shutdown_grace);
-        let (engine, _) = crate::engine::launch(&[], options, TasksOnly)?;
+        let (engine, _) = crate::engine::launch(&[], self.options, TasksOnly)?;
         Ok(Runtime { engine })
     }
 }

@@ -25,6 +25,9 @@ use netloom::codec::{
     ByteOrder, Codec, DelimiterCodec, FixedLengthCodec, LengthFieldCodec, LineCodec,
 };
 use netloom::{Action, Engine, Error, FrameConn, FrameHandler, Framed, Options};
+#[path = "support/serve.rs"]
+mod serve;
+use serve::serve;
 
 /// The codec settings from the command line; every connection gets a codec
 /// built from them.
@@ -167,19 +170,12 @@ fn main() {
     for addr in &addrs {
         builder = builder.bind(addr);
     }
-    let engine = builder
-        .start(Framed(FrameEcho { settings }))
-        .unwrap_or_else(|e| {
-            eprintln!("codec_echo: {e}");
-            std::process::exit(1);
-        });
-    for addr in engine.local_addrs() {
-        println!("codec_echo: {codec} frames on {addr}");
-    }
-    if let Err(e) = engine.wait() {
-        eprintln!("codec_echo: {e}");
-        std::process::exit(1);
-    }
+    serve(
+        "codec_echo",
+        builder,
+        Framed(FrameEcho { settings }),
+        |_, addr| format!("{codec} frames on {addr}"),
+    );
 }
 
 fn usage(problem: &str) -> ! {

@@ -18,6 +18,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use netloom::{Action, Conn, ConnHandle, Engine, Error, Handler, Options};
+#[path = "support/serve.rs"]
+mod serve;
+use serve::serve;
 
 /// Per-connection state of either side of a pair.
 #[derive(Default)]
@@ -156,17 +159,9 @@ fn main() {
     for addr in &addrs {
         builder = builder.bind(addr);
     }
-    let engine = builder.start(proxy).unwrap_or_else(|e| {
-        eprintln!("proxy: {e}");
-        std::process::exit(1);
+    serve("proxy", builder, proxy, |engine, addr| {
+        format!("{addr} -> {backend} with {} loops", engine.loops())
     });
-    for addr in engine.local_addrs() {
-        println!("proxy: {addr} -> {backend} with {} loops", engine.loops());
-    }
-    if let Err(e) = engine.wait() {
-        eprintln!("proxy: {e}");
-        std::process::exit(1);
-    }
 }
 
 fn usage(problem: &str) -> ! {

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use netloom::rt::{self, JoinHandle};
 use netloom::{Action, Conn, Engine, Error, Handler, Options};
+#[path = "support/serve.rs"]
+mod serve;
+use serve::serve;
 
 /// Longest line accepted; a longer one closes the connection.
 const MAX_LINE: usize = 1024;
@@ -140,21 +143,10 @@ fn main() {
     let server = Server {
         idle: Duration::from_millis(idle_ms),
     };
-    let engine = Engine::builder()
-        .bind(&addr)
-        .options(options)
-        .start(server)
-        .unwrap_or_else(|e| {
-            eprintln!("tasks_in_callbacks: cannot start on {addr}: {e}");
-            std::process::exit(1);
-        });
-    for local in engine.local_addrs() {
-        println!("tasks_in_callbacks: listening on {local}");
-    }
-    if let Err(e) = engine.wait() {
-        eprintln!("tasks_in_callbacks: {e}");
-        std::process::exit(1);
-    }
+    let builder = Engine::builder().bind(&addr).options(options);
+    serve("tasks_in_callbacks", builder, server, |_, local| {
+        format!("listening on {local}")
+    });
 }
 
 const USAGE: &str = "usage: tasks_in_callbacks [--addr URL (tcp://127.0.0.1:9000)] \

@@ -23,8 +23,11 @@
 
 mod date;
 mod parse;
+#[path = "../support/serve.rs"]
+mod serve;
 mod server;
 mod session;
+use serve::serve;
 
 use std::time::Duration;
 
@@ -76,21 +79,10 @@ fn main() {
     }
     let options = HttpServer::options(loops, idle_timeout).stop_on_signals(true);
     let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
-    let engine = Engine::builder()
-        .bind(&addr)
-        .options(options)
-        .start(server)
-        .unwrap_or_else(|e| {
-            eprintln!("http: {e}");
-            std::process::exit(1);
-        });
-    for addr in engine.local_addrs() {
-        println!("http: listening on {addr} with {} loops", engine.loops());
-    }
-    if let Err(e) = engine.wait() {
-        eprintln!("http: {e}");
-        std::process::exit(1);
-    }
+    let builder = Engine::builder().bind(&addr).options(options);
+    serve("http", builder, server, |engine, addr| {
+        format!("listening on {addr} with {} loops", engine.loops())
+    });
 }
 
 fn usage(problem: &str) -> ! {

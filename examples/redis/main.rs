@@ -21,8 +21,11 @@
 
 mod commands;
 mod resp;
+#[path = "../support/serve.rs"]
+mod serve;
 mod server;
 mod store;
+use serve::serve;
 
 use netloom::Engine;
 
@@ -60,21 +63,15 @@ fn main() {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let engine = Engine::builder()
+    let builder = Engine::builder()
         .bind(&addr)
-        .options(RedisServer::options(loops).stop_on_signals(true))
-        .start(RedisServer::new(resolved_loops))
-        .unwrap_or_else(|e| {
-            eprintln!("redis: {e}");
-            std::process::exit(1);
-        });
-    for addr in engine.local_addrs() {
-        println!("redis: listening on {addr} with {} loops", engine.loops());
-    }
-    if let Err(e) = engine.wait() {
-        eprintln!("redis: {e}");
-        std::process::exit(1);
-    }
+        .options(RedisServer::options(loops).stop_on_signals(true));
+    serve(
+        "redis",
+        builder,
+        RedisServer::new(resolved_loops),
+        |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
+    );
 }
 
 fn usage(problem: &str) -> ! {

@@ -1,0 +1,28 @@
+//! What the callback examples share once their flags are parsed: start the
+//! engine, print one line per address it listens on (the address stands
+//! alone as a word: tests and scripts parse it), wait until it stops
+//! (Ctrl-C or SIGTERM with `stop_on_signals`), and exit with status 1 on an
+//! error. Included with `#[path]`.
+
+use netloom::{Addr, Engine, EngineBuilder, Handler};
+
+/// Runs `handler` on `builder` until the engine stops; `banner` words the
+/// line printed for each local address.
+pub fn serve<H: Handler>(
+    name: &str,
+    builder: EngineBuilder,
+    handler: H,
+    banner: impl Fn(&Engine, &Addr) -> String,
+) {
+    let engine = builder.start(handler).unwrap_or_else(|e| {
+        eprintln!("{name}: {e}");
+        std::process::exit(1);
+    });
+    for addr in engine.local_addrs() {
+        println!("{name}: {}", banner(&engine, addr));
+    }
+    if let Err(e) = engine.wait() {
+        eprintln!("{name}: {e}");
+        std::process::exit(1);
+    }
+}

@@ -274,11 +274,10 @@ impl<C: Send + 'static> Client<C> {
             socket: socket::stream_socket(&addr)?,
             addr: addr.clone(),
             timeout,
-            ctx: Box::new(move || ctx),
             reply,
         };
         let target = self.pick_loop(&addr);
-        self.send(target, Command::Connect(dial))
+        self.send(target, Command::Connect(dial, Box::new(move || ctx)))
     }
 
     fn pick_loop(&self, addr: &Addr) -> usize {

@@ -68,6 +68,12 @@ pub enum Error {
     /// No traffic for longer than `Options::idle_timeout`.
     #[error("idle timeout")]
     IdleTimeout,
+    /// A half-open connection (the peer sent its FIN, the handler kept
+    /// writing) handed nothing to the kernel for a whole
+    /// `Options::half_open_timeout`: the peer stopped reading. The value is
+    /// the bytes left unsent.
+    #[error("half-open connection made no progress; {0} bytes unsent")]
+    HalfOpenTimeout(usize),
     /// A graceful close or shutdown could not flush everything in time.
     #[error("close timed out with {0} bytes unsent")]
     CloseTimeout(usize),

@@ -17,7 +17,8 @@ use socket2::Socket;
 
 use crate::buffer::BufferPool;
 use crate::conn::{
-    flags, Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, Dial, DialReply, DrainWaiter,
+    Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
+    DrainWaiter, Effect, Limits, ReadMode, TimerVerdict,
 };
 use crate::engine::{configure_stream, Listener};
 use crate::inbox::{InboxReceiver, InboxSender, Lane};
@@ -42,9 +43,6 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// raises no later edge, so once it is reported the connection is read
 /// again until the read returns 0.
 const CONN_TRIGGER: Trigger = Trigger::Edge;
-/// Longest wait, after a close we initiated, for the peer's FIN while its
-/// input is discarded (Apache's lingering close); then the socket closes.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Capacity of the free buffers a loop keeps for reuse.
 const POOLED_BYTES: usize = 4 << 20;
 
@@ -76,10 +74,8 @@ enum Entry<C> {
 /// Keys of the loop's timers; each is validated when it fires.
 enum TimerKey {
     Tick,
-    Idle(Token),
-    CloseLinger(Token),
+    Conn(Token, ConnTimer),
     AcceptResume(Token),
-    ConnectTimeout(Token),
     ShutdownGrace,
 }
 
@@ -88,6 +84,8 @@ pub(crate) struct EventLoop<H: Handler> {
     handler: Arc<H>,
     engine: Engine,
     options: Arc<Options>,
+    /// What every connection's state machine applies.
+    limits: Limits,
     /// The loop's executor: async tasks and their descriptors (`rt`).
     core: Rc<Core>,
     selector: Selector,
@@ -107,7 +105,7 @@ pub(crate) struct EventLoop<H: Handler> {
     unread: Vec<Token>,
     commands: Vec<Command<H::Context>>,
     /// Outbound connections asked for by callbacks, started after them.
-    dials: Vec<Dial<H::Context>>,
+    dials: Vec<(Dial<H::Context>, H::Context)>,
     /// Dialers waiting for a connect on this loop to finish.
     dial_replies: Vec<(Token, DialReply<H::Context>)>,
     now: Instant,
@@ -151,6 +149,7 @@ impl<H: Handler> EventLoop<H> {
             // Zeroed allocation: untouched pages of the UDP slots cost no memory.
             read_buf: vec![0; options.read_buffer_size * slots].into_boxed_slice(),
             recv_slots: serves_udp.then(|| crate::sys::socket::RecvSlots::new(slots)),
+            limits: options.conn_limits(),
             options,
             selector: seed.selector,
             events: Events::new(),
@@ -289,7 +288,7 @@ impl<H: Handler> EventLoop<H> {
                         if event.is_read_closed() {
                             // Edge-triggered: the FIN is reported once, maybe
                             // together with data a short read leaves it behind.
-                            rec.io.flags |= flags::PEER_FIN;
+                            rec.io.state.fin_reported();
                         }
                         self.conn_ready(
                             token,
@@ -325,39 +324,48 @@ impl<H: Handler> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
-        if rec.io.has(flags::CONNECTING) {
+        if rec.io.state.is_connecting() {
             if writable || readable {
                 self.finish_connect(token);
             }
             return;
         }
         if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
-            rec.last_active = self.now;
+            rec.io.state.active(self.now);
         }
-        if readable && rec.io.has(flags::DRAINING) {
-            self.discard_input(token);
-            return;
-        }
-        if readable && rec.interest.is_readable() && !rec.io.is_failed() {
-            let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
-            match (&rec.io.stream).read(read_buf) {
-                Ok(0) => rec.io.flags |= flags::READ_CLOSED | flags::CLOSING,
-                Ok(n) => {
-                    rec.last_active = self.now;
-                    if n == self.options.read_buffer_size || rec.io.has(flags::PEER_FIN) {
-                        read_again_later(&mut self.unread, &mut rec.io, token);
+        let mode = if readable {
+            rec.io.state.read_mode()
+        } else {
+            ReadMode::Ignore
+        };
+        match mode {
+            ReadMode::Discard => return self.discard_input(token),
+            ReadMode::Deliver => {
+                let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
+                match (&rec.io.stream).read(read_buf) {
+                    Ok(0) => {
+                        if rec.io.state.read_eof() {
+                            let outcome = self.call(token, 0, |h, c| h.on_eof(c));
+                            return self.apply(token, outcome);
+                        }
                     }
-                    let outcome = self.call(token, n, |h, c| h.on_traffic(c));
-                    self.apply(token, outcome);
-                    return;
+                    Ok(n) => {
+                        rec.io.state.active(self.now);
+                        if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
+                            read_again_later(&mut self.unread, rec, token);
+                        }
+                        let outcome = self.call(token, n, |h, c| h.on_traffic(c));
+                        return self.apply(token, outcome);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The edge was consumed without a read: try again next turn.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                        read_again_later(&mut self.unread, rec, token)
+                    }
+                    Err(e) => rec.io.state.fail(Error::Io(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The edge was consumed without a read: try again next turn.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    read_again_later(&mut self.unread, &mut rec.io, token)
-                }
-                Err(e) => rec.io.fail(Error::Io(e)),
             }
+            ReadMode::Ignore => {}
         }
         self.settle(token);
     }
@@ -372,11 +380,11 @@ impl<H: Handler> EventLoop<H> {
         for reads in 1.. {
             match (&rec.io.stream).read(&mut self.read_buf) {
                 Ok(0) => {
-                    rec.io.flags |= flags::READ_CLOSED;
+                    rec.io.state.read_eof();
                     break;
                 }
                 Ok(_) if reads == 16 => {
-                    read_again_later(&mut self.unread, &mut rec.io, token);
+                    read_again_later(&mut self.unread, rec, token);
                     break;
                 }
                 Ok(_) => {}
@@ -384,7 +392,7 @@ impl<H: Handler> EventLoop<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // A reset now costs nothing: our bytes were all sent.
                 Err(_) => {
-                    rec.io.flags |= flags::READ_CLOSED;
+                    rec.io.state.read_eof();
                     break;
                 }
             }
@@ -402,7 +410,7 @@ impl<H: Handler> EventLoop<H> {
             let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
                 continue;
             };
-            rec.io.flags &= !flags::UNREAD;
+            rec.unread = false;
             // Reads only if still interested: a paused connection gets a
             // fresh edge when reading is re-armed.
             self.conn_ready(token, true, false);
@@ -454,121 +462,64 @@ impl<H: Handler> EventLoop<H> {
         }
         match outcome {
             Some(Ok(Action::None)) | None => {}
-            Some(Ok(Action::Close)) => rec.io.flags |= flags::CLOSING,
+            Some(Ok(Action::Close)) => rec.io.state.close(),
             Some(Ok(Action::Shutdown)) => self.engine.stop(),
             Some(Err(panic)) => {
                 let msg = panic_message(&panic);
                 log::error!("netloom: callback panicked on {token:?}: {msg}");
-                rec.io.fail(Error::CallbackPanic(msg));
+                rec.io.state.fail(Error::CallbackPanic(msg));
             }
         }
         self.settle(token);
     }
 
-    /// Brings a connection's interest, backpressure and closing state in line
-    /// with its buffers. Called after anything touched the connection.
+    /// Carries out what the connection's state machine decides after
+    /// anything touched the connection: the close, a FIN, a timer, the
+    /// interest to watch, a waiting connection to resume.
     fn settle(&mut self, token: Token) {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
-        if rec.io.is_failed() {
-            self.close_conn(token);
-            return;
-        }
         if rec.io.datagram.is_some() {
-            // Replies queued by the callbacks leave together.
-            rec.io.flush_outbound(&mut self.pool);
+            return self.settle_datagram(token);
         }
         let queued = rec.io.pending();
-        if queued > self.options.high_water && !rec.io.has(flags::MANUAL_PACING) {
-            rec.io.flags |= flags::PAUSED;
-        } else if queued <= self.options.low_water {
-            rec.io.flags &= !flags::PAUSED;
-        }
-        if queued == 0 {
-            if rec.io.has(flags::CLOSING) {
-                let peer_still_sending =
-                    !rec.io.has(flags::READ_CLOSED) && rec.io.datagram.is_none() && !self.stopping;
-                if !peer_still_sending {
-                    self.close_conn(token);
-                    return;
-                }
-                if !rec.io.has(flags::DRAINING) {
-                    // Closing now, with the peer's bytes unread, would make
-                    // the kernel answer with a reset that can destroy our
-                    // last bytes at the peer before it reads them. Send our
-                    // FIN instead and discard input until the peer's.
-                    rec.io.flags |= flags::DRAINING | flags::SHUT_WR_WANT | flags::SHUT_WR_DONE;
-                    if rec.io.stream.shutdown(Shutdown::Write).is_err() {
-                        self.close_conn(token);
-                        return;
-                    }
-                    // Counted from now; a close-timeout timer armed for the
-                    // flush may still fire first, which ends it too.
-                    rec.io.flags |= flags::LINGER_ARMED;
-                    let limit = self.options.close_timeout.min(DRAIN_LIMIT);
-                    self.timers
-                        .schedule(self.now + limit, TimerKey::CloseLinger(token));
-                }
-            }
-            if rec.io.has(flags::SHUT_WR_WANT) && !rec.io.has(flags::SHUT_WR_DONE) {
-                rec.io.flags |= flags::SHUT_WR_DONE;
+        let settled = rec
+            .io
+            .state
+            .settle(queued, self.now, self.stopping, &self.limits);
+        match settled.effect {
+            Effect::None => {}
+            Effect::Close => return self.close_conn(token),
+            Effect::SendFin => {
                 if let Err(e) = rec.io.stream.shutdown(Shutdown::Write) {
-                    if e.kind() != io::ErrorKind::NotConnected {
-                        rec.io.fail(Error::Io(e));
-                        self.close_conn(token);
-                        return;
+                    if rec.io.state.fin_failed(e) {
+                        return self.close_conn(token);
                     }
                 }
             }
-        } else if rec.io.has(flags::CLOSING) && !rec.io.has(flags::LINGER_ARMED) {
-            rec.io.flags |= flags::LINGER_ARMED;
-            self.timers.schedule(
-                self.now + self.options.close_timeout,
-                TimerKey::CloseLinger(token),
-            );
         }
-        let mut want = Interest::NONE;
-        if rec.io.has(flags::DRAINING)
-            || !rec.io.has(
-                flags::PAUSED
-                    | flags::CLOSING
-                    | flags::READ_CLOSED
-                    | flags::READ_HELD
-                    | flags::CONNECTING,
-            )
-        {
-            want = want.with(Interest::READABLE);
+        if let Some((timer, at)) = settled.timer {
+            self.timers.schedule(at, TimerKey::Conn(token, timer));
         }
-        if queued > 0 || rec.io.has(flags::CONNECTING) {
-            want = want.with(Interest::WRITABLE);
-        }
-        let drained = if queued <= self.options.low_water {
-            rec.drain_waiter.take()
-        } else {
-            None
-        };
-        if want != rec.interest {
+        if settled.interest != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
-            // A UDP socket stays level-triggered: one recvmmsg takes at most
-            // a batch, and what is left must be reported again.
-            let trigger = if rec.io.datagram.is_some() {
-                Trigger::Level
-            } else {
-                CONN_TRIGGER
-            };
-            if let Err(e) = self.selector.reregister(fd, token.raw(), want, trigger) {
-                rec.io.fail(Error::Io(e));
-                self.close_conn(token);
-                return;
+            let armed = self
+                .selector
+                .reregister(fd, token.raw(), settled.interest, CONN_TRIGGER);
+            if let Err(e) = armed {
+                rec.io.state.fail(Error::Io(e));
+                return self.close_conn(token);
             }
-            rec.interest = want;
+            rec.interest = settled.interest;
         }
         if let Some(shared) = &rec.shared {
             shared.outbound.store(queued, Ordering::Release);
         }
-        if let Some(waiter) = drained {
-            self.resume_waiter(*waiter);
+        if settled.drained {
+            if let Some(waiter) = rec.drain_waiter.take() {
+                self.resume_waiter(*waiter);
+            }
         }
     }
 
@@ -577,7 +528,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         let _ = self.selector.deregister(rec.io.stream.as_raw_fd());
-        rec.io.flags |= flags::CLOSED;
+        rec.io.state.mark_closed();
         if let Some(shared) = &rec.shared {
             shared.closed.store(true, Ordering::Release);
         }
@@ -588,7 +539,7 @@ impl<H: Handler> EventLoop<H> {
             // A UDP socket is not a connection: no on_close, not counted.
             return;
         }
-        let err = rec.io.close_error.take();
+        let err = rec.io.state.take_error();
         if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
             let (_, reply) = self.dial_replies.swap_remove(i);
             let _ = reply.send(Err(dial_failure(err.as_ref())));
@@ -615,7 +566,7 @@ impl<H: Handler> EventLoop<H> {
     fn close_all(&mut self, err: impl Fn() -> Error) {
         for token in self.entries.tokens() {
             if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                rec.io.fail(err());
+                rec.io.state.fail(err());
                 self.close_conn(token);
             }
         }
@@ -707,16 +658,15 @@ impl<H: Handler> EventLoop<H> {
             loads.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let rec = ConnRecord::new(stream, peer, self.now, H::Context::default());
+        let state = ConnState::accepted(self.now);
+        let rec = ConnRecord::new(stream, peer, state, H::Context::default());
         self.entries.insert(Entry::Conn(rec));
-        if let Some(idle) = self.options.idle_timeout {
-            self.timers.schedule(self.now + idle, TimerKey::Idle(token));
-        }
+        self.schedule_idle(token);
         let outcome = self.call(token, 0, |h, c| h.on_open(c));
         if self.stopping {
             // Accepted just before the stop: greet, flush, close.
             if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                rec.io.flags |= flags::CLOSING;
+                rec.io.state.close();
             }
         }
         self.apply(token, outcome);
@@ -780,8 +730,8 @@ impl<H: Handler> EventLoop<H> {
             }
             Command::Wake(token) => {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                    if !rec.io.has(flags::WOKEN) {
-                        rec.io.flags |= flags::WOKEN;
+                    if !rec.woken {
+                        rec.woken = true;
                         self.woken.push(token);
                     }
                 }
@@ -791,7 +741,16 @@ impl<H: Handler> EventLoop<H> {
                     if rec.io.datagram.is_some() {
                         return;
                     }
-                    rec.io.flags |= flags::CLOSING;
+                    rec.io.state.close();
+                    self.settle(token);
+                }
+            }
+            Command::ShutdownWrite(token) => {
+                if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+                    if rec.io.datagram.is_some() {
+                        return;
+                    }
+                    rec.io.state.shutdown_write();
                     self.settle(token);
                 }
             }
@@ -802,7 +761,7 @@ impl<H: Handler> EventLoop<H> {
                 });
                 self.apply(token, outcome);
             }
-            Command::Connect(dial) => self.start_dial(dial),
+            Command::Connect(dial, ctx) => self.start_dial(dial, ctx()),
             Command::AdoptDatagram(socket, reply) => {
                 let _ = reply.send(self.adopt_datagram(socket));
             }
@@ -823,7 +782,7 @@ impl<H: Handler> EventLoop<H> {
 
     fn resume_reading(&mut self, token: Token) {
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-            rec.io.flags &= !flags::READ_HELD;
+            rec.io.state.hold_reading(false);
             self.settle(token);
         }
     }
@@ -848,9 +807,9 @@ impl<H: Handler> EventLoop<H> {
         }
         // Dials made by callbacks of these dials wait for the next turn.
         let dials = std::mem::take(&mut self.dials);
-        for dial in dials {
+        for (dial, ctx) in dials {
             self.engine.inner.loads[self.index].fetch_add(1, Ordering::Relaxed);
-            self.start_dial(dial);
+            self.start_dial(dial, ctx);
         }
     }
 
@@ -899,12 +858,11 @@ impl<H: Handler> EventLoop<H> {
     /// Issues a non-blocking connect and waits for writability; the outcome
     /// is `on_open`, or `on_close` with the error. The connection is
     /// already counted in this loop's load.
-    fn start_dial(&mut self, dial: Dial<H::Context>) {
+    fn start_dial(&mut self, dial: Dial<H::Context>, ctx: H::Context) {
         let Dial {
             socket,
             addr,
             timeout,
-            ctx,
             reply,
         } = dial;
         let token = self.entries.next_token();
@@ -932,17 +890,17 @@ impl<H: Handler> EventLoop<H> {
                 )
                 .map_err(Error::Io)
         });
-        let mut rec = ConnRecord::new(socket, addr, self.now, ctx());
-        rec.io.flags |= flags::CONNECTING;
+        let state = ConnState::connecting(self.now);
+        let mut rec = ConnRecord::new(socket, addr, state, ctx);
         rec.interest = Interest::WRITABLE;
         let failed = registered.err();
         if let Some(e) = failed {
             // Not registered: nothing to deregister, but `close_conn`
             // reports the failure the same way as a late one.
             rec.interest = Interest::NONE;
-            rec.io.fail(e);
+            rec.io.state.fail(e);
         }
-        let failed = rec.io.is_failed();
+        let failed = rec.io.state.is_failed();
         self.entries.insert(Entry::Conn(rec));
         if let Some(reply) = reply {
             self.dial_replies.push((token, reply));
@@ -950,8 +908,8 @@ impl<H: Handler> EventLoop<H> {
         if failed {
             self.close_conn(token);
         } else if let Some(limit) = timeout {
-            self.timers
-                .schedule(self.now + limit, TimerKey::ConnectTimeout(token));
+            let timer = TimerKey::Conn(token, ConnTimer::Connect);
+            self.timers.schedule(self.now + limit, timer);
         }
     }
 
@@ -964,7 +922,7 @@ impl<H: Handler> EventLoop<H> {
         match rec.io.stream.take_error() {
             Ok(None) => {}
             Ok(Some(source)) | Err(source) => {
-                rec.io.fail(Error::Connect {
+                rec.io.state.fail(Error::Connect {
                     addr: rec.peer.clone(),
                     source,
                 });
@@ -972,13 +930,14 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
         }
-        rec.io.flags &= !flags::CONNECTING;
+        rec.io.state.connected(self.now);
         if let Err(e) = configure_stream(&rec.io.stream, &rec.peer, &self.options) {
             log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
         }
-        if let Some(idle) = self.options.idle_timeout {
-            self.timers.schedule(self.now + idle, TimerKey::Idle(token));
-        }
+        self.schedule_idle(token);
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
         // A waiting dialer gets the handle once on_open has run.
         let waiting = match self.dial_replies.iter().position(|(t, _)| *t == token) {
             Some(i) => {
@@ -1014,7 +973,7 @@ impl<H: Handler> EventLoop<H> {
         if let Some(shared) = &rec.shared {
             shared.in_flight.fetch_sub(len, Ordering::AcqRel);
         }
-        if rec.io.has(flags::CLOSING) {
+        if !rec.io.state.accepts_handle_writes() {
             return Err(Error::ConnClosed);
         }
         let outcome = write(&mut rec.io, &mut self.pool);
@@ -1028,8 +987,8 @@ impl<H: Handler> EventLoop<H> {
             let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
                 continue;
             };
-            rec.io.flags &= !flags::WOKEN;
-            if rec.io.has(flags::CLOSING) {
+            rec.woken = false;
+            if rec.io.state.is_closing() {
                 continue;
             }
             let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
@@ -1048,32 +1007,7 @@ impl<H: Handler> EventLoop<H> {
         while let Some(key) = self.timers.pop_due(self.now) {
             match key {
                 TimerKey::Tick => self.tick(),
-                TimerKey::Idle(token) => {
-                    let Some(idle) = self.options.idle_timeout else {
-                        continue;
-                    };
-                    let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-                        continue;
-                    };
-                    let quiet_until = rec.last_active + idle;
-                    if quiet_until <= self.now {
-                        rec.io.fail(Error::IdleTimeout);
-                        self.close_conn(token);
-                    } else {
-                        self.timers.schedule(quiet_until, TimerKey::Idle(token));
-                    }
-                }
-                TimerKey::CloseLinger(token) => {
-                    if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                        let unsent = rec.io.pending();
-                        // A drained connection whose peer never sent its FIN
-                        // lost nothing: everything went out.
-                        if unsent > 0 || !rec.io.has(flags::DRAINING) {
-                            rec.io.fail(Error::CloseTimeout(unsent));
-                        }
-                        self.close_conn(token);
-                    }
-                }
+                TimerKey::Conn(token, timer) => self.conn_timer(token, timer),
                 TimerKey::AcceptResume(token) => {
                     if let Some(Entry::Listener { listener, .. }) = self.entries.get_mut(token) {
                         let fd = listener.socket.as_raw_fd();
@@ -1087,24 +1021,41 @@ impl<H: Handler> EventLoop<H> {
                         }
                     }
                 }
-                TimerKey::ConnectTimeout(token) => {
-                    if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                        if rec.io.has(flags::CONNECTING) {
-                            rec.io.fail(Error::ConnectTimeout(rec.peer.clone()));
-                            self.close_conn(token);
-                        }
-                    }
-                }
                 TimerKey::ShutdownGrace => {
                     for token in self.entries.tokens() {
                         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
                             let unsent = rec.io.pending();
-                            rec.io.fail(Error::CloseTimeout(unsent));
+                            rec.io.state.fail(Error::CloseTimeout(unsent));
                             self.close_conn(token);
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Arms the idle timer of a new connection, if idle connections close.
+    fn schedule_idle(&mut self, token: Token) {
+        if let Some(idle) = self.options.idle_timeout {
+            let timer = TimerKey::Conn(token, ConnTimer::Idle);
+            self.timers.schedule(self.now + idle, timer);
+        }
+    }
+
+    /// A connection timer fired: its state machine decides.
+    fn conn_timer(&mut self, token: Token, timer: ConnTimer) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        let queued = rec.io.pending();
+        let verdict = rec
+            .io
+            .state
+            .on_timer(timer, queued, self.now, &self.limits, &rec.peer);
+        match verdict {
+            TimerVerdict::Nothing => {}
+            TimerVerdict::Reschedule(at) => self.timers.schedule(at, TimerKey::Conn(token, timer)),
+            TimerVerdict::Close => self.close_conn(token),
         }
     }
 
@@ -1139,10 +1090,10 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 Some(Entry::Conn(rec)) => {
-                    if rec.io.has(flags::CONNECTING) {
-                        rec.io.fail(Error::EngineStopped);
+                    if rec.io.state.is_connecting() {
+                        rec.io.state.fail(Error::EngineStopped);
                     }
-                    rec.io.flags |= flags::CLOSING;
+                    rec.io.state.close();
                     rec.io.flush_outbound(&mut self.pool);
                     self.settle(token);
                 }
@@ -1166,7 +1117,7 @@ impl<H: Handler> EventLoop<H> {
                 Command::Register(..) => {
                     self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                 }
-                Command::Connect(dial) => {
+                Command::Connect(dial, _) => {
                     self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                     if let Some(reply) = dial.reply {
                         let _ = reply.send(Err(Error::EngineStopped));
@@ -1202,9 +1153,9 @@ fn sockaddr_of(addr: &Addr) -> io::Result<socket2::SockAddr> {
 }
 
 /// Queues a connection to be read again next turn, at most once.
-fn read_again_later(unread: &mut Vec<Token>, io: &mut ConnIo, token: Token) {
-    if !io.has(flags::UNREAD) {
-        io.flags |= flags::UNREAD;
+fn read_again_later<C>(unread: &mut Vec<Token>, rec: &mut ConnRecord<C>, token: Token) {
+    if !rec.unread {
+        rec.unread = true;
         unread.push(token);
     }
 }

@@ -17,7 +17,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::codec::{decode_step, Codec, Decoded};
-use crate::conn::{flags, Conn};
+use crate::conn::Conn;
 use crate::{Action, Engine, Error, Handler, Result};
 
 /// A handler for framed connections; wrap it in [`Framed`] to run it.
@@ -79,6 +79,14 @@ pub trait FrameHandler: Send + Sync + 'static {
     fn on_open(&self, conn: &mut FrameConn<'_, Self>) -> Action {
         let _ = conn;
         Action::None
+    }
+
+    /// As [`Handler::on_eof`]: the peer finished sending (every complete
+    /// frame before its FIN was delivered). The default closes once the
+    /// replies are flushed; return [`Action::None`] to keep writing.
+    fn on_eof(&self, conn: &mut FrameConn<'_, Self>) -> Action {
+        let _ = conn;
+        Action::Close
     }
 
     /// As [`Handler::on_close`]; a decode failure arrives as [`Error::Codec`].
@@ -223,7 +231,7 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
         };
         let mut used = 0;
         let mut action = Action::None;
-        while action == Action::None && !self.rec.io.has(flags::CLOSING) {
+        while action == Action::None && !self.rec.io.state.is_closing() {
             let Some(codec) = self.rec.ctx.codec.as_mut() else {
                 break;
             };
@@ -239,7 +247,7 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
                 }
                 Ok(Decoded::Skip(n)) => used += n,
                 Ok(Decoded::Incomplete) => break,
-                Err(e) => self.rec.io.close_with_error(Error::Codec(e)),
+                Err(e) => self.rec.io.state.close_with_error(Error::Codec(e)),
             }
         }
         if leftover.is_empty() {
@@ -266,6 +274,10 @@ impl<H: FrameHandler> Handler for Framed<H> {
 
     fn on_traffic(&self, conn: &mut FrameConn<'_, H>) -> Action {
         conn.deliver_frames(|conn, frame| self.0.on_frame(conn, frame))
+    }
+
+    fn on_eof(&self, conn: &mut FrameConn<'_, H>) -> Action {
+        self.0.on_eof(conn)
     }
 
     fn on_close(&self, conn: &mut FrameConn<'_, H>, err: Option<&Error>) -> Action {
@@ -312,6 +324,9 @@ impl<H: FrameHandler> FrameHandler for std::sync::Arc<H> {
     }
     fn on_open(&self, conn: &mut FrameConn<'_, Self>) -> Action {
         (**self).on_open(conn)
+    }
+    fn on_eof(&self, conn: &mut FrameConn<'_, Self>) -> Action {
+        (**self).on_eof(conn)
     }
     fn on_close(&self, conn: &mut FrameConn<'_, Self>, err: Option<&Error>) -> Action {
         (**self).on_close(conn, err)

@@ -24,7 +24,7 @@ pub enum Action {
 /// state belongs in [`Handler::Context`], which never leaves its loop.
 ///
 /// # Threads and re-entrancy
-/// - `on_open`, `on_traffic` and `on_close` run on the loop that owns the
+/// - `on_open`, `on_traffic`, `on_eof` and `on_close` run on the loop that owns the
 ///   connection, one at a time per loop: a connection's callbacks never run
 ///   concurrently with each other.
 /// - `on_tick` runs on loop 0, between that loop's other callbacks (never
@@ -85,6 +85,30 @@ pub trait Handler: Send + Sync + 'static {
     /// returning (a codec's decode loop does), or call [`Conn::wake`].
     fn on_traffic(&self, conn: &mut Conn<'_, Self::Context>) -> Action;
 
+    /// The peer finished sending (its FIN was read; every byte before it
+    /// went to `on_traffic`). What the connection does next is the
+    /// handler's choice:
+    ///
+    /// - [`Action::Close`] (the default): close once what was written is
+    ///   flushed. Right for request/response protocols whose replies are
+    ///   all written by the time their requests are read (echo).
+    /// - [`Action::None`]: stay half-open and keep writing, from callbacks
+    ///   and [`ConnHandle`](crate::ConnHandle)s alike, while the peer still
+    ///   reads (Go's and tokio's default, netty's `ALLOW_HALF_CLOSURE`): for
+    ///   replies still being made by a worker pool, a task or the other
+    ///   side of a proxy. Close it later with [`Conn::close`], a handle's
+    ///   `close`, or [`Conn::shutdown_write`] (both directions done closes
+    ///   it). A half-open connection from which nothing reaches the kernel
+    ///   for a whole `Options::half_open_timeout` is closed with
+    ///   [`Error::HalfOpenTimeout`], so a peer that half-closes and stops
+    ///   reading cannot pin it.
+    ///
+    /// Runs on the connection's loop; `on_traffic` is not called again.
+    fn on_eof(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::Close
+    }
+
     /// The connection closed: `err` is `None` for an orderly close (either
     /// side) and the cause otherwise. Writes are refused from here on.
     fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action {
@@ -137,6 +161,9 @@ impl<H: Handler> Handler for std::sync::Arc<H> {
     }
     fn on_traffic(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
         (**self).on_traffic(conn)
+    }
+    fn on_eof(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        (**self).on_eof(conn)
     }
     fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action {
         (**self).on_close(conn, err)

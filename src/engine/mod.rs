@@ -49,6 +49,7 @@ pub struct Options {
     pub(crate) max_inbound: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
+    pub(crate) half_open_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
@@ -106,6 +107,7 @@ impl Default for Options {
             max_inbound: 16 * 1024 * 1024,
             idle_timeout: None,
             close_timeout: Duration::from_secs(10),
+            half_open_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             tcp_nodelay: true,
             tcp_keepalive: None,
@@ -203,6 +205,15 @@ impl Options {
     setter!(
         /// How long a closing connection may take to flush before it is dropped.
         close_timeout: Duration
+    );
+    setter!(
+        /// How long a half-open connection (the peer sent its FIN and
+        /// `Handler::on_eof` kept it open) may go without handing a byte to
+        /// the kernel before it is closed with [`Error::HalfOpenTimeout`]:
+        /// it bounds a peer that half-closes and then stops reading. Checked
+        /// once per period, so such a connection closes between one and two
+        /// periods after its last progress. Default 30 s.
+        half_open_timeout: Duration
     );
     setter!(
         /// How long [`Engine::stop`] waits for outbound data to flush.
@@ -333,6 +344,17 @@ impl Options {
         connect_timeout: Option<Duration>
     );
 
+    /// What a connection's state machine applies.
+    pub(crate) fn conn_limits(&self) -> crate::conn::Limits {
+        crate::conn::Limits {
+            high_water: self.high_water,
+            low_water: self.low_water,
+            close_timeout: self.close_timeout,
+            half_open_timeout: self.half_open_timeout,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::InvalidOption(what.to_string()));
         if self.loops > 4096 {
@@ -352,6 +374,9 @@ impl Options {
         }
         if self.idle_timeout == Some(Duration::ZERO) {
             return bad("idle_timeout must be positive (None disables it)");
+        }
+        if self.half_open_timeout.is_zero() {
+            return bad("half_open_timeout must be positive");
         }
         if matches!(self.backlog, Some(b) if b <= 0) {
             return bad("backlog must be positive");

@@ -3,8 +3,10 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 
 use super::{panic_message, Entry, EventLoop};
+use crate::sys::{Interest, Trigger};
 use crate::token::Token;
 use crate::{Action, Addr, Handler};
 
@@ -56,7 +58,6 @@ impl<H: Handler> EventLoop<H> {
         d.sender = from;
         d.truncated_from = got.truncated_from;
         rec.peer = Addr::Inet(from);
-        rec.last_active = self.now;
         let start = i * slot;
         let outcome = self.call_with(token, start..start + got.len, |h, c| h.on_traffic(c));
         self.datagram_outcome(token, outcome);
@@ -75,6 +76,40 @@ impl<H: Handler> EventLoop<H> {
                 panic_message(&panic)
             ),
             _ => {}
+        }
+    }
+
+    /// Sends the replies the callbacks queued (they leave together), and
+    /// watches the socket for writability only while some wait. It stays
+    /// level-triggered: one `recvmmsg` takes at most a batch, and what is
+    /// left must be reported again. Reading pauses while more than the
+    /// high-water mark waits to be sent.
+    pub(super) fn settle_datagram(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        rec.io.flush_outbound(&mut self.pool);
+        let queued = rec.io.pending();
+        let mut want = Interest::NONE;
+        if queued <= self.options.high_water {
+            want = want.with(Interest::READABLE);
+        }
+        if queued > 0 {
+            want = want.with(Interest::WRITABLE);
+        }
+        if want != rec.interest {
+            let fd = rec.io.stream.as_raw_fd();
+            if let Err(e) = self
+                .selector
+                .reregister(fd, token.raw(), want, Trigger::Level)
+            {
+                log::error!("netloom: UDP socket {token:?} can no longer be watched: {e}");
+                return self.close_conn(token);
+            }
+            rec.interest = want;
+        }
+        if let Some(shared) = &rec.shared {
+            shared.outbound.store(queued, Ordering::Release);
         }
     }
 }

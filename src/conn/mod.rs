@@ -1,6 +1,8 @@
 //! A connection: its record in the loop, the view handed to callbacks, and
 //! the thread-safe handle.
 
+mod state;
+
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -15,6 +17,7 @@ use crate::datagram::DatagramIo;
 use crate::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
+pub(crate) use state::{ConnState, ConnTimer, Effect, Limits, ReadMode, TimerVerdict};
 
 /// A task that runs on a connection's loop with access to the connection.
 pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;
@@ -24,17 +27,21 @@ pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
 /// Where a waiting dialer gets the outcome of its connect.
 pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
 
-/// An outbound connection for a loop to open.
+/// An outbound connection for a loop to open. Its context travels beside
+/// it: as a value for a dial made on the loop itself (`Conn::dial`, so the
+/// context need not be `Send`), boxed in a [`SentContext`] across threads.
 pub(crate) struct Dial<C> {
     /// A fresh non-blocking socket; the loop connects it.
     pub(crate) socket: Socket,
     pub(crate) addr: Addr,
     pub(crate) timeout: Option<Duration>,
-    /// Makes the context on the loop, so the context need not be `Send`
-    /// when the dial does not cross threads.
-    pub(crate) ctx: Box<dyn FnOnce() -> C + Send>,
     pub(crate) reply: Option<DialReply<C>>,
 }
+
+/// A dial's context sent to a loop from another thread (a `Client`, whose
+/// contexts are `Send`): boxed so that [`Command`] stays `Send` whatever
+/// the context type.
+pub(crate) type SentContext<C> = Box<dyn FnOnce() -> C + Send>;
 
 /// A connection whose reading is paused until another one drains: resumed
 /// through its loop's inbox.
@@ -66,9 +73,10 @@ pub(crate) enum Command<C> {
     },
     Wake(Token),
     Close(Token),
+    ShutdownWrite(Token),
     Execute(Token, ConnTask<C>),
     /// Open an outbound connection on this loop.
-    Connect(Dial<C>),
+    Connect(Dial<C>, SentContext<C>),
     /// Serve an existing UDP socket on this loop; the reply gets its handle.
     AdoptDatagram(Socket, DialReply<C>),
     ResumeReading(Token),
@@ -79,50 +87,17 @@ pub(crate) enum Command<C> {
     },
 }
 
-/// Per-connection state bits (`ConnRecord::flags`):
-///
-/// | bit | name          | set when                                          |
-/// |-----|---------------|---------------------------------------------------|
-/// | 0   | CLOSING       | close requested: stop reading, flush, then close  |
-/// | 1   | READ_CLOSED   | the peer's FIN was read                           |
-/// | 2   | PAUSED        | outbound above the high-water mark                |
-/// | 3   | SHUT_WR_WANT  | `shutdown_write` asked, waits for the flush       |
-/// | 4   | SHUT_WR_DONE  | our FIN was sent                                  |
-/// | 5   | CLOSED        | removed from the loop (only seen in `on_close`)   |
-/// | 6   | WOKEN         | queued for an extra `on_traffic` this turn        |
-/// | 7   | LINGER_ARMED  | the close-timeout timer is scheduled              |
-/// | 8   | ERROR_DEFERRED| `close_error` is reported after the flush         |
-/// | 9   | CONNECTING    | outbound connect in progress (waits for writable) |
-/// | 10  | READ_HELD     | the handler paused reading (`pause_reading`)      |
-/// | 11  | MANUAL_PACING | outbound above high water does not pause reading  |
-/// | 12  | PEER_FIN      | epoll reported the peer's FIN: read until EOF     |
-/// | 13  | DRAINING      | closing: our FIN sent, discarding input until EOF |
-/// | 14  | UNREAD        | queued to be read again next turn (edge trigger)  |
-pub(crate) mod flags {
-    pub(crate) const CLOSING: u16 = 1 << 0;
-    pub(crate) const READ_CLOSED: u16 = 1 << 1;
-    pub(crate) const PAUSED: u16 = 1 << 2;
-    pub(crate) const SHUT_WR_WANT: u16 = 1 << 3;
-    pub(crate) const SHUT_WR_DONE: u16 = 1 << 4;
-    pub(crate) const CLOSED: u16 = 1 << 5;
-    pub(crate) const WOKEN: u16 = 1 << 6;
-    pub(crate) const LINGER_ARMED: u16 = 1 << 7;
-    pub(crate) const ERROR_DEFERRED: u16 = 1 << 8;
-    pub(crate) const CONNECTING: u16 = 1 << 9;
-    pub(crate) const READ_HELD: u16 = 1 << 10;
-    pub(crate) const MANUAL_PACING: u16 = 1 << 11;
-    pub(crate) const PEER_FIN: u16 = 1 << 12;
-    pub(crate) const DRAINING: u16 = 1 << 13;
-    pub(crate) const UNREAD: u16 = 1 << 14;
-}
-
 /// What a loop keeps per connection (Go's `pollDesc` plus gnet's `conn`).
 pub(crate) struct ConnRecord<C> {
     pub(crate) io: ConnIo,
     pub(crate) peer: Addr,
     pub(crate) inbound: InboundBuffer,
+    /// The readiness the poller watches the socket for.
     pub(crate) interest: Interest,
-    pub(crate) last_active: Instant,
+    /// Queued for an extra `on_traffic` this turn (`wake`).
+    pub(crate) woken: bool,
+    /// Queued to be read again next turn (edge trigger, see the loop).
+    pub(crate) unread: bool,
     /// Allocated only when a handle is first asked for.
     pub(crate) shared: Option<Arc<ConnShared>>,
     /// A connection to resume once this one's outbound bytes drain.
@@ -131,19 +106,20 @@ pub(crate) struct ConnRecord<C> {
 }
 
 impl<C> ConnRecord<C> {
-    pub(crate) fn new(stream: Socket, peer: Addr, now: Instant, ctx: C) -> Self {
+    /// The record of a stream connection in `state`'s phase.
+    pub(crate) fn new(stream: Socket, peer: Addr, state: ConnState, ctx: C) -> Self {
         ConnRecord {
             io: ConnIo {
                 stream,
                 outbound: OutboundQueue::default(),
-                flags: 0,
-                close_error: None,
+                state,
                 datagram: None,
             },
             peer,
             inbound: InboundBuffer::default(),
             interest: Interest::READABLE,
-            last_active: now,
+            woken: false,
+            unread: false,
             shared: None,
             drain_waiter: None,
             ctx,
@@ -157,7 +133,8 @@ impl<C> ConnRecord<C> {
             .ok()
             .and_then(|a| a.as_socket())
             .is_some_and(|a| a.is_ipv6());
-        let mut rec = ConnRecord::new(socket, Addr::Inet(([0, 0, 0, 0], 0).into()), now, ctx);
+        let unspecified = Addr::Inet(([0, 0, 0, 0], 0).into());
+        let mut rec = ConnRecord::new(socket, unspecified, ConnState::accepted(now), ctx);
         rec.io.datagram = Some(Box::new(DatagramIo::new(batch, ipv6)));
         rec
     }
@@ -186,46 +163,14 @@ impl<C> ConnRecord<C> {
 pub(crate) struct ConnIo {
     pub(crate) stream: Socket,
     pub(crate) outbound: OutboundQueue,
-    pub(crate) flags: u16,
-    /// The error to report when the connection is finally closed.
-    pub(crate) close_error: Option<Error>,
+    /// The lifecycle: what may be read and written, and when it closes.
+    pub(crate) state: ConnState,
     /// UDP sockets only: the datagram being handled and the send queue
     /// (`outbound` stays empty). Boxed: streams pay one pointer for it.
     pub(crate) datagram: Option<Box<DatagramIo>>,
 }
 
 impl ConnIo {
-    pub(crate) fn has(&self, flag: u16) -> bool {
-        self.flags & flag != 0
-    }
-
-    /// Records a fatal error: the connection closes when the callback returns.
-    pub(crate) fn fail(&mut self, err: Error) {
-        if self.close_error.is_none() {
-            self.close_error = Some(err);
-        }
-        self.flags |= flags::CLOSING;
-        // Nothing more will reach the peer.
-        self.flags |= flags::READ_CLOSED;
-        self.flags &= !flags::ERROR_DEFERRED;
-    }
-
-    /// Stops reading and closes once what was written is flushed (within the
-    /// close timeout), then reports `err` to `on_close`: for a peer whose
-    /// input is bad but who may still read the replies to its earlier input.
-    pub(crate) fn close_with_error(&mut self, err: Error) {
-        if self.close_error.is_none() {
-            self.close_error = Some(err);
-            self.flags |= flags::ERROR_DEFERRED;
-        }
-        self.flags |= flags::CLOSING | flags::READ_CLOSED;
-    }
-
-    /// A fatal error: the connection closes without flushing.
-    pub(crate) fn is_failed(&self) -> bool {
-        self.close_error.is_some() && !self.has(flags::ERROR_DEFERRED)
-    }
-
     /// Bytes written and not yet taken by the kernel.
     pub(crate) fn pending(&self) -> usize {
         match &self.datagram {
@@ -236,7 +181,7 @@ impl ConnIo {
 
     /// Queues one datagram (UDP sockets only).
     pub(crate) fn send_to(&mut self, to: SocketAddr, data: &[&[u8]]) -> Result<()> {
-        if self.has(flags::CLOSED) || self.has(flags::CLOSING) {
+        if self.state.is_closing() {
             return Err(Error::ConnClosed);
         }
         match &mut self.datagram {
@@ -252,12 +197,12 @@ impl ConnIo {
             let to = d.sender;
             return self.send_to(to, data);
         }
-        if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
+        if !self.state.accepts_writes() {
             return Err(Error::ConnClosed);
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
-        if self.outbound.is_empty() && total > 0 && !self.has(flags::CONNECTING) {
+        if self.outbound.is_empty() && total > 0 && !self.state.is_connecting() {
             let slices: Vec<IoSlice<'_>>;
             let result = if data.len() == 1 {
                 (&self.stream).write(data[0])
@@ -266,11 +211,14 @@ impl ConnIo {
                 (&self.stream).write_vectored(&slices)
             };
             match result {
-                Ok(n) => written = n,
+                Ok(n) => {
+                    written = n;
+                    self.state.note_sent(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.fail(Error::Io(e));
+                    self.state.fail(Error::Io(e));
                     return Err(Error::ConnClosed);
                 }
             }
@@ -288,7 +236,7 @@ impl ConnIo {
 
     /// Queues an owned buffer (from a handle) behind what is already queued.
     pub(crate) fn write_owned(&mut self, data: Vec<u8>, pool: &mut BufferPool) -> Result<()> {
-        if self.has(flags::CLOSED) || self.is_failed() || self.has(flags::SHUT_WR_WANT) {
+        if !self.state.accepts_writes() {
             return Err(Error::ConnClosed);
         }
         if self.outbound.is_empty() || self.datagram.is_some() {
@@ -308,11 +256,14 @@ impl ConnIo {
         while !self.outbound.is_empty() {
             match self.outbound.write_to(&mut &self.stream, pool) {
                 Ok(0) => break,
-                Ok(_) => progressed = true,
+                Ok(n) => {
+                    progressed = true;
+                    self.state.note_sent(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.fail(Error::Io(e));
+                    self.state.fail(Error::Io(e));
                     break;
                 }
             }
@@ -336,7 +287,7 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) woken: &'a mut Vec<Token>,
     pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
     /// Outbound connections asked for by callbacks, opened after they return.
-    pub(crate) dials: &'a mut Vec<Dial<C>>,
+    pub(crate) dials: &'a mut Vec<(Dial<C>, C)>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
 }
@@ -430,7 +381,7 @@ impl<'a, C> Conn<'a, C> {
         }
         let unconsumed = self.rec.inbound.len();
         if unconsumed > self.env.max_inbound {
-            self.rec.io.fail(Error::InboundOverflow {
+            self.rec.io.state.fail(Error::InboundOverflow {
                 len: unconsumed,
                 max: self.env.max_inbound,
             });
@@ -582,7 +533,7 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn flush(&mut self) -> Result<()> {
         self.rec.io.flush_outbound(self.env.pool);
-        if self.rec.io.is_failed() {
+        if self.rec.io.state.is_failed() {
             return Err(Error::ConnClosed);
         }
         Ok(())
@@ -599,7 +550,7 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn close(&mut self) {
         if self.rec.io.datagram.is_none() {
-            self.rec.io.flags |= flags::CLOSING;
+            self.rec.io.state.close();
         }
     }
 
@@ -613,8 +564,20 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn shutdown_write(&mut self) {
         if self.rec.io.datagram.is_none() {
-            self.rec.io.flags |= flags::SHUT_WR_WANT;
+            self.rec.io.state.shutdown_write();
         }
+    }
+
+    /// Whether the peer has finished sending: its FIN was read (see
+    /// [`Handler::on_eof`](crate::Handler::on_eof)). Writing may go on.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// if conn.is_read_closed() { /* no more requests will come */ }
+    /// # }
+    /// ```
+    pub fn is_read_closed(&self) -> bool {
+        self.rec.io.state.is_read_closed()
     }
 
     /// Queues one datagram to `to` (UDP only); it leaves with the next
@@ -668,8 +631,8 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn wake(&mut self) {
-        if !self.rec.io.has(flags::WOKEN) {
-            self.rec.io.flags |= flags::WOKEN;
+        if !self.rec.woken {
+            self.rec.woken = true;
             self.env.woken.push(self.token);
         }
     }
@@ -830,18 +793,15 @@ impl<'a, C> Conn<'a, C> {
     ///     conn.dial(backend, Some(Duration::from_secs(3)), frontend)
     /// }
     /// ```
-    pub fn dial(&mut self, addr: impl Into<Addr>, timeout: Option<Duration>, ctx: C) -> Result<()>
-    where
-        C: Send + 'static,
-    {
+    pub fn dial(&mut self, addr: impl Into<Addr>, timeout: Option<Duration>, ctx: C) -> Result<()> {
         let addr = addr.into();
-        self.env.dials.push(Dial {
+        let dial = Dial {
             socket: crate::sys::socket::stream_socket(&addr)?,
             addr,
             timeout,
-            ctx: Box::new(move || ctx),
             reply: None,
-        });
+        };
+        self.env.dials.push((dial, ctx));
         Ok(())
     }
 
@@ -856,7 +816,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn pause_reading(&mut self) {
-        self.rec.io.flags |= flags::READ_HELD;
+        self.rec.io.state.hold_reading(true);
     }
 
     /// Whether reading pauses by itself while this connection's own
@@ -873,11 +833,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn set_auto_pause(&mut self, on: bool) {
-        if on {
-            self.rec.io.flags &= !flags::MANUAL_PACING;
-        } else {
-            self.rec.io.flags |= flags::MANUAL_PACING;
-        }
+        self.rec.io.state.set_manual_pacing(!on);
     }
 
     /// Undoes [`Conn::pause_reading`].
@@ -888,7 +844,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn resume_reading(&mut self) {
-        self.rec.io.flags &= !flags::READ_HELD;
+        self.rec.io.state.hold_reading(false);
     }
 
     /// Pauses reading from this connection until `peer` (on any loop) has
@@ -1256,6 +1212,23 @@ impl<C: 'static> ConnHandle<C> {
     /// ```
     pub fn close(&self) -> Result<()> {
         self.send(Lane::Urgent, Command::Close(self.token))
+    }
+
+    /// Sends FIN once everything written before (through this handle and
+    /// on the loop) is flushed, and keeps reading: [`Conn::shutdown_write`]
+    /// from any thread. A proxy forwards the FIN of one side to the other
+    /// this way. Does nothing on UDP sockets.
+    ///
+    /// # Errors
+    /// [`Error::ConnClosed`] or [`Error::EngineStopped`].
+    ///
+    /// ```
+    /// # fn f(h: &netloom::ConnHandle<()>) -> netloom::Result<()> {
+    /// h.shutdown_write()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_write(&self) -> Result<()> {
+        self.send(Lane::Urgent, Command::ShutdownWrite(self.token))
     }
 
     /// Undoes [`Conn::pause_reading`] from any thread.

@@ -79,6 +79,8 @@ struct SlotState {
     held: Vec<u8>,
     /// Reading was paused because `held` grew too long.
     reading_paused: bool,
+    /// The client has finished sending: close once this job has answered.
+    close_when_answered: bool,
 }
 
 impl ReplySlot {
@@ -121,6 +123,10 @@ impl Answer {
         let written = self.handle.async_write(out);
         if state.reading_paused {
             let _ = self.handle.resume_reading();
+        }
+        if state.close_when_answered {
+            // Behind the reply: the close flushes it first.
+            let _ = self.handle.close();
         }
         drop(state);
         match written {
@@ -299,6 +305,22 @@ impl FrameHandler for PoolServer {
                 self.reply_in_order(conn, &reply)
             }
         }
+    }
+
+    /// The client has sent everything (`printf ... | nc -q1`): stay
+    /// half-open until the newest job has answered (the jobs run in order,
+    /// so every older one has too), then close.
+    fn on_eof(&self, conn: &mut FrameConn<'_, Self>) -> Action {
+        let Some(slot) = conn.context().newest_job.clone() else {
+            return Action::Close;
+        };
+        let mut state = slot.lock();
+        if state.answered {
+            // A reply still on its way from a handle is flushed first.
+            return Action::Close;
+        }
+        state.close_when_answered = true;
+        Action::None
     }
 
     fn on_close(&self, conn: &mut FrameConn<'_, Self>, err: Option<&Error>) -> Action {

@@ -8,11 +8,14 @@
 //! the other side until it drains, so TCP flow control slows the sender
 //! down instead of the proxy's memory growing.
 //!
-//! When either side closes, the other is closed after its pending bytes are
-//! flushed. A backend that cannot be reached closes the client connection.
-//! A half-close is not propagated: a client that shuts down its write side
-//! closes the pair once what it sent is forwarded, so it does not wait for
-//! the backend's answer to its last bytes.
+//! A half-close is forwarded, as HAProxy and socat do: when one side sends
+//! its FIN (`on_eof`), the other side's write half is shut once what was
+//! forwarded to it is flushed (`ConnHandle::shutdown_write`), and the pair
+//! stays open the other way, so a client that sends its request and shuts
+//! down its write side still gets the whole answer. Each side closes once
+//! both of its directions are done; when either side closes for another
+//! reason, the other is closed after its pending bytes are flushed. A
+//! backend that cannot be reached closes the client connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -101,6 +104,14 @@ impl Handler for Proxy {
 
     fn on_traffic(&self, conn: &mut Conn<'_, Side>) -> Action {
         self.forward(conn)
+    }
+
+    fn on_eof(&self, conn: &mut Conn<'_, Side>) -> Action {
+        // Forwarded behind the bytes already sent to the other side.
+        match &conn.context().peer {
+            Some(peer) if peer.shutdown_write().is_ok() => Action::None,
+            _ => Action::Close,
+        }
     }
 
     fn on_close(&self, conn: &mut Conn<'_, Side>, err: Option<&Error>) -> Action {

@@ -13,6 +13,11 @@
 //! task needs a thread, a lock or `Send`: they share the connection's
 //! last-activity cell through an `Rc`, because they never leave the loop.
 //!
+//! A client that sends its requests and then shuts down its write side
+//! (`nc -q1`, `printf ... | socat`) still gets every reply: `on_eof` keeps
+//! the connection half-open while `SLEEP` tasks are pending, and the last
+//! one to answer closes it.
+//!
 //! Try it:
 //!
 //! ```text
@@ -39,11 +44,21 @@ struct Server {
     idle: Duration,
 }
 
-/// Per connection: when it last sent a request, and its watchdog.
+/// Per connection: when it last sent a request, its watchdog, and its
+/// replies still to come.
 #[derive(Default)]
 struct Session {
     last_request: Rc<Cell<Option<Instant>>>,
     watchdog: Option<JoinHandle<()>>,
+    pending: Rc<Pending>,
+}
+
+/// The `SLEEP` replies a connection still owes, and whether the client
+/// has finished sending (then the last reply closes the connection).
+#[derive(Default)]
+struct Pending {
+    sleeps: Cell<usize>,
+    eof: Cell<bool>,
 }
 
 impl Handler for Server {
@@ -89,6 +104,16 @@ impl Handler for Server {
         }
     }
 
+    fn on_eof(&self, conn: &mut Conn<'_, Session>) -> Action {
+        let pending = &conn.context().pending;
+        if pending.sleeps.get() == 0 {
+            return Action::Close;
+        }
+        // Half-open until the last SLEEP task has answered.
+        pending.eof.set(true);
+        Action::None
+    }
+
     fn on_close(&self, conn: &mut Conn<'_, Session>, _: Option<&Error>) -> Action {
         if let Some(watchdog) = conn.context_mut().watchdog.take() {
             watchdog.abort();
@@ -107,9 +132,16 @@ impl Server {
                 // is over; other connections are served meanwhile. Replies
                 // to later requests may overtake it.
                 let handle = conn.handle();
+                let pending = conn.context().pending.clone();
+                pending.sleeps.set(pending.sleeps.get() + 1);
                 rt::spawn_local(async move {
                     rt::sleep(Duration::from_millis(ms)).await;
                     let _ = handle.async_write(format!("WOKE {ms}\n").into_bytes());
+                    pending.sleeps.set(pending.sleeps.get() - 1);
+                    if pending.sleeps.get() == 0 && pending.eof.get() {
+                        // After the reply: the close flushes it first.
+                        let _ = handle.close();
+                    }
                 });
                 Ok(())
             }

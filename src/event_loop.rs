@@ -484,10 +484,14 @@ impl<H: Handler> EventLoop<H> {
             return self.settle_datagram(token);
         }
         let queued = rec.io.pending();
+        let arriving = rec
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
         let settled = rec
             .io
             .state
-            .settle(queued, self.now, self.stopping, &self.limits);
+            .settle(queued, arriving, self.now, self.stopping, &self.limits);
         match settled.effect {
             Effect::None => {}
             Effect::Close => return self.close_conn(token),
@@ -710,7 +714,7 @@ impl<H: Handler> EventLoop<H> {
                 let len = data.iter().map(Vec::len).sum();
                 let outcome = self.write_from_handle(token, len, |io, pool| {
                     let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-                    io.write_slices(&slices, pool)
+                    io.send_slices(&slices, pool)
                 });
                 if let Some(done) = done {
                     done(outcome);

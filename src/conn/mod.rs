@@ -200,6 +200,12 @@ impl ConnIo {
         if !self.state.accepts_writes() {
             return Err(Error::ConnClosed);
         }
+        self.send_slices(data, pool)
+    }
+
+    /// Writes `data` to a stream now if nothing is queued, queueing what
+    /// the kernel does not take; the caller checked that writes are taken.
+    pub(crate) fn send_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
         if self.outbound.is_empty() && total > 0 && !self.state.is_connecting() {
@@ -235,12 +241,14 @@ impl ConnIo {
     }
 
     /// Queues an owned buffer (from a handle) behind what is already queued.
+    /// The caller checked that handle writes are taken.
     pub(crate) fn write_owned(&mut self, data: Vec<u8>, pool: &mut BufferPool) -> Result<()> {
-        if !self.state.accepts_writes() {
-            return Err(Error::ConnClosed);
+        if let Some(d) = &self.datagram {
+            let to = d.sender;
+            return self.send_to(to, &[&data]);
         }
-        if self.outbound.is_empty() || self.datagram.is_some() {
-            return self.write_slices(&[&data], pool);
+        if self.outbound.is_empty() {
+            return self.send_slices(&[&data], pool);
         }
         self.outbound.push_owned(data, pool);
         Ok(())

@@ -229,10 +229,14 @@ impl ConnState {
             && !self.is_failed()
     }
 
-    /// Whether a write arriving from a `ConnHandle` is taken: not once a
-    /// close was asked for.
+    /// Whether a write arriving from a `ConnHandle` is taken: until our FIN
+    /// is sent, also after a close or `shutdown_write` was asked for (the
+    /// handle may have written before it learned of that; the FIN waits for
+    /// such bytes, see [`ConnState::settle`]).
     pub(crate) fn accepts_handle_writes(&self) -> bool {
-        self.accepts_writes() && !self.is_closing()
+        matches!(self.phase, Phase::Connecting | Phase::Open | Phase::Closing)
+            && self.write != WriteSide::FinSent
+            && !self.is_failed()
     }
 
     /// A fatal error: the connection closes without flushing.
@@ -340,11 +344,15 @@ impl ConnState {
     }
 
     /// Brings the machine in line with `queued` outbound bytes at `now`.
-    /// Called after anything touched the connection. `stopping`: the engine
-    /// is stopping, so a close does not wait for the peer's FIN.
+    /// Called after anything touched the connection. `arriving`: bytes
+    /// handles wrote that are still on their way through the inbox; a FIN
+    /// or a close waits for them as for queued ones, so a reply a handle
+    /// wrote before the close is not lost. `stopping`: the engine is
+    /// stopping, so a close does not wait for the peer's FIN.
     pub(crate) fn settle(
         &mut self,
         queued: usize,
+        arriving: usize,
         now: Instant,
         stopping: bool,
         limits: &Limits,
@@ -364,8 +372,9 @@ impl ConnState {
         } else if queued <= limits.low_water {
             self.backpressured = false;
         }
+        let owed = queued + arriving;
         match self.phase {
-            Phase::Closing if queued == 0 => {
+            Phase::Closing if owed == 0 => {
                 if self.read == ReadSide::Eof || stopping {
                     settled.effect = Effect::Close;
                     return settled;
@@ -394,7 +403,7 @@ impl ConnState {
                 self.linger_armed = true;
                 settled.timer = Some((ConnTimer::Linger, now + limits.close_timeout));
             }
-            Phase::Open if queued == 0 && self.write != WriteSide::Open => {
+            Phase::Open if owed == 0 && self.write != WriteSide::Open => {
                 if self.read == ReadSide::Eof {
                     // Both directions are done; closing sends our FIN.
                     settled.effect = Effect::Close;
@@ -506,11 +515,11 @@ mod tests {
     fn open_connection_reads_and_watches_writable_only_with_a_backlog() {
         let now = t0();
         let mut s = ConnState::accepted(now);
-        let idle = s.settle(0, now, false, &LIMITS);
+        let idle = s.settle(0, 0, now, false, &LIMITS);
         assert_eq!(idle.effect, Effect::None);
         assert_eq!(idle.interest, Interest::READABLE);
         assert!(idle.drained);
-        let busy = s.settle(50, now, false, &LIMITS);
+        let busy = s.settle(50, 0, now, false, &LIMITS);
         assert_eq!(busy.interest, Interest::READABLE.with(Interest::WRITABLE));
         assert!(!busy.drained);
         assert_eq!(s.read_mode(), ReadMode::Deliver);
@@ -520,12 +529,12 @@ mod tests {
     fn backpressure_pauses_above_high_water_and_resumes_at_low_water() {
         let now = t0();
         let mut s = ConnState::accepted(now);
-        s.settle(101, now, false, &LIMITS);
+        s.settle(101, 0, now, false, &LIMITS);
         assert_eq!(s.read_mode(), ReadMode::Ignore);
         // Between the marks: stays paused (hysteresis).
-        let mid = s.settle(50, now, false, &LIMITS);
+        let mid = s.settle(50, 0, now, false, &LIMITS);
         assert_eq!(mid.interest, Interest::WRITABLE);
-        let low = s.settle(10, now, false, &LIMITS);
+        let low = s.settle(10, 0, now, false, &LIMITS);
         assert_eq!(low.interest, Interest::READABLE.with(Interest::WRITABLE));
         assert!(low.drained);
     }
@@ -535,7 +544,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.set_manual_pacing(true);
-        s.settle(1_000, now, false, &LIMITS);
+        s.settle(1_000, 0, now, false, &LIMITS);
         assert_eq!(s.read_mode(), ReadMode::Deliver);
     }
 
@@ -544,10 +553,10 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.hold_reading(true);
-        assert_eq!(s.settle(0, now, false, &LIMITS).interest, Interest::NONE);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).interest, Interest::NONE);
         s.hold_reading(false);
         assert_eq!(
-            s.settle(0, now, false, &LIMITS).interest,
+            s.settle(0, 0, now, false, &LIMITS).interest,
             Interest::READABLE
         );
     }
@@ -559,13 +568,13 @@ mod tests {
         assert!(s.accepts_writes());
         assert_eq!(s.read_mode(), ReadMode::Ignore);
         assert_eq!(
-            s.settle(0, now, false, &LIMITS).interest,
+            s.settle(0, 0, now, false, &LIMITS).interest,
             Interest::WRITABLE
         );
         s.connected(now);
         assert_eq!(s.phase(), Phase::Open);
         assert_eq!(
-            s.settle(0, now, false, &LIMITS).interest,
+            s.settle(0, 0, now, false, &LIMITS).interest,
             Interest::READABLE
         );
     }
@@ -588,7 +597,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.close();
-        let step = s.settle(0, now, false, &LIMITS);
+        let step = s.settle(0, 0, now, false, &LIMITS);
         assert_eq!(step.effect, Effect::SendFin);
         assert_eq!(s.phase(), Phase::Draining);
         assert_eq!(step.timer, Some((ConnTimer::Linger, now + DRAIN_LIMIT)));
@@ -598,7 +607,7 @@ mod tests {
         assert!(!s.accepts_writes());
         // The peer's FIN ends the drain: an orderly close.
         assert!(!s.read_eof());
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
         assert!(s.take_error().is_none());
     }
 
@@ -607,7 +616,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.close();
-        s.settle(0, now, false, &LIMITS);
+        s.settle(0, 0, now, false, &LIMITS);
         let v = s.on_timer(ConnTimer::Linger, 0, now + DRAIN_LIMIT, &LIMITS, &peer());
         assert_eq!(v, TimerVerdict::Close);
         assert!(s.take_error().is_none());
@@ -622,7 +631,7 @@ mod tests {
         };
         let mut s = ConnState::accepted(now);
         s.close();
-        let step = s.settle(0, now, false, &limits);
+        let step = s.settle(0, 0, now, false, &limits);
         assert_eq!(
             step.timer,
             Some((ConnTimer::Linger, now + Duration::from_millis(300)))
@@ -634,12 +643,12 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.close();
-        let step = s.settle(500, now, false, &LIMITS);
+        let step = s.settle(500, 0, now, false, &LIMITS);
         assert_eq!(step.effect, Effect::None);
         assert_eq!(step.timer, Some((ConnTimer::Linger, now + secs(10))));
         assert_eq!(step.interest, Interest::WRITABLE);
         // Armed once only.
-        assert_eq!(s.settle(400, now + secs(1), false, &LIMITS).timer, None);
+        assert_eq!(s.settle(400, 0, now + secs(1), false, &LIMITS).timer, None);
         let v = s.on_timer(ConnTimer::Linger, 400, now + secs(10), &LIMITS, &peer());
         assert_eq!(v, TimerVerdict::Close);
         assert!(matches!(s.take_error(), Some(Error::CloseTimeout(400))));
@@ -651,8 +660,8 @@ mod tests {
         let mut s = ConnState::accepted(now);
         assert!(s.read_eof());
         s.close();
-        assert_eq!(s.settle(5, now, false, &LIMITS).effect, Effect::None);
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(5, 0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
     }
 
     #[test]
@@ -660,7 +669,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.close();
-        assert_eq!(s.settle(0, now, true, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(0, 0, now, true, &LIMITS).effect, Effect::Close);
     }
 
     #[test]
@@ -670,7 +679,10 @@ mod tests {
         s.fail(Error::IdleTimeout);
         assert!(s.is_failed());
         assert!(!s.accepts_writes());
-        assert_eq!(s.settle(1_000, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(
+            s.settle(1_000, 0, now, false, &LIMITS).effect,
+            Effect::Close
+        );
     }
 
     #[test]
@@ -680,11 +692,10 @@ mod tests {
         s.close_with_error(Error::ConnClosed);
         assert!(!s.is_failed());
         assert!(s.accepts_writes(), "replies to earlier input still go out");
-        assert!(!s.accepts_handle_writes());
-        assert_eq!(s.settle(10, now, false, &LIMITS).effect, Effect::None);
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::SendFin);
+        assert_eq!(s.settle(10, 0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::SendFin);
         s.read_eof();
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
         assert!(matches!(s.take_error(), Some(Error::ConnClosed)));
     }
 
@@ -712,12 +723,12 @@ mod tests {
         assert!(!s.read_eof());
         // The handler kept it open: writes go on, input is not watched.
         assert!(s.accepts_handle_writes());
-        let step = s.settle(0, now, false, &LIMITS);
+        let step = s.settle(0, 0, now, false, &LIMITS);
         assert_eq!(step.effect, Effect::None);
         assert_eq!(step.interest, Interest::NONE);
         assert_eq!(step.timer, Some((ConnTimer::HalfOpen, now + secs(30))));
         assert_eq!(
-            s.settle(20, now, false, &LIMITS).interest,
+            s.settle(20, 0, now, false, &LIMITS).interest,
             Interest::WRITABLE
         );
     }
@@ -727,10 +738,10 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.read_eof();
-        s.settle(0, now, false, &LIMITS);
+        s.settle(0, 0, now, false, &LIMITS);
         s.close();
-        assert_eq!(s.settle(3, now, false, &LIMITS).effect, Effect::None);
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(3, 0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
         assert!(s.take_error().is_none());
     }
 
@@ -740,24 +751,24 @@ mod tests {
         // Our FIN first, then the peer's.
         let mut s = ConnState::accepted(now);
         s.shutdown_write();
-        assert_eq!(s.settle(8, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(8, 0, now, false, &LIMITS).effect, Effect::None);
         assert!(!s.accepts_writes());
-        let fin = s.settle(0, now, false, &LIMITS);
+        let fin = s.settle(0, 0, now, false, &LIMITS);
         assert_eq!(fin.effect, Effect::SendFin);
         assert_eq!(
             fin.interest,
             Interest::READABLE,
             "keeps reading after our FIN"
         );
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::None);
         s.read_eof();
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
         // The peer's FIN first, then ours once the queue flushed.
         let mut s = ConnState::accepted(now);
         s.read_eof();
         s.shutdown_write();
-        assert_eq!(s.settle(8, now, false, &LIMITS).effect, Effect::None);
-        assert_eq!(s.settle(0, now, false, &LIMITS).effect, Effect::Close);
+        assert_eq!(s.settle(8, 0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
     }
 
     #[test]
@@ -765,7 +776,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.read_eof();
-        let step = s.settle(4_096, now, false, &LIMITS);
+        let step = s.settle(4_096, 0, now, false, &LIMITS);
         let (timer, at) = step.timer.unwrap();
         assert_eq!(timer, ConnTimer::HalfOpen);
         // The peer reads: the kernel took bytes in this period.
@@ -786,7 +797,7 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.read_eof();
-        s.settle(0, now, false, &LIMITS);
+        s.settle(0, 0, now, false, &LIMITS);
         s.close();
         let v = s.on_timer(ConnTimer::HalfOpen, 0, now + secs(30), &LIMITS, &peer());
         assert_eq!(v, TimerVerdict::Nothing);
@@ -833,25 +844,37 @@ mod tests {
         let now = t0();
         let mut s = ConnState::accepted(now);
         s.close();
-        s.settle(0, now, false, &LIMITS);
+        s.settle(0, 0, now, false, &LIMITS);
         assert!(s.fin_failed(std::io::Error::from(std::io::ErrorKind::BrokenPipe)));
         assert!(s.take_error().is_none());
 
         let mut s = ConnState::accepted(now);
         s.shutdown_write();
-        s.settle(0, now, false, &LIMITS);
+        s.settle(0, 0, now, false, &LIMITS);
         assert!(!s.fin_failed(std::io::Error::from(std::io::ErrorKind::NotConnected)));
         assert!(s.fin_failed(std::io::Error::from(std::io::ErrorKind::BrokenPipe)));
         assert!(matches!(s.take_error(), Some(Error::Io(_))));
     }
 
     #[test]
-    fn handle_writes_are_refused_once_a_close_is_asked() {
+    fn handle_writes_are_taken_until_our_fin_and_the_fin_waits_for_them() {
         let now = t0();
         let mut s = ConnState::accepted(now);
-        assert!(s.accepts_handle_writes());
         s.close();
-        assert!(s.accepts_writes());
+        assert!(s.accepts_handle_writes());
+        // A handle's 7 bytes are still in the inbox: no FIN yet.
+        let step = s.settle(0, 7, now, false, &LIMITS);
+        assert_eq!(step.effect, Effect::None);
+        assert_eq!(step.timer, Some((ConnTimer::Linger, now + secs(10))));
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::SendFin);
+        assert!(!s.accepts_handle_writes());
+
+        let mut s = ConnState::accepted(now);
+        s.shutdown_write();
+        assert!(!s.accepts_writes(), "the handler itself asked for the FIN");
+        assert!(s.accepts_handle_writes());
+        assert_eq!(s.settle(0, 3, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::SendFin);
         assert!(!s.accepts_handle_writes());
     }
 }

@@ -337,3 +337,22 @@ impl Drop for ExampleServer {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the real program `name` (installed by `.ci/install-tools`) is
+/// on the PATH. In CI a missing tool fails the test; elsewhere the test
+/// says it is skipped and passes.
+pub fn tool_installed(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed: .ci/install-tools installs it"
+        );
+        eprintln!("SKIPPED: {name} is not installed (run .ci/install-tools)");
+    }
+    found
+}

@@ -15,9 +15,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::conn::{Command, Dial};
-use crate::engine::{launch, ListenAddr};
+use crate::engine::launch;
 use crate::event_loop::Peers;
-use crate::inbox::Lane;
+use crate::listen::ListenAddr;
+use crate::reactor::inbox::Lane;
 use crate::sys::socket;
 use crate::{Addr, ConnHandle, Engine, Error, Handler, Options, Result};
 
@@ -284,7 +285,7 @@ impl<C: Send + 'static> Client<C> {
         let mut next = self.next_loop.fetch_add(1, Ordering::Relaxed);
         self.options
             .load_balancer
-            .pick(&mut next, addr, &self.engine.inner.loads)
+            .pick(&mut next, addr, &self.engine.group.loads)
     }
 
     /// Sends a new connection to loop `target`, counted in its load from now
@@ -293,7 +294,7 @@ impl<C: Send + 'static> Client<C> {
         if self.engine.is_stopping() {
             return Err(Error::EngineStopped);
         }
-        let loads = &self.engine.inner.loads;
+        let loads = &self.engine.group.loads;
         loads[target].fetch_add(1, Ordering::Relaxed);
         self.peers[target].send(Lane::Urgent, command).map_err(|_| {
             loads[target].fetch_sub(1, Ordering::Relaxed);

@@ -14,10 +14,23 @@ use socket2::Socket;
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::datagram::DatagramIo;
-use crate::inbox::{InboxSender, Lane};
+use crate::reactor::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
 pub(crate) use state::{ConnState, ConnTimer, Effect, Limits, ReadMode, TimerVerdict};
+
+/// What the engine should do after a callback returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Action {
+    /// Carry on.
+    #[default]
+    None,
+    /// Close this connection once everything written to it is flushed
+    /// (bounded by `Options::close_timeout`).
+    Close,
+    /// Stop the whole engine gracefully (see [`Engine::stop`]).
+    Shutdown,
+}
 
 /// A task that runs on a connection's loop with access to the connection.
 pub(crate) type ConnTask<C> = Box<dyn FnOnce(&mut Conn<'_, C>) + Send>;

@@ -5,12 +5,12 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use super::{panic_message, Entry, EventLoop};
+use super::{panic_message, Callbacks, Entry, EventLoop};
+use crate::reactor::token::Token;
 use crate::sys::{Interest, Trigger};
-use crate::token::Token;
-use crate::{Action, Addr, Handler};
+use crate::{Action, Addr};
 
-impl<H: Handler> EventLoop<H> {
+impl<H: Callbacks> EventLoop<H> {
     /// A UDP socket is ready: send what is queued, take one batch of
     /// datagrams and hand each to `on_traffic`, then send the replies.
     pub(super) fn datagram_ready(&mut self, token: Token, readable: bool, writable: bool) {
@@ -70,7 +70,7 @@ impl<H: Handler> EventLoop<H> {
         outcome: Option<std::thread::Result<Action>>,
     ) {
         match outcome {
-            Some(Ok(Action::Shutdown)) => self.engine.stop(),
+            Some(Ok(Action::Shutdown)) => self.handler.stop(),
             Some(Err(panic)) => log::error!(
                 "netloom: callback panicked on UDP socket {token:?}: {}",
                 panic_message(&panic)

@@ -51,10 +51,10 @@ use std::time::{Duration, Instant};
 
 use super::scheduled_io::{Direction, Fired, ScheduledIo};
 use super::RuntimeShared;
-use crate::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::reactor::timer::TimerHeap;
+use crate::reactor::token::{Slab, Token};
 use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
-use crate::timer::TimerHeap;
-use crate::token::{Slab, Token};
 
 /// Tasks polled per turn before the poller is consulted again.
 pub(crate) const POLLS_PER_TURN: usize = 256;
@@ -596,6 +596,8 @@ pub(crate) struct Core {
 /// A core's poller handle and inbox, before its thread starts.
 pub(crate) struct CoreSeed {
     pub(crate) shared: Arc<LoopShared>,
+    /// The eventfd the core's inbox wakes.
+    waker: Arc<EventFd>,
     selector: Selector,
     inbox: InboxReceiver<Remote>,
 }
@@ -622,13 +624,19 @@ impl CoreSeed {
         Ok(CoreSeed::with_waker(selector, waker))
     }
 
+    /// The eventfd that wakes the core.
+    pub(crate) fn waker(&self) -> Arc<EventFd> {
+        self.waker.clone()
+    }
+
     fn with_waker(selector: Selector, waker: Arc<EventFd>) -> CoreSeed {
-        let (tx, rx) = crate::inbox::inbox(waker);
+        let (tx, rx) = crate::reactor::inbox::inbox(waker.clone());
         CoreSeed {
             shared: Arc::new(LoopShared {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
                 inbox: tx,
             }),
+            waker,
             selector,
             inbox: rx,
         }
@@ -685,6 +693,12 @@ impl Core {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.get()
+    }
+
+    /// Whether the runtime whose tasks this core runs was told to stop
+    /// (`rt::Handle::stop`): a hosting loop stops its engine then.
+    pub(crate) fn runtime_is_stopping(&self) -> bool {
+        self.runtime.is_stopping()
     }
 
     /// Whether the running task may complete another I/O operation now.
@@ -973,6 +987,19 @@ impl Core {
     pub(crate) fn finish(&self) {
         self.drop_tasks();
         while self.inbox.drain(drop) {}
+    }
+
+    /// A loop of a [`Runtime`](super::Runtime), which has no engine: the
+    /// `block_on` driver's turns until the runtime has stopped and the
+    /// tasks are done or their grace period is over; what is left is dropped.
+    pub(crate) fn run_loop(self: Rc<Self>) -> io::Result<()> {
+        let _entered = enter(self.clone());
+        let mut events = Events::new();
+        while !self.is_done() {
+            self.turn(&mut events)?;
+        }
+        self.finish();
+        Ok(())
     }
 
     /// `block_on`: polls `root` on this thread, running local tasks and I/O

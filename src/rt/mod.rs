@@ -75,8 +75,9 @@ pub(crate) use executor::{enter, Core, CoreSeed};
 pub use executor::{AbortHandle, JoinError, JoinHandle, LoopMetrics};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
-use crate::inbox::Lane;
-use crate::{Action, Conn, Engine, Error, Handler, Result};
+use crate::reactor::group::LoopGroup;
+use crate::reactor::inbox::Lane;
+use crate::Result;
 use executor::{with_core, LoopShared, Remote};
 
 /// Runtime settings; build with [`Runtime::builder`].
@@ -166,23 +167,59 @@ impl Builder {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn build(self) -> Result<Runtime> {
-        if self.options.loops > 4096 {
-            return Err(Error::InvalidOption("loops must be at most 4096".into()));
+        let options = self.options;
+        options.validate()?;
+        let loops = match options.loops {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let seeds = (0..loops)
+            .map(|_| CoreSeed::standalone())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let cores = seeds.iter().map(|seed| seed.shared.clone()).collect();
+        let shared = Arc::new(RuntimeShared::new(cores, options.shutdown_grace));
+        let signals = if options.stop_on_signals {
+            Some(crate::sys::signal::block_stop_signals()?)
+        } else {
+            None
+        };
+        let group = Arc::new(LoopGroup::new(seeds.iter().map(CoreSeed::waker).collect()));
+        let (runtime, pin) = (shared.clone(), options.pin_loops);
+        group.spawn(
+            seeds.into_iter().enumerate().collect(),
+            move |(index, seed)| {
+                if pin {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    if let Err(e) = crate::sys::socket::pin_current_thread(index % cores) {
+                        log::warn!("netloom: runtime loop {index}: pinning failed: {e}");
+                    }
+                }
+                Ok(Rc::new(Core::new(seed, runtime.clone())).run_loop()?)
+            },
+        )?;
+        if let Some(fd) = signals {
+            shared.spawn_on(0, stop_on_signal(fd, Handle::from(shared.clone())));
         }
-        let (engine, _) = crate::engine::launch(&[], self.options, TasksOnly)?;
-        Ok(Runtime { engine })
+        Ok(Runtime { group, shared })
     }
 }
 
-/// The handler of a [`Runtime`]'s engine: it has no connections of its own.
-struct TasksOnly;
-
-impl Handler for TasksOnly {
-    type Context = ();
-
-    fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action {
-        Action::None
+/// Stops the runtime at the first SIGINT or SIGTERM, read from the
+/// signalfd `fd` by a task like any other descriptor.
+async fn stop_on_signal(fd: std::os::fd::OwnedFd, runtime: Handle) {
+    let source = scheduled_io::IoSource::new(fd);
+    let signal = scheduled_io::IoOp::new(
+        &source,
+        scheduled_io::Direction::Read,
+        scheduled_io::Waiter::shared(),
+        |fd: &std::os::fd::OwnedFd| crate::sys::signal::take_signal(fd),
+        |_: &()| false,
+    );
+    match signal.await {
+        Ok(()) => log::info!("netloom: stop signal received, shutting down"),
+        Err(e) => log::error!("netloom: watching stop signals failed: {e}"),
     }
+    runtime.stop();
 }
 
 /// What every loop of one runtime shares.
@@ -274,7 +311,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// # Ok::<(), netloom::Error>(())
 /// ```
 pub struct Runtime {
-    engine: Engine,
+    /// The loop threads.
+    group: Arc<LoopGroup>,
+    shared: Arc<RuntimeShared>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -304,11 +343,11 @@ impl Runtime {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        self.engine.runtime()
+        self.shared.clone().into()
     }
 
     fn shared(&self) -> &Arc<RuntimeShared> {
-        &self.engine.inner.runtime
+        &self.shared
     }
 
     /// Number of loop threads.
@@ -385,7 +424,7 @@ impl Runtime {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn stop(&self) {
-        self.engine.stop();
+        self.shared.stop();
     }
 
     /// Stops gracefully and waits for every loop thread: listeners fail
@@ -404,13 +443,13 @@ impl Runtime {
     }
 
     fn stop_and_join(&mut self) {
-        self.engine.stop();
+        self.shared.stop();
         // Dropped by one of its own tasks: the loops exit on their own.
         let on_own_loop = with_core(|core| Arc::ptr_eq(&core.runtime, self.shared()));
         if on_own_loop == Some(true) {
             return;
         }
-        if let Err(e) = self.engine.wait() {
+        if let Err(e) = self.group.wait() {
             log::error!("netloom: a runtime loop failed: {e}");
         }
     }

@@ -54,8 +54,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use super::executor::{with_core, Core, LoopShared, Remote, TimerKey};
-use crate::inbox::Lane;
-use crate::token::Token;
+use crate::reactor::inbox::Lane;
+use crate::reactor::token::Token;
 
 const READABLE: u8 = 1 << 0;
 const WRITABLE: u8 = 1 << 1;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::executor::{with_core, TimerKey};
-use crate::token::Token;
+use crate::reactor::token::Token;
 
 /// Completes after `duration`, measured on the current loop's timers.
 ///

@@ -6,11 +6,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use socket2::{Domain, Protocol, Socket, Type};
-
 use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
+use crate::{listen, Options};
 
 /// A TCP listener whose `accept` parks the task, not the thread.
 ///
@@ -175,17 +174,8 @@ impl AsRawFd for TcpListener {
 }
 
 fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if reuseport {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(socket::somaxconn())?;
+    let options = Options::default().reuseport(reuseport);
+    let socket = listen::bind_tcp(addr, false, &options).map_err(listen::io_error)?;
     Ok(TcpListener {
         source: IoSource::listener(socket.into()),
     })

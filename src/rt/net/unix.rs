@@ -9,9 +9,10 @@ use std::sync::Arc;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::listen::{self, SocketFile};
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
-use crate::{Addr, UnixAddr};
+use crate::{Addr, Options, UnixAddr};
 
 /// A Unix-domain stream listener.
 ///
@@ -23,6 +24,8 @@ use crate::{Addr, UnixAddr};
 /// ```
 pub struct UnixListener {
     source: IoSource<std::os::unix::net::UnixListener>,
+    /// Removes the socket file when the listener is dropped.
+    _file: Option<SocketFile>,
 }
 
 impl std::fmt::Debug for UnixListener {
@@ -44,10 +47,12 @@ impl UnixListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        let listener = std::os::unix::net::UnixListener::bind(path)?;
-        listener.set_nonblocking(true)?;
+        let name = UnixAddr::Path(path.as_ref().to_path_buf());
+        let bound = listen::bind_unix(&name, &Options::default()).map_err(listen::io_error)?;
+        let (socket, file) = bound.into_parts();
         Ok(UnixListener {
-            source: IoSource::listener(listener),
+            source: IoSource::listener(std::os::fd::OwnedFd::from(socket).into()),
+            _file: file,
         })
     }
 

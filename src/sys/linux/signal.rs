@@ -1,7 +1,17 @@
 //! Stop signals delivered through a signalfd instead of a handler.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Takes one pending signal from the signalfd `fd`; `WouldBlock` when none
+/// is pending.
+pub(crate) fn take_signal(fd: &OwnedFd) -> io::Result<()> {
+    let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
+                               // SAFETY: read(2) writes at most `info.len()` bytes into the live local
+                               // buffer; `fd` is an open descriptor borrowed for the call.
+    let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+    super::check_size(n).map(drop)
+}
 
 /// Blocks SIGINT and SIGTERM in the calling thread (threads it spawns later
 /// inherit the mask) and returns a non-blocking signalfd that reports them.

@@ -2,20 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Conn, Engine, Error};
-
-/// What the engine should do after a callback returns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Action {
-    /// Carry on.
-    #[default]
-    None,
-    /// Close this connection once everything written to it is flushed
-    /// (bounded by `Options::close_timeout`).
-    Close,
-    /// Stop the whole engine gracefully (see [`Engine::stop`]).
-    Shutdown,
-}
+use crate::{Action, Conn, Engine, Error};
 
 /// The event handler of an engine: gnet's `EventHandler`, with a typed
 /// per-connection context.

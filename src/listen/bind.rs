@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{unix_sockaddr, ListenAddr};
-use super::{sockopt, MulticastInterface, Options};
+use super::sockopt;
 use crate::sys::socket;
 use crate::{Addr, Error, Result, UnixAddr};
+use crate::{MulticastInterface, Options};
 
 /// A listening stream socket, owned by one loop.
 pub(crate) struct Listener {
@@ -23,6 +24,13 @@ pub(crate) struct Listener {
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
     _socket_file: Option<SocketFile>,
+}
+
+impl Listener {
+    /// The socket and the guard that removes its socket file when dropped.
+    pub(crate) fn into_parts(self) -> (Socket, Option<SocketFile>) {
+        (self.socket, self._socket_file)
+    }
 }
 
 /// Binds `addr` for a stream transport. Returns the listeners, one per loop
@@ -64,7 +72,7 @@ pub(crate) fn bind_stream(
     }
 }
 
-fn bind_tcp(at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> {
+pub(crate) fn bind_tcp(at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(at),
         Type::STREAM.nonblocking().cloexec(),
@@ -93,7 +101,7 @@ fn bind_error(addr: &str, err: io::Error) -> Error {
     }
 }
 
-fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> {
+pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> {
     let shown = name.to_string();
     let sockaddr = unix_sockaddr(name).map_err(|e| Error::InvalidAddress {
         addr: shown.clone(),
@@ -172,7 +180,7 @@ fn remove_stale_socket_file(path: &Path, sockaddr: &SockAddr) -> Result<()> {
 
 /// A socket file this process created; removed on drop unless something
 /// else has replaced it since.
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,

@@ -20,13 +20,16 @@ use crate::conn::{
     Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
     DrainWaiter, Effect, Limits, ReadMode, TimerVerdict,
 };
-use crate::engine::{configure_stream, Listener};
-use crate::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::listen::{Listener, StreamOptions};
+use crate::reactor::balancer::LoadBalancer;
+use crate::reactor::group::LoopGroup;
+use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
+use crate::reactor::timer::TimerHeap;
+use crate::reactor::token::{Slab, Token};
+use crate::rt::RuntimeShared;
 use crate::rt::{Core, CoreSeed};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
-use crate::timer::TimerHeap;
-use crate::token::{Slab, Token};
-use crate::{Action, Addr, Engine, Error, Handler, Options, Result};
+use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
 
@@ -79,13 +82,76 @@ enum TimerKey {
     ShutdownGrace,
 }
 
-pub(crate) struct EventLoop<H: Handler> {
+/// What a callback loop calls: a `Handler` bound to its engine by the
+/// front door (the loop knows connections, not engines), so `on_tick` and
+/// `on_shutdown` get their engine and `stop` stops it.
+pub(crate) trait Callbacks: Send + Sync + 'static {
+    /// Per-connection state, created with `Default` before `on_open`.
+    type Context: Default + 'static;
+    fn on_open(&self, conn: &mut Conn<'_, Self::Context>) -> Action;
+    fn on_traffic(&self, conn: &mut Conn<'_, Self::Context>) -> Action;
+    fn on_eof(&self, conn: &mut Conn<'_, Self::Context>) -> Action;
+    fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action;
+    /// Loop 0's ticker.
+    fn on_tick(&self) -> (Duration, Action);
+    /// The last loop is exiting.
+    fn on_shutdown(&self);
+    /// Stops every loop of the engine (`Action::Shutdown`, a signal, the
+    /// runtime stopping).
+    fn stop(&self);
+}
+
+/// The part of [`Options`] a callback loop reads.
+pub(crate) struct LoopConfig {
+    read_buffer_size: usize,
+    udp_batch: usize,
+    async_write_cap: usize,
+    max_inbound: usize,
+    high_water: usize,
+    low_water: usize,
+    idle_timeout: Option<Duration>,
+    shutdown_grace: Duration,
+    ticker: bool,
+    pin_loops: bool,
+    load_balancer: LoadBalancer,
+    /// What the state machine of every connection applies.
+    limits: Limits,
+    /// What every accepted or dialed connection is configured with.
+    stream: StreamOptions,
+}
+
+impl LoopConfig {
+    pub(crate) fn new(options: &Options) -> LoopConfig {
+        LoopConfig {
+            read_buffer_size: options.read_buffer_size,
+            udp_batch: options.udp_batch,
+            async_write_cap: options.async_write_cap,
+            max_inbound: options.max_inbound,
+            high_water: options.high_water,
+            low_water: options.low_water,
+            idle_timeout: options.idle_timeout,
+            shutdown_grace: options.shutdown_grace,
+            ticker: options.ticker,
+            pin_loops: options.pin_loops,
+            load_balancer: options.load_balancer,
+            limits: Limits {
+                high_water: options.high_water,
+                low_water: options.low_water,
+                close_timeout: options.close_timeout,
+                half_open_timeout: options.half_open_timeout,
+                idle_timeout: options.idle_timeout,
+            },
+            stream: StreamOptions::new(options),
+        }
+    }
+}
+
+pub(crate) struct EventLoop<H: Callbacks> {
     index: usize,
     handler: Arc<H>,
-    engine: Engine,
-    options: Arc<Options>,
-    /// What every connection's state machine applies.
-    limits: Limits,
+    /// The engine's loops: the stop flag and every loop's connection count.
+    group: Arc<LoopGroup>,
+    options: Arc<LoopConfig>,
     /// The loop's executor: async tasks and their descriptors (`rt`).
     core: Rc<Core>,
     selector: Selector,
@@ -130,26 +196,26 @@ macro_rules! conn_env {
     };
 }
 
-impl<H: Handler> EventLoop<H> {
+impl<H: Callbacks> EventLoop<H> {
     pub(crate) fn new(
         seed: LoopSeed<H::Context>,
         handler: Arc<H>,
-        engine: Engine,
+        group: Arc<LoopGroup>,
+        runtime: Arc<RuntimeShared>,
         peers: Peers<H::Context>,
-        options: Arc<Options>,
+        options: Arc<LoopConfig>,
     ) -> Self {
         let serves_udp = !seed.datagram_sockets.is_empty();
         let slots = if serves_udp { options.udp_batch } else { 1 };
-        let core = Rc::new(Core::new(seed.core, engine.inner.runtime.clone()));
+        let core = Rc::new(Core::new(seed.core, runtime));
         let mut lp = EventLoop {
             index: seed.index,
             core,
             handler,
-            engine,
+            group,
             // Zeroed allocation: untouched pages of the UDP slots cost no memory.
             read_buf: vec![0; options.read_buffer_size * slots].into_boxed_slice(),
             recv_slots: serves_udp.then(|| crate::sys::socket::RecvSlots::new(slots)),
-            limits: options.conn_limits(),
             options,
             selector: seed.selector,
             events: Events::new(),
@@ -220,11 +286,11 @@ impl<H: Handler> EventLoop<H> {
         let outcome = self.turn_until_stopped();
         self.finish();
         self.core.finish();
-        let engine = self.engine.clone();
+        let group = self.group.clone();
         let handler = self.handler.clone();
         drop(self);
-        let last_loop = engine.inner.live_loops.fetch_sub(1, Ordering::AcqRel) == 1;
-        if last_loop && catch_unwind(AssertUnwindSafe(|| handler.on_shutdown(&engine))).is_err() {
+        if group.loop_exited() && catch_unwind(AssertUnwindSafe(|| handler.on_shutdown())).is_err()
+        {
             log::error!("netloom: on_shutdown panicked");
         }
         outcome
@@ -232,15 +298,15 @@ impl<H: Handler> EventLoop<H> {
 
     fn turn_until_stopped(&mut self) -> Result<()> {
         loop {
-            if !self.stopping && (self.engine.is_stopping() || self.core.runtime.is_stopping()) {
+            if !self.stopping && (self.group.is_stopping() || self.core.runtime_is_stopping()) {
                 // `rt::Handle::stop` stops the engine whose loops run the tasks.
-                self.engine.stop();
+                self.handler.stop();
                 self.begin_shutdown();
                 self.core.check_stop(self.now);
             }
             // Connections already assigned to this loop but still in its inbox
             // count too: each accepted connection gets on_open and on_close.
-            let assigned = self.engine.inner.loads[self.index].load(Ordering::Acquire);
+            let assigned = self.group.loads[self.index].load(Ordering::Acquire);
             if self.stopping && self.entries.len() == 0 && assigned == 0 && self.core.is_done() {
                 return Ok(());
             }
@@ -463,7 +529,7 @@ impl<H: Handler> EventLoop<H> {
         match outcome {
             Some(Ok(Action::None)) | None => {}
             Some(Ok(Action::Close)) => rec.io.state.close(),
-            Some(Ok(Action::Shutdown)) => self.engine.stop(),
+            Some(Ok(Action::Shutdown)) => self.handler.stop(),
             Some(Err(panic)) => {
                 let msg = panic_message(&panic);
                 log::error!("netloom: callback panicked on {token:?}: {msg}");
@@ -488,10 +554,13 @@ impl<H: Handler> EventLoop<H> {
             .shared
             .as_ref()
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
-        let settled = rec
-            .io
-            .state
-            .settle(queued, arriving, self.now, self.stopping, &self.limits);
+        let settled = rec.io.state.settle(
+            queued,
+            arriving,
+            self.now,
+            self.stopping,
+            &self.options.limits,
+        );
         match settled.effect {
             Effect::None => {}
             Effect::Close => return self.close_conn(token),
@@ -556,14 +625,14 @@ impl<H: Handler> EventLoop<H> {
         }));
         conn.finish();
         match outcome {
-            Ok(Action::Shutdown) => self.engine.stop(),
+            Ok(Action::Shutdown) => self.handler.stop(),
             Ok(_) => {}
             Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&panic)),
         }
         rec.io.outbound.clear(&mut self.pool);
         rec.inbound.take(usize::MAX);
         rec.inbound.release_if_empty(&mut self.pool);
-        self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+        self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         // Dropping `rec` closes the socket.
     }
 
@@ -628,7 +697,7 @@ impl<H: Handler> EventLoop<H> {
     /// Hands an accepted connection to a loop: this one when the kernel
     /// spreads connections (SO_REUSEPORT), otherwise the load balancer's choice.
     fn assign(&mut self, stream: Socket, peer: Addr, balanced: bool) {
-        let loads = &self.engine.inner.loads;
+        let loads = &self.group.loads;
         let target = if !balanced {
             self.index
         } else {
@@ -648,8 +717,8 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn register_conn(&mut self, stream: Socket, peer: Addr) {
-        let loads = &self.engine.inner.loads[self.index];
-        if let Err(e) = configure_stream(&stream, &peer, &self.options) {
+        let loads = &self.group.loads[self.index];
+        if let Err(e) = self.options.stream.apply(&stream, &peer) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
         }
         let token = self.entries.next_token();
@@ -678,11 +747,14 @@ impl<H: Handler> EventLoop<H> {
 
     fn signal_ready(&mut self, token: Token) {
         if let Some(Entry::Signals(fd)) = self.entries.get_mut(token) {
-            let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
-                                       // SAFETY: reads at most 128 bytes into a live local buffer.
-            unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            if let Err(e) = crate::sys::signal::take_signal(fd) {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return;
+                }
+                log::error!("netloom: reading the stop signal failed: {e}");
+            }
             log::info!("netloom: stop signal received, shutting down");
-            self.engine.stop();
+            self.handler.stop();
         }
     }
 
@@ -812,7 +884,7 @@ impl<H: Handler> EventLoop<H> {
         // Dials made by callbacks of these dials wait for the next turn.
         let dials = std::mem::take(&mut self.dials);
         for (dial, ctx) in dials {
-            self.engine.inner.loads[self.index].fetch_add(1, Ordering::Relaxed);
+            self.group.loads[self.index].fetch_add(1, Ordering::Relaxed);
             self.start_dial(dial, ctx);
         }
     }
@@ -935,7 +1007,7 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         rec.io.state.connected(self.now);
-        if let Err(e) = configure_stream(&rec.io.stream, &rec.peer, &self.options) {
+        if let Err(e) = self.options.stream.apply(&rec.io.stream, &rec.peer) {
             log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
         }
         self.schedule_idle(token);
@@ -1052,10 +1124,10 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         let queued = rec.io.pending();
-        let verdict = rec
-            .io
-            .state
-            .on_timer(timer, queued, self.now, &self.limits, &rec.peer);
+        let verdict =
+            rec.io
+                .state
+                .on_timer(timer, queued, self.now, &self.options.limits, &rec.peer);
         match verdict {
             TimerVerdict::Nothing => {}
             TimerVerdict::Reschedule(at) => self.timers.schedule(at, TimerKey::Conn(token, timer)),
@@ -1067,9 +1139,8 @@ impl<H: Handler> EventLoop<H> {
         if self.stopping {
             return;
         }
-        let engine = &self.engine;
         let handler = &*self.handler;
-        let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick(engine))) {
+        let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick())) {
             Ok(outcome) => outcome,
             Err(panic) => {
                 log::error!("netloom: on_tick panicked: {}", panic_message(&panic));
@@ -1077,7 +1148,7 @@ impl<H: Handler> EventLoop<H> {
             }
         };
         if action == Action::Shutdown {
-            self.engine.stop();
+            self.handler.stop();
         }
         self.timers.schedule(self.now + delay, TimerKey::Tick);
     }
@@ -1119,10 +1190,10 @@ impl<H: Handler> EventLoop<H> {
         for command in commands {
             match command {
                 Command::Register(..) => {
-                    self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+                    self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                 }
                 Command::Connect(dial, _) => {
-                    self.engine.inner.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+                    self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
                     if let Some(reply) = dial.reply {
                         let _ = reply.send(Err(Error::EngineStopped));
                     }
@@ -1152,7 +1223,7 @@ impl<H: Handler> EventLoop<H> {
 fn sockaddr_of(addr: &Addr) -> io::Result<socket2::SockAddr> {
     match addr {
         Addr::Inet(inet) => Ok((*inet).into()),
-        Addr::Unix(unix) => crate::engine::unix_sockaddr(unix),
+        Addr::Unix(unix) => crate::listen::unix_sockaddr(unix),
     }
 }
 

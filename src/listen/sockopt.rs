@@ -10,9 +10,9 @@ use std::os::fd::AsRawFd;
 
 use socket2::{Socket, TcpKeepalive};
 
-use super::Options;
 use crate::sys::socket;
-use crate::{Addr, Error, Result, Transport};
+use crate::Options;
+use crate::{Addr, Error, Result};
 
 fn invalid(what: &str) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::InvalidOption(format!("{what}: {e}"))
@@ -78,28 +78,53 @@ fn set_buffer_sizes(socket: &Socket, options: &Options) -> Result<(), (&'static 
     Ok(())
 }
 
-/// Every accepted (or, later, connected) stream. A TCP connection inherits
-/// buffer sizes and TOS from its listener; a Unix one inherits nothing.
-pub(crate) fn configure_stream(socket: &Socket, peer: &Addr, options: &Options) -> io::Result<()> {
-    let transport = match peer {
-        Addr::Inet(_) => Transport::Tcp,
-        Addr::Unix(_) => Transport::Unix,
-    };
-    if transport == Transport::Unix {
-        return set_buffer_sizes(socket, options).map_err(|(_, e)| e);
-    }
-    if options.tcp_nodelay {
-        socket.set_nodelay(true)?;
-    }
-    if let Some(keepalive) = keepalive(options) {
-        socket.set_tcp_keepalive(&keepalive)?;
-    }
-    if let Some(linger) = options.linger {
-        socket.set_linger(Some(linger))?;
-    }
-    Ok(())
+/// The options every accepted or dialed stream gets: what a loop keeps of
+/// [`Options`] to configure its connections. An accepted TCP connection
+/// inherits buffer sizes and TOS from its listener; a Unix one inherits
+/// nothing, so it gets the buffer sizes here.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamOptions {
+    nodelay: bool,
+    keepalive: Option<TcpKeepalive>,
+    linger: Option<std::time::Duration>,
+    recv_buffer_size: Option<usize>,
+    send_buffer_size: Option<usize>,
 }
 
+impl StreamOptions {
+    pub(crate) fn new(options: &Options) -> StreamOptions {
+        StreamOptions {
+            nodelay: options.tcp_nodelay,
+            keepalive: keepalive(options),
+            linger: options.linger,
+            recv_buffer_size: options.recv_buffer_size,
+            send_buffer_size: options.send_buffer_size,
+        }
+    }
+
+    /// Applies them to a new connection with `peer` (TCP or Unix).
+    pub(crate) fn apply(&self, socket: &Socket, peer: &Addr) -> io::Result<()> {
+        if matches!(peer, Addr::Unix(_)) {
+            if let Some(size) = self.recv_buffer_size {
+                socket.set_recv_buffer_size(size)?;
+            }
+            if let Some(size) = self.send_buffer_size {
+                socket.set_send_buffer_size(size)?;
+            }
+            return Ok(());
+        }
+        if self.nodelay {
+            socket.set_nodelay(true)?;
+        }
+        if let Some(keepalive) = &self.keepalive {
+            socket.set_tcp_keepalive(keepalive)?;
+        }
+        if let Some(linger) = self.linger {
+            socket.set_linger(Some(linger))?;
+        }
+        Ok(())
+    }
+}
 fn keepalive(options: &Options) -> Option<TcpKeepalive> {
     let asked = options.tcp_keepalive.is_some()
         || options.tcp_keepalive_interval.is_some()

@@ -28,7 +28,7 @@ pub enum Action {
     /// Close this connection once everything written to it is flushed
     /// (bounded by `Options::close_timeout`).
     Close,
-    /// Stop the whole engine gracefully (see [`Engine::stop`]).
+    /// Stop the whole engine gracefully (see [`Engine::stop`](crate::Engine::stop)).
     Shutdown,
 }
 

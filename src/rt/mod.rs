@@ -10,12 +10,13 @@
 //! | [`net`] sockets | `rt/net/` | `net.Conn`, `net.Listener` |
 //! | [`sleep`], [`timeout`], [`interval`] | `rt/time.rs` | `time.Sleep`, `time.Ticker` |
 //!
-//! The loops are the engine's event loops: each hosts a `Core` (a local
-//! executor) in its own epoll set, on its own thread (thread-per-core). A
-//! [`Runtime`] is an engine without listeners, and every [`Engine`]
-//! and [`Client`](crate::Client) runs tasks too: [`Engine::runtime`]
-//! spawns onto its loops, and a callback may call [`spawn_local`] to run a
-//! task on its own loop, beside its connections.
+//! Each loop hosts a `Core` (a local executor) on its own thread
+//! (thread-per-core). A [`Runtime`]'s loops run only their cores; every
+//! [`Engine`](crate::Engine) and [`Client`](crate::Client) runs tasks too,
+//! each of its event loops hosting a core in its own epoll set:
+//! [`Engine::runtime`](crate::Engine::runtime) spawns onto its loops, and a
+//! callback may call [`spawn_local`] to run a task on its own loop, beside
+//! its connections.
 //! A task stays on the loop it was spawned on, so it need not be `Send`
 //! ([`spawn_local`]); [`spawn`] places a `Send` task on a loop in turn and
 //! [`Handle::spawn_on`] on a chosen one. Sockets register with the loop that
@@ -159,7 +160,7 @@ impl Builder {
     /// Starts the loop threads.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for more than 4096 loops; the kernel's error
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for more than 4096 loops; the kernel's error
     /// if a poller, eventfd, signalfd or thread cannot be created.
     ///
     /// ```

@@ -19,6 +19,8 @@ use netloom::rt::net::TcpStream;
 
 #[path = "support/async_server.rs"]
 mod async_server;
+#[path = "support/usage.rs"]
+mod usage;
 
 /// First size of a connection's read buffer (a pipelined batch of typical
 /// requests fits); it grows up to `MAX_REQUEST` for a large request.

@@ -30,6 +30,12 @@ use serve::serve;
 use netloom::Engine;
 
 use server::RedisServer;
+#[path = "../support/stream_url.rs"]
+mod stream_url;
+use stream_url::stream_url;
+#[path = "../support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 fn main() {
     let mut addr = "tcp://127.0.0.1:6380".to_string();
@@ -41,15 +47,7 @@ fn main() {
                 .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            // A bare HOST:PORT is taken as tcp://HOST:PORT.
-            "--addr" => {
-                let given = value();
-                addr = if given.contains("://") {
-                    given
-                } else {
-                    format!("tcp://{given}")
-                };
-            }
+            "--addr" => addr = stream_url(&value()).unwrap_or_else(|e| usage(&e)),
             "--loops" => {
                 loops = value()
                     .parse()
@@ -75,9 +73,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("redis: {problem}");
-    }
-    eprintln!("usage: redis [--addr tcp://HOST:PORT] [--loops N]");
-    std::process::exit(2);
+    exit_with_usage(
+        "redis",
+        "usage: redis [--addr tcp://HOST:PORT] [--loops N]",
+        problem,
+    )
 }

@@ -1,7 +1,8 @@
 //! What the async examples share: flags, listeners (one acceptor, or one
 //! `SO_REUSEPORT` listener per loop), the accept loop and a clean stop on
 //! Ctrl-C or SIGTERM. Included by `echo_async.rs` and `http_async.rs` with
-//! `#[path]`; each passes its name, default address and per-connection task.
+//! `#[path]`, next to `usage.rs`; each passes its name, default address and
+//! per-connection task.
 
 use std::future::Future;
 use std::io;
@@ -169,18 +170,15 @@ where
     }
 
     fn usage(&self, problem: &str) -> ! {
-        if !problem.is_empty() {
-            eprintln!("{}: {problem}", self.name);
-        }
         let idle_flag = if self.idle_timeout.is_some() {
             " [--idle-timeout-ms MS]"
         } else {
             ""
         };
-        eprintln!(
+        let text = format!(
             "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag}",
             self.name
         );
-        std::process::exit(2);
+        crate::usage::exit_with_usage(self.name, &text, problem)
     }
 }

@@ -385,3 +385,108 @@ fn connections_on_several_loops_share_the_keys() {
     drop(streams);
     util::stop(engine);
 }
+
+/// Reads one reply that is either a bulk string or an error line: the bulk's
+/// bytes, or the error line.
+fn read_bulk_or_error(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let header = read_line(stream);
+    if header.starts_with('-') {
+        return Err(header);
+    }
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|h| h.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not a bulk header: {header:?}"));
+    let mut data = vec![0u8; len + 2];
+    stream.read_exact(&mut data).expect("bulk arrives");
+    assert!(data.ends_with(b"\r\n"));
+    data.truncate(len);
+    Ok(data)
+}
+
+/// Issue #16: ten pipelined GETs of a 60 MiB value pass the 256 MiB of
+/// replies a client may leave unread. The replies that fit arrive whole, the
+/// others are errors, in order, and the connection stays.
+#[test]
+fn replies_past_the_output_limit_become_errors_in_order() {
+    let (engine, addr) = start(1);
+    let mut s = util::connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let value = util::pattern(16, 60 << 20);
+    let mut set = b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n".to_vec();
+    set.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    let writer = s.try_clone().unwrap();
+    let send = std::thread::spawn(move || (&writer).write_all(&set).unwrap());
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    send.join().unwrap();
+
+    s.write_all(&cmd(&["GET", "big"]).repeat(10)).unwrap();
+    let replies: Vec<_> = (0..10).map(|_| read_bulk_or_error(&mut s)).collect();
+    let whole = replies.iter().take_while(|r| r.is_ok()).count();
+    let fit = server::MAX_PENDING_OUTPUT / value.len();
+    assert!(
+        (fit..10).contains(&whole),
+        "{whole} whole replies, {fit} fit"
+    );
+    for reply in &replies[..whole] {
+        assert!(reply.as_ref().unwrap() == &value, "a value differs");
+    }
+    for reply in &replies[whole..] {
+        let error = reply.as_ref().unwrap_err();
+        assert!(error.starts_with("-ERR reply would pass"), "{error:?}");
+    }
+    exchange(&mut s, &cmd(&["PING"]), b"+PONG\r\n");
+    util::stop(engine);
+}
+
+/// Issue #16: unfinished commands of all connections together are bounded.
+/// Two 8 MiB commands but their last byte, against a 10 MiB bound: one
+/// connection gets an error and a close, which releases what it held, so
+/// the other finishes its command, and a third may then send one as big.
+#[test]
+fn unfinished_commands_are_bounded_server_wide() {
+    let server = RedisServer::new(1).max_pending_input(10 << 20);
+    let (engine, addr) = util::start(server, RedisServer::options(1));
+    let value = util::pattern(5, 8 << 20);
+    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n".to_vec();
+    command.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+    command.extend_from_slice(&value);
+    command.extend_from_slice(b"\r\n");
+    let (all_but_last, last) = command.split_at(command.len() - 1);
+
+    let mut streams: Vec<TcpStream> = (0..2).map(|_| util::connect(addr)).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, s) in streams.iter().enumerate() {
+        let mut reader = s.try_clone().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || tx.send((i, read_line(&mut reader))));
+    }
+    for s in &mut streams {
+        // The refused one may be gone already: its writes can fail.
+        let _ = s.write_all(all_but_last);
+    }
+    // Neither command can complete, so the server, reading all it is sent,
+    // passes the bound: the connection that did so is refused.
+    let (refused, line) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        line,
+        "-ERR server input buffer full: too many unfinished commands\r\n"
+    );
+    assert_eq!(read_to_close(&mut streams[refused]), b"");
+    let mut other = streams.swap_remove(1 - refused);
+    other.write_all(last).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        (1 - refused, "+OK\r\n".to_string())
+    );
+    exchange(&mut other, &cmd(&["PING"]), b"+PONG\r\n");
+    // What the refused one held was released.
+    let mut third = util::connect(addr);
+    let writer = third.try_clone().unwrap();
+    let send = std::thread::spawn(move || (&writer).write_all(&command).unwrap());
+    assert_eq!(read_line(&mut third), "+OK\r\n");
+    send.join().unwrap();
+    util::stop(engine);
+}

@@ -390,15 +390,15 @@ fn select(index: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::{parse_command, Parsed};
+    use crate::resp::{CommandParser, Parsed};
 
     /// Runs inline `commands` at `now`, returning all replies as text.
     fn run(store: &Store, now: u64, commands: &str) -> String {
         let mut out = Vec::new();
-        let mut ranges = Vec::new();
+        let mut parser = CommandParser::default();
         let mut input = commands.as_bytes();
-        while let Ok(Parsed::Command { len }) = parse_command(input, &mut ranges) {
-            let args = Args::new(input, &ranges);
+        while let Ok(Parsed::Command { len }) = parser.parse(input) {
+            let args = Args::new(input, parser.args());
             if !args.is_empty() {
                 execute(store, &args, now, &mut out);
             }
@@ -540,10 +540,10 @@ mod tests {
             "+OK\r\n-ERR DB index is out of range\r\n"
         );
         let mut out = Vec::new();
-        let mut ranges = Vec::new();
-        parse_command(b"quit\r\n", &mut ranges).unwrap();
+        let mut parser = CommandParser::default();
+        parser.parse(b"quit\r\n").unwrap();
         assert_eq!(
-            execute(&store, &Args::new(b"quit\r\n", &ranges), 0, &mut out),
+            execute(&store, &Args::new(b"quit\r\n", parser.args()), 0, &mut out),
             Flow::Close
         );
         assert_eq!(out, b"+OK\r\n");
@@ -579,10 +579,15 @@ mod tests {
         store.lock(b"big").set(b"big", &value, None);
         let keys = "big ".repeat(MAX_REPLY_LEN / (1 << 20) + 1);
         let mut out = b"+earlier\r\n".to_vec();
-        let mut ranges = Vec::new();
+        let mut parser = CommandParser::default();
         let input = format!("MGET {keys}\n");
-        parse_command(input.as_bytes(), &mut ranges).unwrap();
-        execute(&store, &Args::new(input.as_bytes(), &ranges), 0, &mut out);
+        parser.parse(input.as_bytes()).unwrap();
+        execute(
+            &store,
+            &Args::new(input.as_bytes(), parser.args()),
+            0,
+            &mut out,
+        );
         assert_eq!(out, b"+earlier\r\n-ERR reply too large\r\n");
     }
 }

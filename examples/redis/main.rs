@@ -14,6 +14,13 @@
 //!   stays; input that is not RESP gets `-ERR Protocol error: ...` and a
 //!   close, as does a bulk length over 64 MiB or an array of over 1,048,576
 //!   elements.
+//! - Commands are parsed as they arrive, resuming where the last read
+//!   stopped, so a command dribbled in costs time in proportion to its size.
+//! - Bounds: a reply that would leave over 256 MiB of replies unread by its
+//!   client is answered with `-ERR` instead (the connection stays); all
+//!   connections together may hold `--max-pending-input-mib` (default 128)
+//!   of unfinished commands, past which a connection whose unfinished
+//!   command grows gets `-ERR` and a close.
 //!
 //! Try it: `redis-cli -p 6380`, or
 //! `redis-benchmark -p 6380 -P 16 -t get,set -q`.
@@ -29,7 +36,7 @@ use serve::serve;
 
 use netloom::Engine;
 
-use server::RedisServer;
+use server::{RedisServer, DEFAULT_MAX_PENDING_INPUT};
 #[path = "../support/stream_url.rs"]
 mod stream_url;
 use stream_url::stream_url;
@@ -40,6 +47,7 @@ use usage::exit_with_usage;
 fn main() {
     let mut addr = "tcp://127.0.0.1:6380".to_string();
     let mut loops = 0;
+    let mut max_pending_input = DEFAULT_MAX_PENDING_INPUT;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -52,6 +60,12 @@ fn main() {
                 loops = value()
                     .parse()
                     .unwrap_or_else(|_| usage("--loops takes a number"))
+            }
+            "--max-pending-input-mib" => {
+                let mib: usize = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--max-pending-input-mib takes a number"));
+                max_pending_input = mib << 20;
             }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -67,7 +81,7 @@ fn main() {
     serve(
         "redis",
         builder,
-        RedisServer::new(resolved_loops),
+        RedisServer::new(resolved_loops).max_pending_input(max_pending_input),
         |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
     );
 }
@@ -75,7 +89,7 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "redis",
-        "usage: redis [--addr tcp://HOST:PORT] [--loops N]",
+        "usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB]",
         problem,
     )
 }

@@ -337,3 +337,23 @@ impl Drop for ExampleServer {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the program `tool` (installed by `.ci/install-tools`) is on
+/// PATH. When it is not: in CI (`CI=true`) the test fails; elsewhere it
+/// says loudly on stderr that the test is skipped, and returns false.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if found {
+        return true;
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !in_ci,
+        "{tool} is missing in CI: .ci/install-tools should have installed it"
+    );
+    eprintln!("######## SKIPPED: {tool} is not installed (run .ci/install-tools) ########");
+    false
+}

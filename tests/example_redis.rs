@@ -2,6 +2,8 @@
 //! driven by a plain Rust client: every command, expiry, pipelining, inline
 //! commands, errors, limits, and many connections over several loops.
 
+#[path = "../examples/redis/collections.rs"]
+mod collections;
 #[path = "../examples/redis/commands.rs"]
 mod commands;
 #[path = "../examples/redis/resp.rs"]
@@ -11,6 +13,8 @@ mod server;
 #[path = "../examples/redis/store.rs"]
 mod store;
 mod util;
+#[path = "../examples/redis/values.rs"]
+mod values;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -488,5 +492,129 @@ fn unfinished_commands_are_bounded_server_wide() {
     let send = std::thread::spawn(move || (&writer).write_all(&command).unwrap());
     assert_eq!(read_line(&mut third), "+OK\r\n");
     send.join().unwrap();
+    util::stop(engine);
+}
+
+/// Issue #16: `redis-benchmark` with its default test list (what a user runs
+/// first) runs every test to the end: each command it sends is served.
+#[test]
+fn redis_benchmark_runs_its_default_tests_to_the_end() {
+    if !util::require_tool("redis-benchmark") {
+        return;
+    }
+    let (engine, addr) = start(2);
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args(["-n", "2000", "-c", "8", "--csv"])
+        .output()
+        .expect("redis-benchmark runs");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{csv}\n{stderr}");
+    assert!(
+        !csv.contains("ERR") && !stderr.contains("ERR"),
+        "{csv}\n{stderr}"
+    );
+    let tests: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').next())
+        .map(|name| name.trim_matches('"'))
+        .collect();
+    let expected = [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LPUSH (needed to benchmark LRANGE)",
+        "LRANGE_100 (first 100 elements)",
+        "LRANGE_300 (first 300 elements)",
+        "LRANGE_500 (first 500 elements)",
+        "LRANGE_600 (first 600 elements)",
+        "MSET (10 keys)",
+    ];
+    for test in expected {
+        assert!(tests.contains(&test), "{test} missing from {tests:?}");
+    }
+    // Newer versions add XADD to the list; served either way.
+    let mut s = util::connect(addr);
+    let id = {
+        s.write_all(&cmd(&["XADD", "mystream", "*", "myfield", "x"]))
+            .unwrap();
+        read_line(&mut s)
+    };
+    assert!(id.starts_with('$'), "{id:?}");
+    util::stop(engine);
+}
+
+/// A first look with `redis-cli`: one command per invocation, as a user
+/// types them, across every kind of value.
+#[test]
+fn redis_cli_works_with_every_kind_of_value() {
+    if !util::require_tool("redis-cli") {
+        return;
+    }
+    let (engine, addr) = start(2);
+    let port = addr.port().to_string();
+    let cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    let script: [(&[&str], &str); 25] = [
+        (&["PING"], "PONG"),
+        (&["SET", "s", "hello world"], "OK"),
+        (&["GET", "s"], "hello world"),
+        (&["INCR", "n"], "1"),
+        (&["RPUSH", "l", "b", "c"], "2"),
+        (&["LPUSH", "l", "a"], "3"),
+        (&["LRANGE", "l", "0", "-1"], "a\nb\nc"),
+        (&["LRANGE", "l", "-2", "99"], "b\nc"),
+        (&["LPOP", "l"], "a"),
+        (&["RPOP", "l"], "c"),
+        (&["LLEN", "l"], "1"),
+        (&["SADD", "set", "x", "y", "x"], "2"),
+        (&["SCARD", "set"], "2"),
+        (&["HSET", "h", "f", "v", "g", "w"], "2"),
+        (&["HGET", "h", "g"], "w"),
+        (&["ZADD", "z", "2", "b", "1", "a", "1.5", "c"], "3"),
+        (&["ZPOPMIN", "z", "2"], "a\n1\nc\n1.5"),
+        (&["ZCARD", "z"], "1"),
+        (&["XADD", "x", "5-1", "f", "v"], "5-1"),
+        (
+            &["XADD", "x", "5-1", "f", "v"],
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ),
+        (&["XLEN", "x"], "1"),
+        (&["TYPE", "h"], "hash"),
+        (
+            &["GET", "l"],
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (&["SET", "l", "now a string"], "OK"),
+        (&["TYPE", "l"], "string"),
+    ];
+    for (args, expected) in script {
+        assert_eq!(cli(args), expected, "redis-cli {args:?}");
+    }
+    // Popping the last member removes the key, as Redis does.
+    let member = cli(&["SPOP", "set"]);
+    assert!(member == "x" || member == "y", "{member}");
+    cli(&["SPOP", "set"]);
+    assert_eq!(cli(&["EXISTS", "set"]), "0");
     util::stop(engine);
 }

@@ -3,8 +3,12 @@
 //!
 //! - Commands: PING, ECHO, SET (EX / PX / NX / XX / KEEPTTL), GET, DEL,
 //!   EXISTS, INCR, INCRBY, DECR, DECRBY, MGET, MSET, EXPIRE, PEXPIRE, TTL,
-//!   PTTL, FLUSHALL, FLUSHDB, DBSIZE, SELECT 0, QUIT, and enough of COMMAND
-//!   and CONFIG GET for `redis-cli` and `redis-benchmark`. Values are strings.
+//!   PTTL, TYPE, FLUSHALL, FLUSHDB, DBSIZE, SELECT 0, QUIT; lists (LPUSH,
+//!   RPUSH, LPOP, RPOP, LRANGE, LLEN), sets (SADD, SPOP, SCARD), hashes
+//!   (HSET, HGET, HLEN), sorted sets (ZADD, ZPOPMIN, ZCARD) and streams
+//!   (XADD, XLEN): what `redis-benchmark`'s default tests use, so they run
+//!   to the end; and enough of COMMAND and CONFIG GET for `redis-cli` and
+//!   `redis-benchmark`.
 //! - RESP arrays and inline commands (`nc`-friendly); pipelining: every
 //!   complete command of one read is answered, in order, with one write.
 //! - Keys live in a sharded map shared by all loops (`store.rs` explains
@@ -22,16 +26,18 @@
 //!   of unfinished commands, past which a connection whose unfinished
 //!   command grows gets `-ERR` and a close.
 //!
-//! Try it: `redis-cli -p 6380`, or
-//! `redis-benchmark -p 6380 -P 16 -t get,set -q`.
+//! Try it: `redis-cli -p 6380`, or `redis-benchmark -p 6380 -q` (every
+//! default test), or `redis-benchmark -p 6380 -P 16 -t get,set -q`.
 //! Ctrl-C or SIGTERM stops it cleanly.
 
+mod collections;
 mod commands;
 mod resp;
 #[path = "../support/serve.rs"]
 mod serve;
 mod server;
 mod store;
+mod values;
 use serve::serve;
 
 use netloom::Engine;

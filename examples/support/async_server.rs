@@ -12,6 +12,10 @@ use std::time::Duration;
 use netloom::rt::net::{TcpListener, TcpStream};
 use netloom::rt::{self, Handle, Runtime};
 
+/// First and longest pause of the accept loop after an accept error.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// An example server: what it prints and how it serves one connection.
 pub struct AsyncServer<F> {
     /// The example's name, for messages and usage.
@@ -116,9 +120,11 @@ where
         let idle_timeout = idle_timeout.filter(|t| !t.is_zero());
         async move {
             let handle = Handle::current();
+            let mut backoff = ACCEPT_BACKOFF_MIN / 2;
             loop {
                 match listener.accept().await {
                     Ok((stream, _peer)) => {
+                        backoff = ACCEPT_BACKOFF_MIN / 2;
                         if let Err(e) = stream.set_nodelay(true) {
                             eprintln!("{name}: TCP_NODELAY: {e}");
                         }
@@ -130,9 +136,13 @@ where
                     }
                     Err(_) if handle.is_stopping() => return,
                     Err(e) => {
-                        // EMFILE and the like leave the listener ready: pause, not spin.
-                        eprintln!("{name}: accept: {e}");
-                        rt::sleep(Duration::from_millis(10)).await;
+                        // EMFILE and the like leave the listener ready: pause,
+                        // not spin, and longer each time it fails again, as
+                        // the callback engine's acceptor does, so that a
+                        // descriptor shortage logs a line a second at most.
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        eprintln!("{name}: accept: {e}; pausing it for {backoff:?}");
+                        rt::sleep(backoff).await;
                     }
                 }
             }

@@ -304,9 +304,16 @@ impl ExampleServer {
     /// Starts example `name` with `args` and waits for the first address it
     /// prints on stdout (the last word of its first line).
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        let mut command = std::process::Command::new(example_binary(name));
+        command.args(args);
+        ExampleServer::spawn(command)
+    }
+
+    /// Runs `command` (an example binary, or a shell that `exec`s one) and
+    /// waits for the first address it prints on stdout.
+    pub fn spawn(mut command: std::process::Command) -> ExampleServer {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(example_binary(name))
-            .args(args)
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("example starts");

@@ -11,8 +11,13 @@
 //! | `fixed` | frames of `--frame-length` bytes | `--frame-length N` [16] |
 //! | `length-field` | a length field counting the payload only; replies framed the same way | `--length-field-size 1\|2\|3\|4\|8` [4], `--byte-order be\|le` [be], `--max-length` (payload bytes) [1048576] |
 //!
-//! A frame over the maximum (say, a length field announcing 4 GiB) is logged
-//! and closes that connection only; the others keep being served.
+//! A frame over the maximum is logged and closes that connection only, as
+//! soon as the maximum is crossed; the others keep being served. A length
+//! field announcing 4 GiB closes at once; so does a line or delimited frame
+//! that grows past `--max-length` without its delimiter: the codecs are built
+//! with `fail_fast(true)`, rather than netty's default of discarding the
+//! over-long frame until its delimiter comes (which a client that never sends
+//! one would make last for ever).
 //!
 //! Try it:
 //!
@@ -28,6 +33,9 @@ use netloom::{Action, Engine, Error, FrameConn, FrameHandler, Framed, Options};
 #[path = "support/serve.rs"]
 mod serve;
 use serve::serve;
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// The codec settings from the command line; every connection gets a codec
 /// built from them.
@@ -47,11 +55,13 @@ impl Settings {
             "line" => Box::new(
                 LineCodec::builder()
                     .max_length(self.max_length.unwrap_or(8192))
+                    .fail_fast(true)
                     .build(),
             ),
             "delimiter" => {
-                let mut builder =
-                    DelimiterCodec::builder().max_length(self.max_length.unwrap_or(8192));
+                let mut builder = DelimiterCodec::builder()
+                    .max_length(self.max_length.unwrap_or(8192))
+                    .fail_fast(true);
                 let defaults = [";".to_string()];
                 let delimiters = if self.delimiters.is_empty() {
                     &defaults[..]
@@ -179,13 +189,11 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("codec_echo: {problem}");
-    }
-    eprintln!(
+    exit_with_usage(
+        "codec_echo",
         "usage: codec_echo [--addr tcp://HOST:PORT]... [--loops N] \
          [--codec line|delimiter|fixed|length-field] [--max-length N] [--delimiter S]... \
-         [--frame-length N] [--length-field-size 1|2|3|4|8] [--byte-order be|le]"
-    );
-    std::process::exit(2);
+         [--frame-length N] [--length-field-size 1|2|3|4|8] [--byte-order be|le]",
+        problem,
+    )
 }

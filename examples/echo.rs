@@ -7,6 +7,9 @@
 //! connection closed, and the process exits with status 0.
 
 use netloom::{Action, Conn, Engine, Handler, LoadBalancer, Options};
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 struct Echo;
 
@@ -91,9 +94,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("echo: {problem}");
-    }
-    eprintln!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N]");
-    std::process::exit(2);
+    exit_with_usage("echo", "usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N]", problem)
 }

@@ -17,6 +17,8 @@ use netloom::rt::net::TcpStream;
 
 #[path = "support/async_server.rs"]
 mod async_server;
+#[path = "support/usage.rs"]
+mod usage;
 
 /// Size of the read buffers a loop lends its connections, and the largest
 /// one a connection that keeps filling its buffer (a bulk stream) grows to,

@@ -27,6 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netloom::{Action, Client, Conn, Engine, Error, Handler, Options};
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// The command line.
 #[derive(Clone, Debug)]
@@ -618,12 +621,10 @@ fn parse_args() -> Settings {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("loadgen: {problem}");
-    }
-    eprintln!(
+    exit_with_usage(
+        "loadgen",
         "usage: loadgen [--addr tcp://HOST:PORT] [--conns N] [--size BYTES] [--pipeline N] \
-         [--duration SECONDS] [--warmup SECONDS] [--loops N]"
-    );
-    std::process::exit(2);
+         [--duration SECONDS] [--warmup SECONDS] [--loops N]",
+        problem,
+    )
 }

@@ -39,6 +39,9 @@ use netloom::pool::{PoolError, SerialQueue, WorkerPool};
 use netloom::{
     Action, ConnHandle, Engine, Error, FrameConn, FrameContext, FrameHandler, Framed, Options,
 };
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// The longest `SLOW` request accepted.
 const MAX_SLEEP_MS: u64 = 10_000;
@@ -349,7 +352,13 @@ fn main() {
         match flag.as_str() {
             "--addr" => addr = value(),
             "--loops" => options = options.loops(number(value())),
-            "--workers" => workers = number(value()),
+            "--workers" => {
+                // The pool runs at least one worker: 0 would be a lie.
+                workers = number(value());
+                if workers == 0 {
+                    usage("--workers must be at least 1");
+                }
+            }
             "--queue" => queue = number(value()),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -398,9 +407,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("pool: {problem}");
-    }
-    eprintln!("usage: pool [--addr tcp://HOST:PORT] [--loops N] [--workers N] [--queue N]");
-    std::process::exit(2);
+    exit_with_usage(
+        "pool",
+        "usage: pool [--addr tcp://HOST:PORT] [--loops N] [--workers N] [--queue N]",
+        problem,
+    )
 }

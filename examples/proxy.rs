@@ -24,6 +24,9 @@ use netloom::{Action, Conn, ConnHandle, Engine, Error, Handler, Options};
 #[path = "support/serve.rs"]
 mod serve;
 use serve::serve;
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// Per-connection state of either side of a pair.
 #[derive(Default)]
@@ -176,9 +179,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("proxy: {problem}");
-    }
-    eprintln!("usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N]");
-    std::process::exit(2);
+    exit_with_usage(
+        "proxy",
+        "usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N]",
+        problem,
+    )
 }

@@ -6,6 +6,7 @@
 //! |---------|-------|
 //! | `PING` | `PONG`, from the callback at once |
 //! | `SLEEP <ms>` (at most 10000) | `WOKE <ms>` after that long, from a task; the loop serves everyone else meanwhile |
+//! | `SLEEP` with anything else | `ERR SLEEP takes milliseconds from 0 to 10000` |
 //! | anything else | `ERR unknown command` |
 //!
 //! Each connection also has a watchdog task that closes it after
@@ -34,6 +35,9 @@ use netloom::{Action, Conn, Engine, Error, Handler, Options};
 #[path = "support/serve.rs"]
 mod serve;
 use serve::serve;
+#[path = "support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// Longest line accepted; a longer one closes the connection.
 const MAX_LINE: usize = 1024;
@@ -145,6 +149,11 @@ impl Server {
                 });
                 Ok(())
             }
+            // Known command, bad argument: say so rather than "unknown".
+            (Some("SLEEP"), _) => {
+                let problem = format!("ERR SLEEP takes milliseconds from 0 to {MAX_SLEEP_MS}\n");
+                conn.write(problem.as_bytes())
+            }
             _ => conn.write(b"ERR unknown command\n"),
         }
     }
@@ -164,10 +173,7 @@ fn main() {
             "--addr" => addr = value(),
             "--idle-ms" => idle_ms = value().parse().unwrap_or_else(|_| usage("bad --idle-ms")),
             "--loops" => loops = value().parse().unwrap_or_else(|_| usage("bad --loops")),
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return;
-            }
+            "--help" | "-h" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -185,7 +191,5 @@ const USAGE: &str = "usage: tasks_in_callbacks [--addr URL (tcp://127.0.0.1:9000
 [--idle-ms N (30000)] [--loops N (one per core)]";
 
 fn usage(problem: &str) -> ! {
-    eprintln!("tasks_in_callbacks: {problem}");
-    eprintln!("{USAGE}");
-    std::process::exit(2);
+    exit_with_usage("tasks_in_callbacks", USAGE, problem)
 }

@@ -113,3 +113,45 @@ fn delimiter_and_fixed_codecs_echo_frames() {
     assert_eq!(&back, b"abcdef");
     assert!(server.terminate().success());
 }
+
+/// The header promises that an over-long frame closes its connection as soon
+/// as the maximum is crossed: a client that never sends the delimiter is not
+/// left streaming into a discarding codec for ever.
+#[test]
+fn over_long_lines_and_delimited_frames_close_their_connection_at_once() {
+    for (codec, delimiter) in [("line", b'\n'), ("delimiter", b';')] {
+        let server = ExampleServer::start(
+            "codec_echo",
+            &[
+                "--addr",
+                "tcp://127.0.0.1:0",
+                "--codec",
+                codec,
+                "--max-length",
+                "100",
+            ],
+        );
+        let good = connect(server.addr);
+        let bad = connect(server.addr);
+        // Past the maximum, with no delimiter and the connection left open.
+        (&bad).write_all(&[b'x'; 1000]).unwrap();
+        let mut rest = Vec::new();
+        (&bad)
+            .read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("{codec}: not closed within 10 s: {e}"));
+        assert!(rest.is_empty(), "{codec}: nothing echoed");
+        // Frames up to the maximum are still served to the others.
+        let mut frame = pattern(7, 100);
+        for b in &mut frame {
+            if *b == b'\n' || *b == b'\r' || *b == b';' {
+                *b = b'.';
+            }
+        }
+        frame.push(delimiter);
+        (&good).write_all(&frame).unwrap();
+        let mut back = vec![0; frame.len()];
+        (&good).read_exact(&mut back).unwrap();
+        assert_eq!(back, frame, "{codec}");
+        assert!(server.terminate().success());
+    }
+}

@@ -2,6 +2,8 @@
 //! driven by a plain Rust client: every command, expiry, pipelining, inline
 //! commands, errors, limits, and many connections over several loops.
 
+#[path = "../examples/redis/collections.rs"]
+mod collections;
 #[path = "../examples/redis/commands.rs"]
 mod commands;
 #[path = "../examples/redis/resp.rs"]
@@ -11,6 +13,8 @@ mod server;
 #[path = "../examples/redis/store.rs"]
 mod store;
 mod util;
+#[path = "../examples/redis/values.rs"]
+mod values;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -383,5 +387,234 @@ fn connections_on_several_loops_share_the_keys() {
         format!(":{}\r\n", total + 1).as_bytes(),
     );
     drop(streams);
+    util::stop(engine);
+}
+
+/// Reads one reply that is either a bulk string or an error line: the bulk's
+/// bytes, or the error line.
+fn read_bulk_or_error(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let header = read_line(stream);
+    if header.starts_with('-') {
+        return Err(header);
+    }
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|h| h.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not a bulk header: {header:?}"));
+    let mut data = vec![0u8; len + 2];
+    stream.read_exact(&mut data).expect("bulk arrives");
+    assert!(data.ends_with(b"\r\n"));
+    data.truncate(len);
+    Ok(data)
+}
+
+/// Issue #16: ten pipelined GETs of a 60 MiB value pass the 256 MiB of
+/// replies a client may leave unread. The replies that fit arrive whole, the
+/// others are errors, in order, and the connection stays.
+#[test]
+fn replies_past_the_output_limit_become_errors_in_order() {
+    let (engine, addr) = start(1);
+    let mut s = util::connect(addr);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let value = util::pattern(16, 60 << 20);
+    let mut set = b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n".to_vec();
+    set.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    let writer = s.try_clone().unwrap();
+    let send = std::thread::spawn(move || (&writer).write_all(&set).unwrap());
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    send.join().unwrap();
+
+    s.write_all(&cmd(&["GET", "big"]).repeat(10)).unwrap();
+    let replies: Vec<_> = (0..10).map(|_| read_bulk_or_error(&mut s)).collect();
+    let whole = replies.iter().take_while(|r| r.is_ok()).count();
+    let fit = server::MAX_PENDING_OUTPUT / value.len();
+    assert!(
+        (fit..10).contains(&whole),
+        "{whole} whole replies, {fit} fit"
+    );
+    for reply in &replies[..whole] {
+        assert!(reply.as_ref().unwrap() == &value, "a value differs");
+    }
+    for reply in &replies[whole..] {
+        let error = reply.as_ref().unwrap_err();
+        assert!(error.starts_with("-ERR reply would pass"), "{error:?}");
+    }
+    exchange(&mut s, &cmd(&["PING"]), b"+PONG\r\n");
+    util::stop(engine);
+}
+
+/// Issue #16: unfinished commands of all connections together are bounded.
+/// Two 8 MiB commands but their last byte, against a 10 MiB bound: one
+/// connection gets an error and a close, which releases what it held, so
+/// the other finishes its command, and a third may then send one as big.
+#[test]
+fn unfinished_commands_are_bounded_server_wide() {
+    let server = RedisServer::new(1).max_pending_input(10 << 20);
+    let (engine, addr) = util::start(server, RedisServer::options(1));
+    let value = util::pattern(5, 8 << 20);
+    let mut command = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n".to_vec();
+    command.extend_from_slice(format!("${}\r\n", value.len()).as_bytes());
+    command.extend_from_slice(&value);
+    command.extend_from_slice(b"\r\n");
+    let (all_but_last, last) = command.split_at(command.len() - 1);
+
+    let mut streams: Vec<TcpStream> = (0..2).map(|_| util::connect(addr)).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, s) in streams.iter().enumerate() {
+        let mut reader = s.try_clone().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || tx.send((i, read_line(&mut reader))));
+    }
+    for s in &mut streams {
+        // The refused one may be gone already: its writes can fail.
+        let _ = s.write_all(all_but_last);
+    }
+    // Neither command can complete, so the server, reading all it is sent,
+    // passes the bound: the connection that did so is refused.
+    let (refused, line) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        line,
+        "-ERR server input buffer full: too many unfinished commands\r\n"
+    );
+    assert_eq!(read_to_close(&mut streams[refused]), b"");
+    let mut other = streams.swap_remove(1 - refused);
+    other.write_all(last).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        (1 - refused, "+OK\r\n".to_string())
+    );
+    exchange(&mut other, &cmd(&["PING"]), b"+PONG\r\n");
+    // What the refused one held was released.
+    let mut third = util::connect(addr);
+    let writer = third.try_clone().unwrap();
+    let send = std::thread::spawn(move || (&writer).write_all(&command).unwrap());
+    assert_eq!(read_line(&mut third), "+OK\r\n");
+    send.join().unwrap();
+    util::stop(engine);
+}
+
+/// Issue #16: `redis-benchmark` with its default test list (what a user runs
+/// first) runs every test to the end: each command it sends is served.
+#[test]
+fn redis_benchmark_runs_its_default_tests_to_the_end() {
+    if !util::require_tool("redis-benchmark") {
+        return;
+    }
+    let (engine, addr) = start(2);
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args(["-n", "2000", "-c", "8", "--csv"])
+        .output()
+        .expect("redis-benchmark runs");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{csv}\n{stderr}");
+    assert!(
+        !csv.contains("ERR") && !stderr.contains("ERR"),
+        "{csv}\n{stderr}"
+    );
+    let tests: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').next())
+        .map(|name| name.trim_matches('"'))
+        .collect();
+    let expected = [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LPUSH (needed to benchmark LRANGE)",
+        "LRANGE_100 (first 100 elements)",
+        "LRANGE_300 (first 300 elements)",
+        "LRANGE_500 (first 500 elements)",
+        "LRANGE_600 (first 600 elements)",
+        "MSET (10 keys)",
+    ];
+    for test in expected {
+        assert!(tests.contains(&test), "{test} missing from {tests:?}");
+    }
+    // Newer versions add XADD to the list; served either way.
+    let mut s = util::connect(addr);
+    let id = {
+        s.write_all(&cmd(&["XADD", "mystream", "*", "myfield", "x"]))
+            .unwrap();
+        read_line(&mut s)
+    };
+    assert!(id.starts_with('$'), "{id:?}");
+    util::stop(engine);
+}
+
+/// A first look with `redis-cli`: one command per invocation, as a user
+/// types them, across every kind of value.
+#[test]
+fn redis_cli_works_with_every_kind_of_value() {
+    if !util::require_tool("redis-cli") {
+        return;
+    }
+    let (engine, addr) = start(2);
+    let port = addr.port().to_string();
+    let cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    let script: [(&[&str], &str); 25] = [
+        (&["PING"], "PONG"),
+        (&["SET", "s", "hello world"], "OK"),
+        (&["GET", "s"], "hello world"),
+        (&["INCR", "n"], "1"),
+        (&["RPUSH", "l", "b", "c"], "2"),
+        (&["LPUSH", "l", "a"], "3"),
+        (&["LRANGE", "l", "0", "-1"], "a\nb\nc"),
+        (&["LRANGE", "l", "-2", "99"], "b\nc"),
+        (&["LPOP", "l"], "a"),
+        (&["RPOP", "l"], "c"),
+        (&["LLEN", "l"], "1"),
+        (&["SADD", "set", "x", "y", "x"], "2"),
+        (&["SCARD", "set"], "2"),
+        (&["HSET", "h", "f", "v", "g", "w"], "2"),
+        (&["HGET", "h", "g"], "w"),
+        (&["ZADD", "z", "2", "b", "1", "a", "1.5", "c"], "3"),
+        (&["ZPOPMIN", "z", "2"], "a\n1\nc\n1.5"),
+        (&["ZCARD", "z"], "1"),
+        (&["XADD", "x", "5-1", "f", "v"], "5-1"),
+        (
+            &["XADD", "x", "5-1", "f", "v"],
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ),
+        (&["XLEN", "x"], "1"),
+        (&["TYPE", "h"], "hash"),
+        (
+            &["GET", "l"],
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (&["SET", "l", "now a string"], "OK"),
+        (&["TYPE", "l"], "string"),
+    ];
+    for (args, expected) in script {
+        assert_eq!(cli(args), expected, "redis-cli {args:?}");
+    }
+    // Popping the last member removes the key, as Redis does.
+    let member = cli(&["SPOP", "set"]);
+    assert!(member == "x" || member == "y", "{member}");
+    cli(&["SPOP", "set"]);
+    assert_eq!(cli(&["EXISTS", "set"]), "0");
     util::stop(engine);
 }

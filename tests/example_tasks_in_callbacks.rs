@@ -92,8 +92,21 @@ fn bad_lines_close_only_their_connection() {
     let (mut bad, mut bad_reader) = client(&server);
     bad.write_all(b"FROB 1\n").unwrap();
     assert_eq!(line(&mut bad_reader), "ERR unknown command\n");
-    bad.write_all(b"SLEEP 999999\n").unwrap();
-    assert_eq!(line(&mut bad_reader), "ERR unknown command\n");
+    // A known command with a bad argument says so, whatever the argument.
+    for sleep in [
+        "SLEEP 999999",
+        "SLEEP 99999999999",
+        "SLEEP",
+        "SLEEP -1",
+        "SLEEP x",
+    ] {
+        bad.write_all(format!("{sleep}\n").as_bytes()).unwrap();
+        assert_eq!(
+            line(&mut bad_reader),
+            "ERR SLEEP takes milliseconds from 0 to 10000\n",
+            "{sleep}"
+        );
+    }
     bad.write_all(&[b'x'; 4096]).unwrap();
     assert_eq!(line(&mut bad_reader), "ERR line too long\n");
     let mut rest = Vec::new();

@@ -21,7 +21,7 @@ use util::{connect, pattern, start, stop, ExampleServer};
 /// when the program is not installed (outside CI; `.ci/install-tools`
 /// installs it).
 fn pipe_through(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-    if !util::tool_installed(program) {
+    if !util::require_tool(program) {
         return None;
     }
     let mut child = Command::new(program)

@@ -1,8 +1,28 @@
 //! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), computed from
 //! Unix seconds with no time zone database and no allocation.
 
+use std::cell::Cell;
+
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
+
+thread_local! {
+    /// This thread's last formatted date and the second it shows.
+    static CACHED: Cell<(u64, [u8; HTTP_DATE_LEN])> = const { Cell::new((u64::MAX, [0; HTTP_DATE_LEN])) };
+}
+
+/// [`http_date`] of `unix_secs`, formatted again only when the second
+/// differs from this thread's last call: each event loop formats the 29
+/// bytes once a second, not once per response.
+pub fn cached_http_date(unix_secs: u64) -> [u8; HTTP_DATE_LEN] {
+    let (shown, date) = CACHED.get();
+    if shown == unix_secs {
+        return date;
+    }
+    let date = http_date(unix_secs);
+    CACHED.set((unix_secs, date));
+    date
+}
 
 /// Formats `unix_secs` (seconds since 1970-01-01 UTC) as an IMF-fixdate.
 pub fn http_date(unix_secs: u64) -> [u8; HTTP_DATE_LEN] {

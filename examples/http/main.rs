@@ -18,7 +18,8 @@
 //! - Silent connections close after `--idle-timeout` seconds (default 10).
 //!
 //! Try it: `curl -i http://127.0.0.1:8080/json`, or
-//! `wrk -t1 -c256 -d10s -s ../shared/bench/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`.
+//! `wrk -t1 -c256 -d10s -s examples/http/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`
+//! (from the repository root; the script pipelines 16 requests per write).
 //! Ctrl-C or SIGTERM stops it cleanly.
 
 mod date;
@@ -35,6 +36,12 @@ use netloom::Engine;
 
 use parse::Limits;
 use server::HttpServer;
+#[path = "../support/stream_url.rs"]
+mod stream_url;
+use stream_url::stream_url;
+#[path = "../support/usage.rs"]
+mod usage;
+use usage::exit_with_usage;
 
 /// How long one request (head and body) may take to arrive once it began.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,15 +57,7 @@ fn main() {
                 .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
         };
         match flag.as_str() {
-            // A bare HOST:PORT is taken as tcp://HOST:PORT.
-            "--addr" => {
-                let given = value();
-                addr = if given.contains("://") {
-                    given
-                } else {
-                    format!("tcp://{given}")
-                };
-            }
+            "--addr" => addr = stream_url(&value()).unwrap_or_else(|e| usage(&e)),
             "--loops" => {
                 loops = value()
                     .parse()
@@ -86,9 +85,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    if !problem.is_empty() {
-        eprintln!("http: {problem}");
-    }
-    eprintln!("usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS]");
-    std::process::exit(2);
+    exit_with_usage(
+        "http",
+        "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS]",
+        problem,
+    )
 }

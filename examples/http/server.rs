@@ -1,13 +1,13 @@
 //! The netloom side of the HTTP server: the handler that feeds each read to
 //! the connection's [`Session`], the cached `Date`, and the timeouts.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netloom::{Action, Conn, Engine, Handler, Options};
 
-use crate::date::{http_date, HTTP_DATE_LEN};
+use crate::date::{cached_http_date, HTTP_DATE_LEN};
 use crate::parse::Limits;
 use crate::session::{serve, Answer, Reply, Session};
 
@@ -23,16 +23,15 @@ thread_local! {
     /// Each loop's response buffer: a whole pipelined batch is built here and
     /// written with one `write`.
     static OUTBOUND: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Each loop's formatted `Date` and the second it shows.
-    static DATE: Cell<(u64, [u8; HTTP_DATE_LEN])> = const { Cell::new((u64::MAX, [0; HTTP_DATE_LEN])) };
 }
 
 /// An HTTP/1.1 server for the TechEmpower plaintext and JSON tests.
 ///
 /// The `Date` header is refreshed by the engine's ticker (`on_tick`, loop 0):
 /// it publishes the current Unix second in one atomic, and each loop formats
-/// the 29-byte string again only when that second changed. No thread of its
-/// own, no lock, and the shared cache line is written once a second.
+/// the 29-byte string again only when that second changed
+/// ([`cached_http_date`]). No thread of its own, no lock, and the shared
+/// cache line is written once a second.
 pub struct HttpServer {
     limits: Limits,
     request_timeout: Duration,
@@ -74,16 +73,7 @@ impl HttpServer {
     }
 
     fn date(&self) -> [u8; HTTP_DATE_LEN] {
-        let secs = self.date_secs.load(Ordering::Relaxed);
-        DATE.with(|cached| {
-            let (shown, date) = cached.get();
-            if shown == secs {
-                return date;
-            }
-            let date = http_date(secs);
-            cached.set((secs, date));
-            date
-        })
+        cached_http_date(self.date_secs.load(Ordering::Relaxed))
     }
 
     /// Half-closes after the answers already written, then discards input

@@ -4,8 +4,10 @@
 
 use std::ops::Range;
 
+use crate::collections::{self, End, WRONG_TYPE};
 use crate::resp::{self, parse_i64};
 use crate::store::Store;
+use crate::values::Value;
 
 /// Most bytes one reply may take (a huge `MGET`); past it the command gets
 /// an error instead, so no single request makes the server buffer without
@@ -13,10 +15,11 @@ use crate::store::Store;
 pub const MAX_REPLY_LEN: usize = 256 * 1024 * 1024;
 
 /// The commands served, as `COMMAND COUNT` reports them.
-pub const COMMANDS: [&str; 23] = [
+pub const COMMANDS: [&str; 41] = [
     "command", "config", "dbsize", "decr", "decrby", "del", "echo", "exists", "expire", "flushall",
-    "flushdb", "get", "incr", "incrby", "mget", "mset", "pexpire", "ping", "pttl", "quit",
-    "select", "set", "ttl",
+    "flushdb", "get", "hget", "hlen", "hset", "incr", "incrby", "llen", "lpop", "lpush", "lrange",
+    "mget", "mset", "pexpire", "ping", "pttl", "quit", "rpop", "rpush", "sadd", "scard", "select",
+    "set", "spop", "ttl", "type", "xadd", "xlen", "zadd", "zcard", "zpopmin",
 ];
 
 /// A command's arguments, its name first, borrowed from the input.
@@ -48,7 +51,7 @@ impl<'a> Args<'a> {
     }
 
     /// Arguments from `i` on.
-    fn from(&self, i: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+    pub fn from(&self, i: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.ranges[i..].iter().map(|r| &self.input[r.clone()])
     }
 }
@@ -105,6 +108,24 @@ pub fn execute(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) -> F
         b"COMMAND" => command(args, out),
         b"CONFIG" if n >= 2 => config(args, out),
         b"SELECT" if n == 2 => select(args.get(1), out),
+        b"LPUSH" if n >= 3 => collections::push(store, args, End::Front, now, out),
+        b"RPUSH" if n >= 3 => collections::push(store, args, End::Back, now, out),
+        b"LPOP" if n == 2 => collections::pop(store, args.get(1), End::Front, now, out),
+        b"RPOP" if n == 2 => collections::pop(store, args.get(1), End::Back, now, out),
+        b"LRANGE" if n == 4 => collections::lrange(store, args, now, out),
+        b"LLEN" if n == 2 => collections::len(store, args.get(1), "list", now, out),
+        b"SADD" if n >= 3 => collections::sadd(store, args, now, out),
+        b"SPOP" if n == 2 => collections::spop(store, args.get(1), now, out),
+        b"SCARD" if n == 2 => collections::len(store, args.get(1), "set", now, out),
+        b"HSET" if n >= 4 && n % 2 == 0 => collections::hset(store, args, now, out),
+        b"HGET" if n == 3 => collections::hget(store, args.get(1), args.get(2), now, out),
+        b"HLEN" if n == 2 => collections::len(store, args.get(1), "hash", now, out),
+        b"ZADD" if n >= 4 && n % 2 == 0 => collections::zadd(store, args, now, out),
+        b"ZPOPMIN" if n == 2 || n == 3 => collections::zpopmin(store, args, now, out),
+        b"ZCARD" if n == 2 => collections::len(store, args.get(1), "zset", now, out),
+        b"XADD" if n >= 5 && n % 2 == 1 => collections::xadd(store, args, now, out),
+        b"XLEN" if n == 2 => collections::len(store, args.get(1), "stream", now, out),
+        b"TYPE" if n == 2 => collections::type_of(store, args.get(1), now, out),
         b"QUIT" => {
             resp::simple(out, b"OK");
             return Flow::Close;
@@ -123,7 +144,8 @@ pub fn execute(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) -> F
     Flow::Continue
 }
 
-const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+/// Redis's answer to a number that is not an `i64`.
+pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 const SYNTAX_ERROR: &str = "ERR syntax error";
 
 fn unknown_command(args: &Args<'_>, out: &mut Vec<u8>) {
@@ -154,8 +176,9 @@ fn ping(args: &Args<'_>, out: &mut Vec<u8>) {
 }
 
 fn get(store: &Store, key: &[u8], now: u64, out: &mut Vec<u8>) {
-    match store.lock(key).get(key, now) {
-        Some(entry) => resp::bulk(out, &entry.value),
+    match store.lock(key).get(key, now).map(|e| &e.value) {
+        Some(Value::Str(value)) => resp::bulk(out, value),
+        Some(_) => resp::error(out, WRONG_TYPE),
         None => resp::null(out),
     }
 }
@@ -248,11 +271,12 @@ fn incr_by(store: &Store, key: &[u8], delta: Result<i64, &str>, now: u64, out: &
         Err(message) => return resp::error(out, message),
     };
     let mut shard = store.lock(key);
-    let current = match shard.get(key, now) {
-        Some(entry) => match parse_i64(&entry.value) {
-            Some(n) => Some((n, entry)),
+    let current = match shard.get(key, now).map(|e| &mut e.value) {
+        Some(Value::Str(value)) => match parse_i64(value) {
+            Some(n) => Some((n, value)),
             None => return resp::error(out, NOT_AN_INTEGER),
         },
+        Some(_) => return resp::error(out, WRONG_TYPE),
         None => None,
     };
     let base = current.as_ref().map_or(0, |(n, _)| *n);
@@ -260,9 +284,9 @@ fn incr_by(store: &Store, key: &[u8], delta: Result<i64, &str>, now: u64, out: &
         return resp::error(out, "ERR increment or decrement would overflow");
     };
     match current {
-        Some((_, entry)) => {
-            entry.value.clear();
-            resp::push_decimal(&mut entry.value, next);
+        Some((_, value)) => {
+            value.clear();
+            resp::push_decimal(value, next);
         }
         None => {
             let mut value = Vec::new();
@@ -278,9 +302,10 @@ fn mget(store: &Store, args: &Args<'_>, now: u64, out: &mut Vec<u8>) {
     let mut locked = store.lock_keys(args.from(1));
     resp::array(out, args.len() - 1);
     for key in args.from(1) {
-        match locked.shard(key).get(key, now) {
-            Some(entry) => resp::bulk(out, &entry.value),
-            None => resp::null(out),
+        // As Redis: a key of another type reads as missing here.
+        match locked.shard(key).get(key, now).map(|e| &e.value) {
+            Some(Value::Str(value)) => resp::bulk(out, value),
+            _ => resp::null(out),
         }
         if out.len() - start > MAX_REPLY_LEN {
             out.truncate(start);
@@ -390,15 +415,15 @@ fn select(index: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::{parse_command, Parsed};
+    use crate::resp::{CommandParser, Parsed};
 
     /// Runs inline `commands` at `now`, returning all replies as text.
     fn run(store: &Store, now: u64, commands: &str) -> String {
         let mut out = Vec::new();
-        let mut ranges = Vec::new();
+        let mut parser = CommandParser::default();
         let mut input = commands.as_bytes();
-        while let Ok(Parsed::Command { len }) = parse_command(input, &mut ranges) {
-            let args = Args::new(input, &ranges);
+        while let Ok(Parsed::Command { len }) = parser.parse(input) {
+            let args = Args::new(input, parser.args());
             if !args.is_empty() {
                 execute(store, &args, now, &mut out);
             }
@@ -525,7 +550,7 @@ mod tests {
         );
         assert_eq!(
             run(&store, 0, "COMMAND DOCS\nCOMMAND\nCOMMAND COUNT\n"),
-            "*0\r\n*0\r\n:23\r\n"
+            "*0\r\n*0\r\n:41\r\n"
         );
         assert_eq!(
             run(
@@ -540,10 +565,10 @@ mod tests {
             "+OK\r\n-ERR DB index is out of range\r\n"
         );
         let mut out = Vec::new();
-        let mut ranges = Vec::new();
-        parse_command(b"quit\r\n", &mut ranges).unwrap();
+        let mut parser = CommandParser::default();
+        parser.parse(b"quit\r\n").unwrap();
         assert_eq!(
-            execute(&store, &Args::new(b"quit\r\n", &ranges), 0, &mut out),
+            execute(&store, &Args::new(b"quit\r\n", parser.args()), 0, &mut out),
             Flow::Close
         );
         assert_eq!(out, b"+OK\r\n");
@@ -579,10 +604,15 @@ mod tests {
         store.lock(b"big").set(b"big", &value, None);
         let keys = "big ".repeat(MAX_REPLY_LEN / (1 << 20) + 1);
         let mut out = b"+earlier\r\n".to_vec();
-        let mut ranges = Vec::new();
+        let mut parser = CommandParser::default();
         let input = format!("MGET {keys}\n");
-        parse_command(input.as_bytes(), &mut ranges).unwrap();
-        execute(&store, &Args::new(input.as_bytes(), &ranges), 0, &mut out);
+        parser.parse(input.as_bytes()).unwrap();
+        execute(
+            &store,
+            &Args::new(input.as_bytes(), parser.args()),
+            0,
+            &mut out,
+        );
         assert_eq!(out, b"+earlier\r\n-ERR reply too large\r\n");
     }
 }

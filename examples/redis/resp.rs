@@ -22,12 +22,13 @@ pub const MAX_INLINE_LEN: usize = 64 * 1024;
 /// Longest `*<count>` or `$<length>` line accepted before its `CRLF`.
 const MAX_LENGTH_LINE: usize = 32;
 
-/// The outcome of [`parse_command`] when the input holds no error (yet).
+/// The outcome of [`CommandParser::parse`] when the input holds no error
+/// (yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole command occupies the first `len` bytes; its arguments (the
-    /// command name first) are the ranges written to `args`, which are
-    /// empty for an empty array or a blank line (answered with nothing).
+    /// command name first) are [`CommandParser::args`], which are empty for
+    /// an empty array or a blank line (answered with nothing).
     Command {
         /// Bytes the command occupies at the front of the input.
         len: usize,
@@ -69,56 +70,159 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-/// Parses one command from the front of `input` into `args` (cleared first).
-///
-/// # Errors
-/// A [`ProtocolError`] as soon as the bytes received cannot be RESP; a
-/// command that could still complete is [`Parsed::Partial`].
-pub fn parse_command(input: &[u8], args: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
-    args.clear();
-    match input.first() {
-        None => Ok(Parsed::Partial),
-        Some(b'*') => parse_array(input, args),
-        Some(_) => parse_inline(input, args),
-    }
+/// Where [`CommandParser`] stands in the command at the front of the input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Progress {
+    /// Nothing of the command parsed yet.
+    #[default]
+    Start,
+    /// Inside an array: `left` bulk strings to go, the next one's `$` header
+    /// at `at`.
+    Array { left: usize, at: usize },
+    /// Inside an array: the header of a bulk string of `len` bytes starting
+    /// at `start` is parsed; `left` bulk strings to go after it.
+    Bulk {
+        left: usize,
+        start: usize,
+        len: usize,
+    },
+    /// An inline command whose first `scanned` bytes hold no newline.
+    Inline { scanned: usize },
 }
 
-fn parse_array(input: &[u8], args: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
-    let Some((count, mut pos)) = length_line(input, 1, ProtocolError::InvalidArrayLength)? else {
-        return Ok(Parsed::Partial);
-    };
-    if count <= 0 {
-        // `*0` and `*-1` are empty commands (Redis skips them).
-        return Ok(Parsed::Command { len: pos });
-    }
-    let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidArrayLength)?;
-    if count > MAX_ARRAY_LEN {
-        return Err(ProtocolError::InvalidArrayLength);
-    }
-    for _ in 0..count {
-        match input.get(pos) {
-            None => return Ok(Parsed::Partial),
-            Some(b'$') => {}
-            Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
+/// Parses the commands of one connection, one at a time, resuming where the
+/// last call stopped: bytes of an unfinished command are not looked at again
+/// when more arrive (only an unfinished `*<count>` or `$<length>` line, at
+/// most 32 bytes, is read anew), so a command that arrives in many small
+/// reads costs time in proportion to its length, not to its length times the
+/// number of reads.
+///
+/// Each call is given the input from the start of the command being parsed
+/// (the connection's unconsumed bytes): the same bytes as before, with more
+/// at the end. After [`Parsed::Command`], the next call starts a new command
+/// at the front of the input it is given.
+#[derive(Debug, Default)]
+pub struct CommandParser {
+    progress: Progress,
+    /// The arguments found so far, as ranges of the input.
+    args: Vec<Range<usize>>,
+}
+
+impl CommandParser {
+    /// Argument lists longer than this are given back to the allocator once
+    /// their command is done (see [`CommandParser::release_spare`]).
+    const KEPT_ARGS: usize = 1024;
+
+    /// Parses on from where the last call stopped.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] as soon as the bytes received cannot be RESP; a
+    /// command that could still complete is [`Parsed::Partial`]. After an
+    /// error the connection must close: the parser's state is meaningless.
+    pub fn parse(&mut self, input: &[u8]) -> Result<Parsed, ProtocolError> {
+        loop {
+            match self.progress {
+                Progress::Start => {
+                    self.args.clear();
+                    match input.first() {
+                        None => return Ok(Parsed::Partial),
+                        Some(b'*') => {}
+                        Some(_) => {
+                            self.progress = Progress::Inline { scanned: 0 };
+                            continue;
+                        }
+                    }
+                    let Some((count, at)) =
+                        length_line(input, 1, ProtocolError::InvalidArrayLength)?
+                    else {
+                        return Ok(Parsed::Partial);
+                    };
+                    if count <= 0 {
+                        // `*0` and `*-1` are empty commands (Redis skips them).
+                        return Ok(self.complete(at));
+                    }
+                    let left = usize::try_from(count)
+                        .ok()
+                        .filter(|&n| n <= MAX_ARRAY_LEN)
+                        .ok_or(ProtocolError::InvalidArrayLength)?;
+                    self.progress = Progress::Array { left, at };
+                }
+                Progress::Array { left: 0, at } => return Ok(self.complete(at)),
+                Progress::Array { left, at } => {
+                    match input.get(at) {
+                        None => return Ok(Parsed::Partial),
+                        Some(b'$') => {}
+                        Some(&other) => return Err(ProtocolError::ExpectedBulk(other)),
+                    }
+                    let Some((len, start)) =
+                        length_line(input, at + 1, ProtocolError::InvalidBulkLength)?
+                    else {
+                        return Ok(Parsed::Partial);
+                    };
+                    let len = usize::try_from(len)
+                        .ok()
+                        .filter(|&n| n <= MAX_BULK_LEN)
+                        .ok_or(ProtocolError::InvalidBulkLength)?;
+                    self.progress = Progress::Bulk {
+                        left: left - 1,
+                        start,
+                        len,
+                    };
+                }
+                Progress::Bulk { left, start, len } => {
+                    // The bulk's bytes themselves are never looked at.
+                    let end = start + len;
+                    match input.get(end..end + 2) {
+                        None => return Ok(Parsed::Partial),
+                        Some(b"\r\n") => {}
+                        Some(_) => return Err(ProtocolError::UnterminatedBulk),
+                    }
+                    self.args.push(start..end);
+                    self.progress = Progress::Array { left, at: end + 2 };
+                }
+                Progress::Inline { scanned } => {
+                    let window = &input[scanned..input.len().min(MAX_INLINE_LEN + 1)];
+                    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
+                        if input.len() > MAX_INLINE_LEN {
+                            return Err(ProtocolError::InlineTooLong);
+                        }
+                        self.progress = Progress::Inline {
+                            scanned: input.len(),
+                        };
+                        return Ok(Parsed::Partial);
+                    };
+                    let newline = scanned + newline;
+                    split_words(&input[..newline], &mut self.args);
+                    return Ok(self.complete(newline + 1));
+                }
+            }
         }
-        let Some((len, start)) = length_line(input, pos + 1, ProtocolError::InvalidBulkLength)?
-        else {
-            return Ok(Parsed::Partial);
-        };
-        let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
-        if len > MAX_BULK_LEN {
-            return Err(ProtocolError::InvalidBulkLength);
-        }
-        let end = start + len;
-        match input.get(end..end + 2) {
-            None => return Ok(Parsed::Partial),
-            Some(b"\r\n") => {}
-            Some(_) => return Err(ProtocolError::UnterminatedBulk),
-        }
-        args.push(start..end);
-        pos = end + 2;
     }
-    Ok(Parsed::Command { len: pos })
+
+    /// The arguments of the command [`CommandParser::parse`] last returned,
+    /// as ranges of the input it was given.
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
+    }
+
+    /// Memory the parser holds for an unfinished command, in bytes: a hostile
+    /// `*1048576` makes it grow as much as the input does.
+    pub fn held_bytes(&self) -> usize {
+        self.args.capacity() * std::mem::size_of::<Range<usize>>()
+    }
+
+    /// Gives back the argument list's memory if a huge command grew it and
+    /// no command is under way, so that one huge command does not pin it.
+    pub fn release_spare(&mut self) {
+        if self.progress == Progress::Start && self.args.capacity() > Self::KEPT_ARGS {
+            self.args = Vec::new();
+        }
+    }
+
+    fn complete(&mut self, len: usize) -> Parsed {
+        self.progress = Progress::Start;
+        Parsed::Command { len }
+    }
 }
 
 /// Reads the number of a `*<n>\r\n` or `$<n>\r\n` line whose digits start at
@@ -128,7 +232,7 @@ fn length_line(
     from: usize,
     invalid: ProtocolError,
 ) -> Result<Option<(i64, usize)>, ProtocolError> {
-    let rest = &input[from..];
+    let rest = input.get(from..).unwrap_or_default();
     let window = &rest[..rest.len().min(MAX_LENGTH_LINE)];
     let Some(cr) = window.iter().position(|&b| b == b'\r') else {
         return if rest.len() >= MAX_LENGTH_LINE {
@@ -147,16 +251,8 @@ fn length_line(
     }
 }
 
-fn parse_inline(input: &[u8], args: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
-    let window = &input[..input.len().min(MAX_INLINE_LEN + 1)];
-    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
-        return if input.len() > MAX_INLINE_LEN {
-            Err(ProtocolError::InlineTooLong)
-        } else {
-            Ok(Parsed::Partial)
-        };
-    };
-    let line = &input[..newline];
+/// The words of an inline command line, separated by whitespace.
+fn split_words(line: &[u8], args: &mut Vec<Range<usize>>) {
     let mut pos = 0;
     while pos < line.len() {
         if line[pos].is_ascii_whitespace() {
@@ -169,7 +265,6 @@ fn parse_inline(input: &[u8], args: &mut Vec<Range<usize>>) -> Result<Parsed, Pr
         }
         args.push(start..pos);
     }
-    Ok(Parsed::Command { len: newline + 1 })
 }
 
 /// A decimal `i64` as Redis reads numbers (`string2ll`): an optional `-`,
@@ -271,10 +366,15 @@ pub fn push_decimal(out: &mut Vec<u8>, n: i64) {
 mod tests {
     use super::*;
 
+    /// One command parsed from `input` by a new parser: its arguments and
+    /// length, or no arguments and length 0 if it is partial.
     fn parse(input: &[u8]) -> Result<(Vec<&[u8]>, usize), ProtocolError> {
-        let mut args = Vec::new();
-        match parse_command(input, &mut args)? {
-            Parsed::Command { len } => Ok((args.into_iter().map(|r| &input[r]).collect(), len)),
+        let mut parser = CommandParser::default();
+        match parser.parse(input)? {
+            Parsed::Command { len } => Ok((
+                parser.args().iter().map(|r| &input[r.clone()]).collect(),
+                len,
+            )),
             Parsed::Partial => Ok((Vec::new(), 0)),
         }
     }
@@ -298,18 +398,113 @@ mod tests {
     #[test]
     fn every_prefix_is_partial() {
         let input = b"*2\r\n$4\r\nECHO\r\n$11\r\nhello world\r\n";
-        let mut args = Vec::new();
         for cut in 0..input.len() {
+            assert_eq!(parse(&input[..cut]), Ok((Vec::new(), 0)), "cut at {cut}");
+        }
+        assert_eq!(parse(input).unwrap().1, input.len());
+    }
+
+    /// Feeds `input` to one parser in chunks of 1, 2, ... `max_chunk` bytes
+    /// (cycling), as reads would bring it; returns the arguments and length
+    /// of the command, checking that every earlier call said partial.
+    ///
+    /// Before each call, every byte given more than [`LOOKBACK`] bytes before
+    /// the end of the previous call is overwritten in the parser's copy of
+    /// the input: a parser that went back over them (re-parsing from the
+    /// first byte on every read, which costs time quadratic in the length of
+    /// a command) would read garbage and fail. So each byte is read a
+    /// bounded number of times, and the work is linear in the input.
+    fn parse_in_chunks(input: &[u8], max_chunk: usize) -> (Vec<Vec<u8>>, usize) {
+        const LOOKBACK: usize = MAX_LENGTH_LINE + 2;
+        let mut parser = CommandParser::default();
+        let mut given = Vec::with_capacity(input.len());
+        let mut poisoned = 0;
+        let mut chunk = 0;
+        loop {
+            chunk = chunk % max_chunk + 1;
+            let end = (given.len() + chunk).min(input.len());
+            while poisoned + LOOKBACK < given.len() {
+                given[poisoned] = 0xff;
+                poisoned += 1;
+            }
+            given.extend_from_slice(&input[given.len()..end]);
+            match parser.parse(&given).expect("valid RESP") {
+                Parsed::Partial => assert!(end < input.len(), "partial at the end"),
+                Parsed::Command { len } => {
+                    assert_eq!(end, input.len(), "complete before the end");
+                    let args = parser.args().iter().map(|r| input[r.clone()].to_vec());
+                    return (args.collect(), len);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resumes_where_the_last_read_stopped() {
+        // The hostile pattern of issue #16: a huge array header, then empty
+        // bulk strings dribbled in.
+        let count = 100_000;
+        let mut input = format!("*{count}\r\n").into_bytes();
+        for _ in 0..count {
+            input.extend_from_slice(b"$0\r\n\r\n");
+        }
+        for max_chunk in [1, 7, 300] {
+            let (args, len) = parse_in_chunks(&input, max_chunk);
+            assert_eq!(len, input.len());
+            assert_eq!(args.len(), count);
+            assert!(args.iter().all(Vec::is_empty));
+        }
+        // Bulk strings of every length up to 70, cut everywhere: in headers,
+        // data and CRLFs.
+        let words: Vec<Vec<u8>> = (0..70).map(|n| vec![b'a' + (n % 26) as u8; n]).collect();
+        let mut input = format!("*{}\r\n", words.len()).into_bytes();
+        for word in &words {
+            input.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
+            input.extend_from_slice(word);
+            input.extend_from_slice(b"\r\n");
+        }
+        for max_chunk in 1..12 {
             assert_eq!(
-                parse_command(&input[..cut], &mut args),
-                Ok(Parsed::Partial),
-                "cut at {cut}"
+                parse_in_chunks(&input, max_chunk),
+                (words.clone(), input.len())
             );
         }
+    }
+
+    #[test]
+    fn inline_commands_resume_too() {
+        let mut input = b"SET key ".to_vec();
+        input.extend(std::iter::repeat_n(b'v', 5000));
+        input.extend_from_slice(b"\r\n");
+        let mut parser = CommandParser::default();
+        for end in 1..input.len() {
+            assert_eq!(parser.parse(&input[..end]), Ok(Parsed::Partial));
+        }
         assert_eq!(
-            parse_command(input, &mut args),
+            parser.parse(&input),
             Ok(Parsed::Command { len: input.len() })
         );
+        assert_eq!(parser.args(), [0..3, 4..7, 8..5008]);
+    }
+
+    #[test]
+    fn parses_commands_one_after_another_and_releases_huge_argument_lists() {
+        let mut parser = CommandParser::default();
+        let mut input = format!("*{}\r\n", CommandParser::KEPT_ARGS + 1).into_bytes();
+        for _ in 0..=CommandParser::KEPT_ARGS {
+            input.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let first = input.len();
+        input.extend_from_slice(b"PING\r\n");
+        assert_eq!(parser.parse(&input), Ok(Parsed::Command { len: first }));
+        assert!(parser.held_bytes() > CommandParser::KEPT_ARGS * 16);
+        parser.release_spare();
+        assert_eq!(parser.held_bytes(), 0);
+        assert_eq!(
+            parser.parse(&input[first..]),
+            Ok(Parsed::Command { len: 6 })
+        );
+        assert_eq!(parser.args(), &[Range { start: 0, end: 4 }]);
     }
 
     #[test]
@@ -439,7 +634,6 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let alphabet = b"*$:12-0\r\n aX";
-        let mut args = Vec::new();
         let mut input = Vec::new();
         for seed in 0u64..30_000 {
             input.clear();
@@ -450,9 +644,10 @@ mod tests {
                 x ^= x << 17;
                 input.push(alphabet[(x % alphabet.len() as u64) as usize]);
             }
-            if let Ok(Parsed::Command { len }) = parse_command(&input, &mut args) {
+            let mut parser = CommandParser::default();
+            if let Ok(Parsed::Command { len }) = parser.parse(&input) {
                 assert!(len <= input.len());
-                assert!(args.iter().all(|r| r.end <= len));
+                assert!(parser.args().iter().all(|r| r.end <= len));
             }
         }
     }

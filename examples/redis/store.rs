@@ -26,6 +26,8 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use crate::values::Value;
+
 /// Longest key kept inside the map's own slot.
 const INLINE_KEY: usize = 22;
 
@@ -82,10 +84,10 @@ impl PartialEq for Key {
 impl Eq for Key {}
 
 /// A value and its deadline.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Entry {
-    /// The string value.
-    pub value: Vec<u8>,
+    /// The value: a string or a collection.
+    pub value: Value,
     /// When the key expires ([`Store::now`] milliseconds), if it does.
     pub expires_at: Option<u64>,
 }
@@ -117,23 +119,26 @@ impl Shard {
         self.get(key, now).is_some()
     }
 
-    /// Stores `value` under `key`, replacing any previous entry. Overwriting
-    /// reuses the key and, when the size is close, the value's allocation.
+    /// Stores the string `value` under `key`, replacing any previous entry
+    /// of any type. Overwriting a string reuses the key and, when the size
+    /// is close, the string's allocation.
     pub fn set(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) {
         match self.map.get_mut(key) {
-            Some(entry) if entry.value.capacity() <= 2 * value.len() + 64 => {
-                entry.value.clear();
-                entry.value.extend_from_slice(value);
-                entry.expires_at = expires_at;
-            }
             Some(entry) => {
-                // Far smaller: do not keep the old allocation alive.
-                entry.value = value.to_vec();
+                match &mut entry.value {
+                    Value::Str(old) if old.capacity() <= 2 * value.len() + 64 => {
+                        old.clear();
+                        old.extend_from_slice(value);
+                    }
+                    // Far smaller, or another type: do not keep the old
+                    // allocation alive.
+                    other => *other = Value::Str(value.to_vec()),
+                }
                 entry.expires_at = expires_at;
             }
             None => {
                 let entry = Entry {
-                    value: value.to_vec(),
+                    value: Value::Str(value.to_vec()),
                     expires_at,
                 };
                 self.map.insert(Key::new(key), entry);
@@ -143,6 +148,36 @@ impl Shard {
         // match the map.
         if let Some(at) = expires_at {
             self.push_deadline(at, key);
+        }
+    }
+
+    /// The live entry of `key`, first made from `make` (with no deadline)
+    /// if there is none.
+    pub fn get_or_insert(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Value,
+    ) -> &mut Entry {
+        if !self.contains(key, now) {
+            let entry = Entry {
+                value: make(),
+                expires_at: None,
+            };
+            self.map.insert(Key::new(key), entry);
+        }
+        self.map.get_mut(key).expect("inserted if absent")
+    }
+
+    /// Removes `key` if its value is a collection left empty (Redis does
+    /// not keep empty collections).
+    pub fn remove_if_empty(&mut self, key: &[u8]) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_collection())
+        {
+            self.map.remove(key);
         }
     }
 
@@ -342,7 +377,7 @@ mod tests {
         }
         assert_eq!(shard.len(), keys.len(), "no two keys collapsed");
         for (i, key) in keys.iter().enumerate() {
-            assert_eq!(shard.get(key, 0).unwrap().value, [i as u8]);
+            assert!(matches!(&shard.get(key, 0).unwrap().value, Value::Str(v) if v == &[i as u8]));
             // A key that is a prefix or an extension of it is another key.
             let mut longer = key.clone();
             longer.push(b'!');
@@ -356,10 +391,7 @@ mod tests {
     fn expired_keys_read_as_absent_until_their_deadline_removes_them() {
         let mut shard = Shard::default();
         shard.set(b"k", b"v", Some(100));
-        assert_eq!(
-            shard.get(b"k", 99).map(|e| e.value.clone()),
-            Some(b"v".to_vec())
-        );
+        assert!(matches!(&shard.get(b"k", 99).unwrap().value, Value::Str(v) if v == b"v"));
         assert!(shard.get(b"k", 100).is_none());
         assert!(!shard.contains(b"k", 100));
         assert_eq!(shard.expire_due(100, 10), 1);

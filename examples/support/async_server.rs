@@ -1,7 +1,8 @@
 //! What the async examples share: flags, listeners (one acceptor, or one
 //! `SO_REUSEPORT` listener per loop), the accept loop and a clean stop on
 //! Ctrl-C or SIGTERM. Included by `echo_async.rs` and `http_async.rs` with
-//! `#[path]`; each passes its name, default address and per-connection task.
+//! `#[path]`, next to `usage.rs`; each passes its name, default address and
+//! per-connection task.
 
 use std::future::Future;
 use std::io;
@@ -10,6 +11,10 @@ use std::time::Duration;
 
 use netloom::rt::net::{TcpListener, TcpStream};
 use netloom::rt::{self, Handle, Runtime};
+
+/// First and longest pause of the accept loop after an accept error.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// An example server: what it prints and how it serves one connection.
 pub struct AsyncServer<F> {
@@ -115,9 +120,11 @@ where
         let idle_timeout = idle_timeout.filter(|t| !t.is_zero());
         async move {
             let handle = Handle::current();
+            let mut backoff = ACCEPT_BACKOFF_MIN / 2;
             loop {
                 match listener.accept().await {
                     Ok((stream, _peer)) => {
+                        backoff = ACCEPT_BACKOFF_MIN / 2;
                         if let Err(e) = stream.set_nodelay(true) {
                             eprintln!("{name}: TCP_NODELAY: {e}");
                         }
@@ -129,9 +136,13 @@ where
                     }
                     Err(_) if handle.is_stopping() => return,
                     Err(e) => {
-                        // EMFILE and the like leave the listener ready: pause, not spin.
-                        eprintln!("{name}: accept: {e}");
-                        rt::sleep(Duration::from_millis(10)).await;
+                        // EMFILE and the like leave the listener ready: pause,
+                        // not spin, and longer each time it fails again, as
+                        // the callback engine's acceptor does, so that a
+                        // descriptor shortage logs a line a second at most.
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        eprintln!("{name}: accept: {e}; pausing it for {backoff:?}");
+                        rt::sleep(backoff).await;
                     }
                 }
             }
@@ -169,18 +180,15 @@ where
     }
 
     fn usage(&self, problem: &str) -> ! {
-        if !problem.is_empty() {
-            eprintln!("{}: {problem}", self.name);
-        }
         let idle_flag = if self.idle_timeout.is_some() {
             " [--idle-timeout-ms MS]"
         } else {
             ""
         };
-        eprintln!(
+        let text = format!(
             "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag}",
             self.name
         );
-        std::process::exit(2);
+        crate::usage::exit_with_usage(self.name, &text, problem)
     }
 }

@@ -1,8 +1,9 @@
-//! Shared harness of the codec fuzz targets.
+//! Shared harness of the fuzz targets: the codecs, and the request parsers
+//! of the HTTP and RESP examples.
 //!
 //! A fuzz input is `[config: 4 bytes][n: 1 byte][chunk seed: n % 8 bytes][stream]`.
-//! The config bytes pick the codec's settings, the chunk seed the sizes of
-//! the reads the stream is cut into.
+//! The config bytes pick the settings of what is tested, the chunk seed the
+//! sizes of the reads the stream is cut into.
 
 use netloom::codec::{Codec, CodecError, Decoded};
 
@@ -106,4 +107,21 @@ pub fn check_chunking_independence<C: Codec>(
     let chunked = feed(&mut make(), input.stream, input.chunk_seed, max_frame);
     let whole = feed(&mut make(), input.stream, &[], max_frame);
     assert_eq!(chunked, whole, "events depend on how the stream was cut");
+}
+
+/// Where each read of `stream_len` bytes ends when they arrive in reads of
+/// the sizes `chunk_seed` gives (each byte + 1, in turn); one read if it is
+/// empty.
+pub fn read_ends(stream_len: usize, chunk_seed: &[u8]) -> Vec<usize> {
+    if chunk_seed.is_empty() {
+        return vec![stream_len];
+    }
+    let mut sizes = chunk_seed.iter().map(|&b| usize::from(b) + 1).cycle();
+    let mut ends = Vec::new();
+    let mut end = 0;
+    while end < stream_len {
+        end = (end + sizes.next().expect("cycles")).min(stream_len);
+        ends.push(end);
+    }
+    ends
 }

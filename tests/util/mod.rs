@@ -304,9 +304,16 @@ impl ExampleServer {
     /// Starts example `name` with `args` and waits for the first address it
     /// prints on stdout (the last word of its first line).
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
+        let mut command = std::process::Command::new(example_binary(name));
+        command.args(args);
+        ExampleServer::spawn(command)
+    }
+
+    /// Runs `command` (an example binary, or a shell that `exec`s one) and
+    /// waits for the first address it prints on stdout.
+    pub fn spawn(mut command: std::process::Command) -> ExampleServer {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(example_binary(name))
-            .args(args)
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("example starts");
@@ -338,21 +345,22 @@ impl Drop for ExampleServer {
     }
 }
 
-/// Whether the real program `name` (installed by `.ci/install-tools`) is
-/// on the PATH. In CI a missing tool fails the test; elsewhere the test
-/// says it is skipped and passes.
-pub fn tool_installed(name: &str) -> bool {
+/// Whether the program `tool` (installed by `.ci/install-tools`) is on
+/// PATH. When it is not: in CI (`CI=true`) the test fails; elsewhere it
+/// says loudly on stderr that the test is skipped, and returns false.
+pub fn require_tool(tool: &str) -> bool {
     let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed: .ci/install-tools installs it"
-        );
-        eprintln!("SKIPPED: {name} is not installed (run .ci/install-tools)");
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if found {
+        return true;
     }
-    found
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !in_ci,
+        "{tool} is missing in CI: .ci/install-tools should have installed it"
+    );
+    eprintln!("######## SKIPPED: {tool} is not installed (run .ci/install-tools) ########");
+    false
 }

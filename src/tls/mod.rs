@@ -23,6 +23,8 @@
 //! ```
 
 mod session;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use session::{CiphertextSink, TlsSession, STAGE_LIMIT};
 
@@ -260,9 +262,7 @@ impl TlsServerConfig {
             .map_err(|e| config_error("protocol versions", e))?;
         let builder = match self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
-            ClientAuth::Optional(roots) | ClientAuth::Required(roots)
-                if roots.is_empty() =>
-            {
+            ClientAuth::Optional(roots) | ClientAuth::Required(roots) if roots.is_empty() => {
                 return Err(TlsError::Config("no client CA certificate".into()).into())
             }
             ClientAuth::Optional(roots) => builder.with_client_cert_verifier(
@@ -453,7 +453,8 @@ impl TlsClientConfig {
         // Checked here (the key matches the certificate), kept as DER for
         // rustls's client-auth builder.
         let certified = certified_key(cert_chain, key)?;
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| config_error("private key PEM", e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(key).map_err(|e| config_error("private key PEM", e))?;
         self.client_certificate = Some((certified.cert.clone(), key));
         Ok(self)
     }

@@ -121,9 +121,8 @@ impl TlsSession {
 
     /// A client session that will verify the server as `server_name`.
     pub(crate) fn client(config: Arc<ClientConfig>, server_name: &str) -> Result<TlsSession> {
-        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|e| {
-            TlsError::Config(format!("invalid server name `{server_name}`: {e}"))
-        })?;
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| TlsError::Config(format!("invalid server name `{server_name}`: {e}")))?;
         let conn = UnbufferedClientConnection::new(config, name).map_err(map_error)?;
         Ok(TlsSession::new(
             Side::Client(conn),
@@ -175,18 +174,21 @@ impl TlsSession {
         if self.server_name.is_none() && matches!(self.side, Side::Server(_)) {
             self.server_name = client_hello_server_name(inbound);
         }
+        let mut consumed = 0;
         let result = with_side!(&mut self.side, conn => read_records(
             conn,
             inbound,
+            &mut consumed,
             out,
             deliver,
             &mut self.staged,
             &mut self.peer_closed,
         ));
         if result.is_err() {
-            with_side!(&mut self.side, conn => write_pending_alert(conn, out));
+            let rest = &mut inbound[consumed..];
+            with_side!(&mut self.side, conn => write_pending_alert(conn, rest, out));
         }
-        result
+        result.map(|()| consumed)
     }
 
     /// Copies as much of `plaintext` as fits into the staging area (up to
@@ -203,7 +205,11 @@ impl TlsSession {
     /// Encrypts `plaintext` into `out` (after any staged bytes), one record
     /// per 16 KiB, with no intermediate copy. Before the handshake has
     /// finished it is staged instead; returns how much was taken.
-    pub(crate) fn write(&mut self, plaintext: &[u8], out: &mut impl CiphertextSink) -> Result<usize> {
+    pub(crate) fn write(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut impl CiphertextSink,
+    ) -> Result<usize> {
         if self.close_sent {
             return Err(Error::ConnClosed);
         }
@@ -217,7 +223,11 @@ impl TlsSession {
             &mut self.peer_closed,
             |traffic, out| encrypt(traffic, plaintext, out),
         ))?;
-        Ok(if sealed.is_some() { plaintext.len() } else { self.stage(plaintext) })
+        Ok(if sealed.is_some() {
+            plaintext.len()
+        } else {
+            self.stage(plaintext)
+        })
     }
 
     /// Seals the staged plaintext into `out` (nothing before the handshake
@@ -285,32 +295,32 @@ impl TlsSession {
 }
 
 /// The body of [`TlsSession::read_tls`] for either side.
+/// Adds what the caller discards to `consumed` as it goes, so that after an
+/// error the alert is taken from the right view of `inbound`.
 fn read_records<C: Unbuffered>(
     conn: &mut C,
     inbound: &mut [u8],
+    consumed: &mut usize,
     out: &mut impl CiphertextSink,
     deliver: &mut dyn FnMut(&[u8]),
     staged: &mut Vec<u8>,
     peer_closed: &mut bool,
-) -> Result<usize> {
-    let mut consumed = 0;
+) -> Result<()> {
     loop {
-        let UnbufferedStatus { discard, state } = conn.process(&mut inbound[consumed..]);
+        let UnbufferedStatus { discard, state } = conn.process(&mut inbound[*consumed..]);
         let state = state.map_err(map_error);
-        consumed += discard;
+        *consumed += discard;
         match state? {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {
                     let record = record.map_err(map_error)?;
-                    consumed += record.discard;
+                    *consumed += record.discard;
                     deliver(record.payload);
                 }
             }
             ConnectionState::EncodeTlsData(mut data) => {
                 append_retrying(out, 2048, |buf| match data.encode(buf) {
-                    Err(EncodeError::InsufficientSize(e)) => {
-                        Err(EncryptError::InsufficientSize(e))
-                    }
+                    Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),
                     Err(EncodeError::AlreadyEncoded) => Ok(0),
                     Ok(n) => Ok(n),
                 })?;
@@ -325,15 +335,14 @@ fn read_records<C: Unbuffered>(
             ConnectionState::PeerClosed => *peer_closed = true,
             ConnectionState::Closed => {
                 *peer_closed = true;
-                return Ok(consumed);
+                return Ok(());
             }
             ConnectionState::WriteTraffic(mut traffic) => {
                 // Handshake done and every record processed: plaintext
                 // written before now goes out first.
-                seal_staged(&mut traffic, staged, out)?;
-                return Ok(consumed);
+                return seal_staged(&mut traffic, staged, out);
             }
-            ConnectionState::BlockedHandshake => return Ok(consumed),
+            ConnectionState::BlockedHandshake => return Ok(()),
             // Early data is never enabled, so this is a peer out of step.
             _ => return Err(TlsError::Protocol("unexpected TLS state".into()).into()),
         }
@@ -359,9 +368,7 @@ fn with_write_traffic<C: Unbuffered, S: CiphertextSink, R>(
             }
             ConnectionState::EncodeTlsData(mut data) => {
                 append_retrying(out, 2048, |buf| match data.encode(buf) {
-                    Err(EncodeError::InsufficientSize(e)) => {
-                        Err(EncryptError::InsufficientSize(e))
-                    }
+                    Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),
                     Err(EncodeError::AlreadyEncoded) => Ok(0),
                     Ok(n) => Ok(n),
                 })?;
@@ -375,17 +382,13 @@ fn with_write_traffic<C: Unbuffered, S: CiphertextSink, R>(
     }
 }
 
-/// After a failure, the fatal alert rustls has queued for the peer.
-fn write_pending_alert<C: Unbuffered>(conn: &mut C, out: &mut impl CiphertextSink) {
-    for _ in 0..4 {
-        let UnbufferedStatus { state, .. } = conn.process(&mut []);
-        match state {
-            Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                let _ = out.append(64, |buf| data.encode(buf));
-            }
-            Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-            _ => return,
-        }
+/// After a failure, the fatal alert rustls has queued for the peer (one
+/// record). `rest` is the unconsumed inbound: rustls's handshake
+/// reassembly may still point into it.
+fn write_pending_alert<C: Unbuffered>(conn: &mut C, rest: &mut [u8], out: &mut impl CiphertextSink) {
+    let UnbufferedStatus { state, .. } = conn.process(rest);
+    if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
+        let _ = out.append(64, |buf| data.encode(buf));
     }
 }
 
@@ -508,7 +511,8 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        self.take(2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
     }
 
     /// A field with a one-byte length prefix.

@@ -150,7 +150,9 @@ impl TlsSession {
         self.peer_closed
     }
 
-    /// Plaintext staged and not yet sealed.
+    /// Plaintext staged and not yet sealed (the engine's water marks will
+    /// count it with the ciphertext).
+    #[cfg(test)]
     pub(crate) fn staged_len(&self) -> usize {
         self.staged.len()
     }
@@ -385,7 +387,11 @@ fn with_write_traffic<C: Unbuffered, S: CiphertextSink, R>(
 /// After a failure, the fatal alert rustls has queued for the peer (one
 /// record). `rest` is the unconsumed inbound: rustls's handshake
 /// reassembly may still point into it.
-fn write_pending_alert<C: Unbuffered>(conn: &mut C, rest: &mut [u8], out: &mut impl CiphertextSink) {
+fn write_pending_alert<C: Unbuffered>(
+    conn: &mut C,
+    rest: &mut [u8],
+    out: &mut impl CiphertextSink,
+) {
     let UnbufferedStatus { state, .. } = conn.process(rest);
     if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
         let _ = out.append(64, |buf| data.encode(buf));

@@ -10,6 +10,7 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
+#[cfg(any(feature = "tokio-io", feature = "futures-io"))]
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
@@ -195,7 +196,12 @@ impl<S: SplitStream> TlsStream<S> {
     fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut state = self.lock();
         loop {
-            state.process_inbound(&mut [])?;
+            let processed = state.process_inbound(&mut []);
+            if processed.is_err() {
+                // The peer gets the fatal alert if its socket takes it.
+                let _ = state.try_send(self.source().get_ref());
+            }
+            processed?;
             ready!(state.poll_send(self.source(), cx))?;
             if !state.session.is_handshaking() {
                 return Poll::Ready(Ok(()));
@@ -221,10 +227,12 @@ impl<S: SplitStream> TlsStream<S> {
             if state.read_done {
                 return Poll::Ready(Ok(0));
             }
-            let copied = state.process_inbound(buf)?;
+            let processed = state.process_inbound(buf);
             // Answers to the peer (a key update, an alert) go out now if the
             // socket takes them, else with the next write.
-            state.try_send(self.io.source().get_ref())?;
+            let sent = state.try_send(self.source().get_ref());
+            let copied = processed?;
+            sent?;
             if copied > 0 {
                 return Poll::Ready(Ok(copied));
             }
@@ -252,7 +260,7 @@ impl<S: SplitStream> TlsStream<S> {
             .session
             .write(buf, &mut state.outbound)
             .map_err(to_io)?;
-        state.try_send(self.io.source().get_ref())?;
+        state.try_send(self.source().get_ref())?;
         Poll::Ready(Ok(taken))
     }
 
@@ -287,7 +295,7 @@ impl<S: SplitStream> TlsStream<S> {
             }
         }
         state.session.flush(&mut state.outbound).map_err(to_io)?;
-        state.try_send(self.io.source().get_ref())?;
+        state.try_send(self.source().get_ref())?;
         Poll::Ready(Ok(taken))
     }
 

@@ -173,7 +173,10 @@ impl TlsSession {
         out: &mut impl CiphertextSink,
         deliver: &mut dyn FnMut(&[u8]),
     ) -> Result<usize> {
-        if self.server_name.is_none() && matches!(self.side, Side::Server(_)) {
+        if self.server_name.is_none()
+            && matches!(self.side, Side::Server(_))
+            && self.is_handshaking()
+        {
             self.server_name = client_hello_server_name(inbound);
         }
         let mut consumed = 0;
@@ -459,7 +462,7 @@ pub(crate) fn map_error(e: rustls::Error) -> Error {
 /// of `inbound`; `None` if there is none, or not all of it has arrived yet
 /// (the next call looks again). rustls validates the message itself; this
 /// only reads the name, which 0.23's unbuffered server does not expose.
-fn client_hello_server_name(inbound: &[u8]) -> Option<String> {
+pub(super) fn client_hello_server_name(inbound: &[u8]) -> Option<String> {
     let mut r = Reader(inbound);
     if r.u8()? != 0x16 {
         return None; // not a handshake record

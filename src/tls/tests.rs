@@ -511,3 +511,32 @@ fn a_bad_configuration_is_a_config_error() {
         Err(Error::Tls(TlsError::Config(_)))
     ));
 }
+
+#[test]
+fn the_sni_name_is_read_from_a_whole_client_hello_only() {
+    let (_, connector) = localhost();
+    let mut client = End::new(connector.session("Example.TEST").unwrap());
+    client.feed(&[], 1).unwrap();
+    let hello = std::mem::take(&mut client.outbound);
+    assert_eq!(
+        session::client_hello_server_name(&hello).as_deref(),
+        Some("example.test")
+    );
+    // Until the whole record is there, nothing (the next read looks again).
+    for cut in 0..hello.len() {
+        assert_eq!(
+            session::client_hello_server_name(&hello[..cut]),
+            None,
+            "cut at {cut}"
+        );
+    }
+    // An IP address is not sent as SNI.
+    let mut by_ip = End::new(connector.session("127.0.0.1").unwrap());
+    by_ip.feed(&[], 1).unwrap();
+    assert_eq!(session::client_hello_server_name(&by_ip.outbound), None);
+    // Application data is not a ClientHello.
+    assert_eq!(
+        session::client_hello_server_name(&[0x17, 3, 3, 0, 1, 0]),
+        None
+    );
+}

@@ -27,6 +27,11 @@ const INBOUND_CAPACITY: usize = 5 + (1 << 14) + 2048;
 /// bounded however large the caller's buffer is.
 const WRITE_CHUNK: usize = 4 * STAGE_LIMIT;
 
+/// Ciphertext the read side lets wait unsent (its answers to a peer's key
+/// updates, say) before it stops reading until the socket takes it: a peer
+/// that sends and never reads cannot grow the outbound buffer.
+const OUTBOUND_LIMIT: usize = 64 * 1024;
+
 /// A slice smaller than this is staged by `writev`, so that a frame header
 /// and its body go out as one record.
 const COALESCE_BELOW: usize = 4096;
@@ -226,6 +231,9 @@ impl<S: SplitStream> TlsStream<S> {
             }
             if state.read_done {
                 return Poll::Ready(Ok(0));
+            }
+            if state.outbound.len() - state.outbound_sent > OUTBOUND_LIMIT {
+                ready!(state.poll_send(self.source(), cx))?;
             }
             let processed = state.process_inbound(buf);
             // Answers to the peer (a key update, an alert) go out now if the

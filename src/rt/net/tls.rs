@@ -323,8 +323,24 @@ impl<S: SplitStream> TlsStream<S> {
             state.session.close(&mut state.outbound).map_err(to_io)?;
             state.closing = true;
         }
-        ready!(state.poll_send(self.source(), cx))?;
-        Poll::Ready(StreamIo::shutdown(self.source().get_ref(), Shutdown::Write))
+        let sent = ready!(state.poll_send(self.source(), cx));
+        let done = sent.and_then(|()| StreamIo::shutdown(self.source().get_ref(), Shutdown::Write));
+        Poll::Ready(match done {
+            // The peer ended the session first and has hung up already (our
+            // close_notify drew a reset): both sides are done, not an error.
+            Err(e)
+                if state.session.peer_closed()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::NotConnected
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                Ok(())
+            }
+            other => other,
+        })
     }
 
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

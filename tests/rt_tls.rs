@@ -187,6 +187,12 @@ fn close_notify_is_eof_and_a_bare_fin_is_truncation() {
                 let n = tls.read(&mut buf).await.unwrap();
                 assert_eq!(&buf[..n], b"ping");
                 outcomes.push(tls.read(&mut buf).await);
+                // The end, orderly or not, stays what it was.
+                let again = tls.read(&mut buf).await;
+                match &outcomes[outcomes.len() - 1] {
+                    Ok(n) => assert_eq!(again.unwrap(), *n),
+                    Err(e) => assert_eq!(again.unwrap_err().kind(), e.kind()),
+                }
             }
             outcomes
         });

@@ -159,8 +159,11 @@ struct TlsState {
     /// Sealed records not yet sent, from `outbound_sent`.
     outbound: Vec<u8>,
     outbound_sent: usize,
-    /// The peer's data has ended (close_notify, or an error was returned).
+    /// The peer's data has ended with its close_notify.
     read_done: bool,
+    /// A read failed (a corrupt record, truncation): later reads fail too,
+    /// with this kind.
+    read_failed: Option<io::ErrorKind>,
     /// Our close_notify is sealed; shut down the socket once it is sent.
     closing: bool,
     info: TlsInfo,
@@ -179,6 +182,7 @@ impl<S: SplitStream> TlsStream<S> {
                 outbound: Vec::new(),
                 outbound_sent: 0,
                 read_done: false,
+                read_failed: None,
                 closing: false,
                 info: TlsInfo::default(),
             }),
@@ -229,6 +233,12 @@ impl<S: SplitStream> TlsStream<S> {
             if state.plaintext_read < state.plaintext.len() {
                 return Poll::Ready(Ok(state.take_plaintext(buf)));
             }
+            if let Some(kind) = state.read_failed {
+                return Poll::Ready(Err(io::Error::new(
+                    kind,
+                    "the TLS session failed on an earlier read",
+                )));
+            }
             if state.read_done {
                 return Poll::Ready(Ok(0));
             }
@@ -249,8 +259,12 @@ impl<S: SplitStream> TlsStream<S> {
                 continue;
             }
             if ready!(state.poll_receive(self.source(), cx))? == 0 {
-                state.read_done = true;
-                return Poll::Ready(state.session.end_of_stream().map(|()| 0).map_err(to_io));
+                let end = state.session.end_of_stream().map(|()| 0).map_err(to_io);
+                match &end {
+                    Ok(_) => state.read_done = true,
+                    Err(e) => state.read_failed = Some(e.kind()),
+                }
+                return Poll::Ready(end);
             }
         }
     }
@@ -345,7 +359,10 @@ impl<S: SplitStream> TlsStream<S> {
 
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let state = self.lock();
-        if state.plaintext_read < state.plaintext.len() || state.read_done {
+        if state.plaintext_read < state.plaintext.len()
+            || state.read_done
+            || state.read_failed.is_some()
+        {
             return Poll::Ready(Ok(()));
         }
         drop(state);
@@ -541,8 +558,9 @@ impl TlsState {
                 Ok(copied)
             }
             Err(e) => {
-                self.read_done = true;
-                Err(to_io(e))
+                let e = to_io(e);
+                self.read_failed = Some(e.kind());
+                Err(e)
             }
         }
     }
@@ -568,7 +586,7 @@ impl TlsState {
         if self.filled == INBOUND_CAPACITY {
             // rustls refuses a record longer than this from its header, so
             // a full buffer cannot happen; refuse rather than grow.
-            self.read_done = true;
+            self.read_failed = Some(io::ErrorKind::InvalidData);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "TLS record larger than the inbound buffer",

@@ -65,6 +65,9 @@ pub(crate) struct TlsSession {
     peer_closed: bool,
     /// Our `close_notify` is in the sink; nothing more may be written.
     close_sent: bool,
+    /// Set once rustls has failed; it is not called again (its handshake
+    /// reassembly may point into bytes the caller has moved since).
+    failed: Option<TlsError>,
     /// The name the client asked for (server: from its ClientHello).
     server_name: Option<String>,
 }
@@ -136,6 +139,7 @@ impl TlsSession {
             staged: Vec::new(),
             peer_closed: false,
             close_sent: false,
+            failed: None,
             server_name,
         }
     }
@@ -173,6 +177,7 @@ impl TlsSession {
         out: &mut impl CiphertextSink,
         deliver: &mut dyn FnMut(&[u8]),
     ) -> Result<usize> {
+        self.ensure_usable()?;
         if self.server_name.is_none()
             && matches!(self.side, Side::Server(_))
             && self.is_handshaking()
@@ -193,7 +198,21 @@ impl TlsSession {
             let rest = &mut inbound[consumed..];
             with_side!(&mut self.side, conn => write_pending_alert(conn, rest, out));
         }
-        result.map(|()| consumed)
+        self.remember_failure(result).map(|()| consumed)
+    }
+
+    fn ensure_usable(&self) -> Result<()> {
+        match &self.failed {
+            Some(e) => Err(Error::Tls(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn remember_failure<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(Error::Tls(e)) = &result {
+            self.failed = Some(e.clone());
+        }
+        result
     }
 
     /// Copies as much of `plaintext` as fits into the staging area (up to
@@ -215,6 +234,7 @@ impl TlsSession {
         plaintext: &[u8],
         out: &mut impl CiphertextSink,
     ) -> Result<usize> {
+        self.ensure_usable()?;
         if self.close_sent {
             return Err(Error::ConnClosed);
         }
@@ -227,7 +247,8 @@ impl TlsSession {
             out,
             &mut self.peer_closed,
             |traffic, out| encrypt(traffic, plaintext, out),
-        ))?;
+        ));
+        let sealed = self.remember_failure(sealed)?;
         Ok(if sealed.is_some() {
             plaintext.len()
         } else {
@@ -238,30 +259,31 @@ impl TlsSession {
     /// Seals the staged plaintext into `out` (nothing before the handshake
     /// has finished: it goes out right after).
     pub(crate) fn flush(&mut self, out: &mut impl CiphertextSink) -> Result<()> {
+        self.ensure_usable()?;
         if self.staged.is_empty() || self.is_handshaking() {
             return Ok(());
         }
         let staged = &mut self.staged;
-        with_side!(&mut self.side, conn => with_write_traffic(
+        let sealed = with_side!(&mut self.side, conn => with_write_traffic(
             conn,
             out,
             &mut self.peer_closed,
             |traffic, out| seal_staged(traffic, staged, out),
-        ))?;
-        Ok(())
+        ));
+        self.remember_failure(sealed).map(drop)
     }
 
     /// Seals the staged plaintext and then a `close_notify` alert into
     /// `out`; afterwards writes fail with [`Error::ConnClosed`]. Before the
-    /// handshake has finished there is nothing to protect and nothing is
-    /// written. The caller sends `out`, then shuts down its write side.
+    /// handshake has finished, or after a failure, nothing is written. The caller sends `out`, then shuts down its write side.
     pub(crate) fn close(&mut self, out: &mut impl CiphertextSink) -> Result<()> {
-        if self.close_sent || self.is_handshaking() {
+        // A failed session has sent its fatal alert already.
+        if self.close_sent || self.failed.is_some() || self.is_handshaking() {
             return Ok(());
         }
         self.close_sent = true;
         let staged = &mut self.staged;
-        with_side!(&mut self.side, conn => with_write_traffic(
+        let closed = with_side!(&mut self.side, conn => with_write_traffic(
             conn,
             out,
             &mut self.peer_closed,
@@ -269,8 +291,8 @@ impl TlsSession {
                 seal_staged(traffic, staged, out)?;
                 append_retrying(out, 64, |buf| traffic.queue_close_notify(buf))
             },
-        ))?;
-        Ok(())
+        ));
+        self.remember_failure(closed).map(drop)
     }
 
     /// How the byte stream ended: `Ok` after the peer's `close_notify`,
@@ -363,14 +385,10 @@ fn with_write_traffic<C: Unbuffered, S: CiphertextSink, R>(
     peer_closed: &mut bool,
     f: impl FnOnce(&mut WriteTraffic<'_, C::Data>, &mut S) -> Result<R>,
 ) -> Result<Option<R>> {
-    let mut f = Some(f);
     loop {
         let UnbufferedStatus { state, .. } = conn.process(&mut []);
         match state.map_err(map_error)? {
-            ConnectionState::WriteTraffic(mut traffic) => {
-                let f = f.take().expect("WriteTraffic ends the loop");
-                return f(&mut traffic, out).map(Some);
-            }
+            ConnectionState::WriteTraffic(mut traffic) => return f(&mut traffic, out).map(Some),
             ConnectionState::EncodeTlsData(mut data) => {
                 append_retrying(out, 2048, |buf| match data.encode(buf) {
                     Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),

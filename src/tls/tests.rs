@@ -266,6 +266,11 @@ fn garbage_is_a_corrupt_record_error_with_an_alert() {
     );
     assert!(!server.outbound.is_empty(), "a fatal alert for the peer");
     assert_eq!(server.outbound[0], 0x15, "an alert record");
+    let again = server.feed(b"x", 1).unwrap_err();
+    assert!(
+        matches!(again, Error::Tls(TlsError::CorruptRecord(_))),
+        "{again:?}"
+    );
 }
 
 #[test]
@@ -329,6 +334,29 @@ fn sni_selects_the_certificate() {
         matches!(err, Error::Tls(TlsError::Certificate(_))),
         "{err:?}"
     );
+
+    // The whole server flight in one go, refused at its certificate (the
+    // messages after it are left unprocessed): the session then fails
+    // every call with the same error, and rustls is not touched again.
+    let mut client = End::new(connector.session("c.test").unwrap());
+    let mut server = End::new(acceptor.session().unwrap());
+    client.feed(&[], usize::MAX).unwrap();
+    server
+        .feed(&std::mem::take(&mut client.outbound), usize::MAX)
+        .unwrap();
+    let flight = std::mem::take(&mut server.outbound);
+    let err = client.feed(&flight, usize::MAX).unwrap_err();
+    assert!(
+        matches!(err, Error::Tls(TlsError::Certificate(_))),
+        "{err:?}"
+    );
+    let same = |r: crate::Result<()>| matches!(r, Err(Error::Tls(TlsError::Certificate(_))));
+    assert!(same(
+        client.session.write(b"x", &mut client.outbound).map(drop)
+    ));
+    assert!(same(client.session.flush(&mut client.outbound)));
+    assert!(same(client.feed(b"more", 1)));
+    client.session.close(&mut client.outbound).unwrap();
 }
 
 #[test]

@@ -92,13 +92,8 @@ impl TlsConnector {
 /// netloom's error as the `io::Error` the stream API returns; the original
 /// is inside (`e.get_ref()` downcasts to [`crate::Error`]).
 fn to_io(e: crate::Error) -> io::Error {
-    let kind = match &e {
-        crate::Error::Io(_) => {
-            let crate::Error::Io(e) = e else {
-                unreachable!()
-            };
-            return e;
-        }
+    let kind = match e {
+        crate::Error::Io(e) => return e,
         crate::Error::TlsTruncated => io::ErrorKind::UnexpectedEof,
         crate::Error::ConnClosed => io::ErrorKind::BrokenPipe,
         crate::Error::Tls(crate::TlsError::Config(_)) => io::ErrorKind::InvalidInput,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, UnbufferedStatus, WriteTraffic,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
 };
 use rustls::{ClientConfig, HandshakeKind, ServerConfig};
 
@@ -345,13 +345,7 @@ fn read_records<C: Unbuffered>(
                     deliver(record.payload);
                 }
             }
-            ConnectionState::EncodeTlsData(mut data) => {
-                append_retrying(out, 2048, |buf| match data.encode(buf) {
-                    Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),
-                    Err(EncodeError::AlreadyEncoded) => Ok(0),
-                    Ok(n) => Ok(n),
-                })?;
-            }
+            ConnectionState::EncodeTlsData(mut data) => encode_handshake(&mut data, out)?,
             ConnectionState::TransmitTlsData(mut transmit) => {
                 // The bytes are in the caller's sink, which sends them.
                 if let Some(mut traffic) = transmit.may_encrypt_app_data() {
@@ -389,13 +383,7 @@ fn with_write_traffic<C: Unbuffered, S: CiphertextSink, R>(
         let UnbufferedStatus { state, .. } = conn.process(&mut []);
         match state.map_err(map_error)? {
             ConnectionState::WriteTraffic(mut traffic) => return f(&mut traffic, out).map(Some),
-            ConnectionState::EncodeTlsData(mut data) => {
-                append_retrying(out, 2048, |buf| match data.encode(buf) {
-                    Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),
-                    Err(EncodeError::AlreadyEncoded) => Ok(0),
-                    Ok(n) => Ok(n),
-                })?;
-            }
+            ConnectionState::EncodeTlsData(mut data) => encode_handshake(&mut data, out)?,
             ConnectionState::TransmitTlsData(transmit) => transmit.done(),
             ConnectionState::PeerClosed => *peer_closed = true,
             ConnectionState::Closed => return Err(Error::ConnClosed),
@@ -417,6 +405,18 @@ fn write_pending_alert<C: Unbuffered>(
     if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
         let _ = out.append(64, |buf| data.encode(buf));
     }
+}
+
+/// A handshake (or ticket, key update) message into `out`.
+fn encode_handshake<D>(
+    data: &mut EncodeTlsData<'_, D>,
+    out: &mut impl CiphertextSink,
+) -> Result<()> {
+    append_retrying(out, 2048, |buf| match data.encode(buf) {
+        Err(EncodeError::InsufficientSize(e)) => Err(EncryptError::InsufficientSize(e)),
+        Err(EncodeError::AlreadyEncoded) => Ok(0),
+        Ok(n) => Ok(n),
+    })
 }
 
 fn encrypt<D>(

@@ -105,9 +105,52 @@ pub enum Error {
         /// The resolver's answer.
         reason: String,
     },
+    /// A TLS session failed: a corrupt record, a rejected certificate, a
+    /// fatal alert from the peer, an unusable configuration. The variant
+    /// exists with and without the `tls` feature, so matches on it compile
+    /// either way.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The peer closed its side of a TLS connection (TCP FIN) without
+    /// sending `close_notify` first: the data may have been cut short.
+    /// Many real clients close this way; it ends that connection only.
+    #[error("tls: peer closed the connection without close_notify (possible truncation)")]
+    TlsTruncated,
     /// A kernel call failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Why a TLS session or configuration failed ([`Error::Tls`]).
+///
+/// ```
+/// let err = netloom::Error::from(netloom::TlsError::NoApplicationProtocol);
+/// assert!(matches!(err, netloom::Error::Tls(netloom::TlsError::NoApplicationProtocol)));
+/// ```
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The peer sent bytes that are not a valid TLS record: garbage, a
+    /// record longer than TLS allows, a record that does not decrypt.
+    #[error("corrupt record: {0}")]
+    CorruptRecord(String),
+    /// A certificate was rejected (expired, wrong name, unknown issuer), or
+    /// a required client certificate was missing.
+    #[error("certificate rejected: {0}")]
+    Certificate(String),
+    /// The peer ended the handshake or session with a fatal alert.
+    #[error("peer sent alert: {0}")]
+    Alert(String),
+    /// Client and server have no ALPN protocol in common.
+    #[error("no application protocol in common")]
+    NoApplicationProtocol,
+    /// The configuration cannot work: PEM without a certificate or key, a
+    /// key that does not match its certificate, an invalid server name.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Any other handshake failure or protocol violation.
+    #[error("{0}")]
+    Protocol(String),
 }
 
 /// `Result` with netloom's [`Error`].

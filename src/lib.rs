@@ -16,6 +16,7 @@
 //! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |
 //! | async front-end | [`rt`] | a task per connection on the same poller, records, timers and inbox; Go's deadlines |
+//! | TLS | `tls` (feature `tls`) | rustls's unbuffered API behind one session type; acceptor and connector configs |
 //!
 //! Start with [`run`] or [`Engine::builder`] and a [`Handler`].
 //!
@@ -57,13 +58,15 @@ pub mod pool;
 mod reactor;
 pub mod rt;
 mod sys;
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+pub mod tls;
 
 pub use addr::{Addr, PeerCred, Transport, UnixAddr};
 pub use client::Client;
 pub use conn::{Action, Conn, ConnHandle, Writer};
 pub use engine::Handler;
 pub use engine::{run, Engine, EngineBuilder};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TlsError};
 pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use options::{MulticastInterface, Options};
 pub use reactor::balancer::LoadBalancer;

@@ -353,9 +353,7 @@ impl Options {
             return bad("backlog must be positive");
         }
         let whole_seconds = |d: Option<Duration>, max: u64| {
-            d.map_or(true, |d| {
-                d.subsec_nanos() == 0 && (1..=max).contains(&d.as_secs())
-            })
+            d.is_none_or(|d| d.subsec_nanos() == 0 && (1..=max).contains(&d.as_secs()))
         };
         if !whole_seconds(self.tcp_keepalive, 32_767) {
             return bad("tcp_keepalive must be 1 to 32,767 whole seconds");
@@ -367,7 +365,7 @@ impl Options {
             return bad("tcp_keepalive_retries must be 1 to 127");
         }
         let c_int_size =
-            |size: Option<usize>| size.map_or(true, |n| (1..=i32::MAX as usize).contains(&n));
+            |size: Option<usize>| size.is_none_or(|n| (1..=i32::MAX as usize).contains(&n));
         if !c_int_size(self.recv_buffer_size) || !c_int_size(self.send_buffer_size) {
             return bad("socket buffer sizes must be 1 to 2,147,483,647 bytes");
         }

@@ -195,7 +195,7 @@ fn an_over_long_line_fails_fast_and_closes_after_the_earlier_replies() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut wire = b"ok\n".to_vec();
-    wire.extend(std::iter::repeat(b'x').take(1000));
+    wire.extend(std::iter::repeat_n(b'x', 1000));
     (&stream).write_all(&wire).unwrap();
     let mut reply = String::new();
     (&stream).read_to_string(&mut reply).unwrap();

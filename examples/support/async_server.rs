@@ -161,7 +161,7 @@ where
         };
         rest.to_socket_addrs()
             .ok()
-            .and_then(|mut addrs| addrs.find(|a| family.map_or(true, |v4| a.is_ipv4() == v4)))
+            .and_then(|mut addrs| addrs.find(|a| family.is_none_or(|v4| a.is_ipv4() == v4)))
             .unwrap_or_else(|| self.usage(&format!("cannot resolve {url}")))
     }
 

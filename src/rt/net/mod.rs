@@ -217,11 +217,15 @@ macro_rules! stream_io_methods {
 
 mod split;
 mod tcp;
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+mod tls;
 mod udp;
 mod unix;
 
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitStream, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+pub use tls::{TlsReadHalf, TlsStream, TlsWriteHalf};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 

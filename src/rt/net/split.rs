@@ -35,7 +35,7 @@ impl SplitStream for UnixStream {}
 // name it as a supertrait; outside the crate it cannot be named, so the
 // crate-private types in it are not part of the API these lints guard.
 #[allow(private_interfaces, private_bounds)]
-mod sealed {
+pub(super) mod sealed {
     use super::{IoSource, StreamIo, TcpStream, UnixStream};
 
     /// The socket the halves drive.

@@ -415,3 +415,82 @@ fn udp_dials_and_adopted_udp_sockets_exchange_datagrams() {
     client.wait().unwrap();
     stop(server);
 }
+
+/// A context whose `Default` panics once `POISONED` is set: the loop that
+/// registers an adopted stream with it dies (a user bug the loop does not
+/// contain), which is how a test gets a loop to exit with a dial queued.
+struct Fragile;
+
+static POISONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Default for Fragile {
+    fn default() -> Self {
+        assert!(!POISONED.load(Ordering::SeqCst), "Fragile::default");
+        Fragile
+    }
+}
+
+/// Holds its loop inside the first `on_open` until `release` is sent.
+struct Gate {
+    entered: Mutex<std::sync::mpsc::Sender<()>>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Handler for Gate {
+    type Context = Fragile;
+    fn on_open(&self, _: &mut Conn<'_, Fragile>) -> Action {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10));
+        Action::None
+    }
+    fn on_traffic(&self, _: &mut Conn<'_, Fragile>) -> Action {
+        Action::None
+    }
+}
+
+#[test]
+fn dial_wait_reports_a_loop_that_exited_as_engine_stopped() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = Gate {
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+    };
+    let client = Arc::new(Client::start(gate, Options::default().loops(1)).unwrap());
+    // The loop is held in on_open while a dial and then a poisoned stream
+    // queue up behind it.
+    let held = std::net::TcpStream::connect(addr).unwrap();
+    client.adopt(held).unwrap();
+    entered.recv_timeout(Duration::from_secs(10)).unwrap();
+    let dialer = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            client.dial_wait(&addr.to_string(), Fragile, Duration::from_secs(30))
+        })
+    };
+    // The dial counts in the loop's load once it is on its way to the inbox.
+    assert!(wait_until(Duration::from_secs(10), || client
+        .engine()
+        .conn_count()
+        == 2));
+    std::thread::sleep(Duration::from_millis(50));
+    POISONED.store(true, Ordering::SeqCst);
+    client
+        .adopt(std::net::TcpStream::connect(addr).unwrap())
+        .unwrap();
+    release.send(()).unwrap();
+    let started = Instant::now();
+    match dialer.join().unwrap() {
+        Err(Error::EngineStopped) => {}
+        other => panic!("expected EngineStopped, got {other:?}"),
+    }
+    // Answered when the loop died, not when the dial's timeout ran out.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(client.wait().is_err(), "the loop thread panicked");
+}

@@ -20,6 +20,7 @@ pub(crate) use sockopt::configure_stream;
 use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
 use crate::rt::{CoreSeed, RuntimeShared};
+use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
 use crate::{Action, Addr, Error, Handler, Result, Transport};
@@ -169,7 +170,9 @@ impl Options {
     setter!(
         /// Stops the engine gracefully on SIGINT or SIGTERM (blocks both
         /// signals in the starting thread and the loops, and watches them with
-        /// a signalfd on loop 0).
+        /// a signalfd on loop 0). [`Engine::wait`] returning on the starting
+        /// thread unblocks them there again, discarding one that arrived
+        /// after the loops stopped.
         stop_on_signals: bool
     );
     setter!(
@@ -538,6 +541,9 @@ pub(crate) struct EngineInner {
     local_addrs: Vec<Addr>,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
     pub(crate) live_loops: AtomicUsize,
+    /// SIGINT/SIGTERM blocked in the starting thread (`stop_on_signals`),
+    /// unblocked when `wait` returns there.
+    stop_signals: Mutex<Option<BlockedStopSignals>>,
     /// The executors the loops host (see [`Engine::runtime`]).
     pub(crate) runtime: Arc<RuntimeShared>,
 }
@@ -696,6 +702,19 @@ impl Engine {
                 first_error.get_or_insert(e);
             }
         }
+        // A signal mask belongs to its thread: only the starting thread can
+        // get SIGINT/SIGTERM back.
+        let mut blocked = self
+            .inner
+            .stop_signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if blocked
+            .as_ref()
+            .is_some_and(BlockedStopSignals::is_current_thread)
+        {
+            *blocked = None;
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -747,10 +766,11 @@ pub(crate) fn launch<H: Handler>(
         local_addrs.push(at);
     }
 
-    let mut signal_fd = if options.stop_on_signals {
-        Some(crate::sys::signal::block_stop_signals()?)
+    let (mut signal_fd, stop_signals) = if options.stop_on_signals {
+        let (fd, blocked) = crate::sys::signal::block_stop_signals()?;
+        (Some(fd), Some(blocked))
     } else {
-        None
+        (None, None)
     };
 
     let mut seeds = Vec::with_capacity(loops);
@@ -791,6 +811,7 @@ pub(crate) fn launch<H: Handler>(
             local_addrs,
             threads: Mutex::new(Vec::new()),
             live_loops: AtomicUsize::new(loops),
+            stop_signals: Mutex::new(stop_signals),
             runtime: Arc::new(RuntimeShared::new(cores, options.shutdown_grace)),
         }),
     };

@@ -673,6 +673,15 @@ impl Core {
         Ok(ios.insert(ScheduledIo::new(listener)))
     }
 
+    /// Forgets a record and takes `fd`, which stays open, out of the
+    /// loop's epoll set.
+    pub(crate) fn unregister(&self, fd: i32, token: Token) {
+        if let Err(e) = self.selector.deregister(fd) {
+            log::error!("netloom: cannot stop watching fd {fd}: {e}");
+        }
+        self.release(token);
+    }
+
     /// Forgets a record. The descriptor is not deregistered: it is about to
     /// be closed, which removes it from the epoll set, and an event that
     /// still arrives for it names a stale token and is dropped.

@@ -25,6 +25,7 @@ use crate::rt::{Core, CoreSeed};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
+use crate::unwind::panic_message;
 use crate::{Action, Addr, Engine, Error, Handler, Options, Result};
 
 mod datagram;
@@ -457,7 +458,7 @@ impl<H: Handler> EventLoop<H> {
             Some(Ok(Action::Close)) => rec.io.flags |= flags::CLOSING,
             Some(Ok(Action::Shutdown)) => self.engine.stop(),
             Some(Err(panic)) => {
-                let msg = panic_message(&panic);
+                let msg = panic_message(&*panic);
                 log::error!("netloom: callback panicked on {token:?}: {msg}");
                 rec.io.fail(Error::CallbackPanic(msg));
             }
@@ -603,7 +604,7 @@ impl<H: Handler> EventLoop<H> {
         match outcome {
             Ok(Action::Shutdown) => self.engine.stop(),
             Ok(_) => {}
-            Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&panic)),
+            Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&*panic)),
         }
         rec.io.outbound.clear(&mut self.pool);
         rec.inbound.take(usize::MAX);
@@ -635,12 +636,7 @@ impl<H: Handler> EventLoop<H> {
                     self.assign(stream, peer, balanced);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // The peer gave up before we accepted, or a signal: try the next one.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
-                    ) => {}
+                Err(e) if socket::is_transient_accept_error(&e) => {}
                 Err(e) => {
                     // EMFILE and friends leave the listener readable: stop watching
                     // it for a while instead of spinning, and keep serving.
@@ -1117,7 +1113,7 @@ impl<H: Handler> EventLoop<H> {
         let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick(engine))) {
             Ok(outcome) => outcome,
             Err(panic) => {
-                log::error!("netloom: on_tick panicked: {}", panic_message(&panic));
+                log::error!("netloom: on_tick panicked: {}", panic_message(&*panic));
                 (Duration::from_secs(1), Action::None)
             }
         };
@@ -1224,15 +1220,5 @@ fn dial_failure(err: Option<&Error>) -> Error {
         Some(Error::EngineStopped) => Error::EngineStopped,
         Some(other) => Error::Io(io::Error::other(other.to_string())),
         None => Error::ConnClosed,
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }

@@ -58,6 +58,7 @@ pub mod rt;
 mod sys;
 mod timer;
 mod token;
+mod unwind;
 
 pub use addr::{Addr, PeerCred, Transport, UnixAddr};
 pub use client::Client;

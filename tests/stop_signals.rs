@@ -52,10 +52,8 @@ fn stop_signals_are_unblocked_after_wait_and_a_late_one_is_discarded() {
         // Aimed at this thread, where it stays pending: the signalfd on
         // loop 0 reads only that loop's and the process's signals.
         // SAFETY: pthread_kill on the calling thread with a blocked signal.
-        assert_eq!(
-            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGINT) },
-            0
-        );
+        let sent = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGINT) };
+        assert_eq!(sent, 0);
         assert!(pending(libc::SIGINT));
         engine.wait().unwrap();
         // Delivered now, the SIGINT would have killed the test process.

@@ -23,6 +23,7 @@ use crate::rt::{CoreSeed, RuntimeShared};
 use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::token::Token;
+use crate::unwind::lock;
 use crate::{Action, Addr, Error, Handler, Result, Transport};
 use socket2::Socket;
 
@@ -689,8 +690,7 @@ impl Engine {
     /// # Ok(()) }
     /// ```
     pub fn wait(&self) -> Result<()> {
-        let threads =
-            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads = std::mem::take(&mut *lock(&self.inner.threads));
         let mut first_error = None;
         for t in threads {
             let outcome = t.join().unwrap_or_else(|_| {
@@ -704,11 +704,7 @@ impl Engine {
         }
         // A signal mask belongs to its thread: only the starting thread can
         // get SIGINT/SIGTERM back.
-        let mut blocked = self
-            .inner
-            .stop_signals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut blocked = lock(&self.inner.stop_signals);
         if blocked
             .as_ref()
             .is_some_and(BlockedStopSignals::is_current_thread)
@@ -838,20 +834,12 @@ pub(crate) fn launch<H: Handler>(
             Err(e) => {
                 // Loops already started must not outlive a failed start.
                 engine.stop();
-                *engine
-                    .inner
-                    .threads
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = threads;
+                *lock(&engine.inner.threads) = threads;
                 let _ = engine.wait();
                 return Err(Error::Io(e));
             }
         }
     }
-    *engine
-        .inner
-        .threads
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = threads;
+    *lock(&engine.inner.threads) = threads;
     Ok((engine, senders))
 }

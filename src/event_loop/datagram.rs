@@ -4,8 +4,9 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::{panic_message, Entry, EventLoop};
+use super::{Entry, EventLoop};
 use crate::token::Token;
+use crate::unwind::panic_message;
 use crate::{Action, Addr, Handler};
 
 impl<H: Handler> EventLoop<H> {
@@ -72,7 +73,7 @@ impl<H: Handler> EventLoop<H> {
             Some(Ok(Action::Shutdown)) => self.engine.stop(),
             Some(Err(panic)) => log::error!(
                 "netloom: callback panicked on UDP socket {token:?}: {}",
-                panic_message(&panic)
+                panic_message(&*panic)
             ),
             _ => {}
         }

@@ -55,6 +55,7 @@ use crate::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
 use crate::timer::TimerHeap;
 use crate::token::{Slab, Token};
+use crate::unwind::{lock, panic_message};
 
 /// Tasks polled per turn before the poller is consulted again.
 pub(crate) const POLLS_PER_TURN: usize = 256;
@@ -240,7 +241,7 @@ struct JoinInner<T> {
 impl<T> JoinState<T> {
     fn complete(&self, result: Result<T, JoinError>) {
         let waiter = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&self.inner);
             if inner.finished {
                 return;
             }
@@ -256,7 +257,7 @@ impl<T> JoinState<T> {
 
     fn abort(&self) {
         let task = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&self.inner);
             if inner.finished {
                 return;
             }
@@ -279,7 +280,7 @@ pub(crate) trait TaskLink {
 
 impl<T> TaskLink for JoinState<T> {
     fn attach(&self, header: &Arc<TaskHeader>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         if inner.aborted {
             // Its first turn drops it.
             header.aborted.store(true, Ordering::Release);
@@ -301,10 +302,7 @@ impl<T: Send> Abort for JoinState<T> {
     }
 
     fn is_finished(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finished
+        lock(&self.inner).finished
     }
 }
 
@@ -341,11 +339,7 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.state
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finished
+        lock(&self.state.inner).finished
     }
 
     /// Cancels the task, from any thread: its loop drops the task's future
@@ -391,7 +385,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.state.inner);
         if let Some(result) = inner.result.take() {
             return Poll::Ready(result);
         }
@@ -498,7 +492,7 @@ impl<F: Future> Future for Task<F> {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(panic) => {
-                let msg = super::panic_message(&*panic);
+                let msg = panic_message(&*panic);
                 log::error!("netloom: task panicked: {msg}");
                 Err(JoinError::Panicked(msg))
             }
@@ -903,7 +897,7 @@ impl Core {
             Err(panic) => {
                 // The task's own panic is caught inside its wrapper; this
                 // is a destructor that panicked while the task finished.
-                let msg = super::panic_message(&*panic);
+                let msg = panic_message(&*panic);
                 log::error!("netloom: task panicked while finishing: {msg}");
                 let slot = self.tasks.borrow_mut().remove(token);
                 self.drop_task(future, slot);

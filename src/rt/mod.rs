@@ -76,6 +76,7 @@ pub use executor::{AbortHandle, JoinError, JoinHandle, LoopMetrics};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::inbox::Lane;
+use crate::unwind::lock;
 use crate::{Action, Conn, Engine, Error, Handler, Result};
 use executor::{with_core, LoopShared, Remote};
 
@@ -257,10 +258,6 @@ impl RuntimeShared {
     fn pick_loop(&self) -> usize {
         self.next_loop.fetch_add(1, Ordering::Relaxed) % self.loops.len()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running set of loops. Dropping it shuts it down (see
@@ -692,14 +689,4 @@ where
 /// ```
 pub fn metrics() -> Option<LoopMetrics> {
     with_core(Core::metrics)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
 }

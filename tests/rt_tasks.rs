@@ -204,6 +204,39 @@ fn a_panicking_task_reports_and_the_loop_keeps_serving() {
     assert_eq!(rt.block_on(rt.spawn(async { 1 })), Ok(1));
 }
 
+/// Panics when dropped, as a buggy destructor does.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("drop boom");
+    }
+}
+
+#[test]
+fn a_destructor_that_panics_as_a_task_finishes_is_the_tasks_panic() {
+    let rt = runtime(1);
+    // Ready at once; the field drops with the future, after its last poll.
+    struct Finished {
+        _field: PanicsOnDrop,
+    }
+    impl Future for Finished {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Ready(7)
+        }
+    }
+    let handle = rt.spawn(Finished {
+        _field: PanicsOnDrop,
+    });
+    // As tokio: the output is lost with the future, the handle hears the panic.
+    assert_eq!(
+        rt.block_on(handle),
+        Err(JoinError::Panicked("drop boom".into()))
+    );
+    assert_eq!(rt.block_on(rt.spawn(async { 1 })), Ok(1));
+}
+
 #[test]
 fn shutdown_lets_tasks_finish_within_the_grace_then_drops_the_rest() {
     let before_fds = util::open_fds();

@@ -189,7 +189,9 @@ pub enum JoinError {
     /// out) or its loop had already exited.
     #[error("task cancelled")]
     Cancelled,
-    /// The task panicked; the message is the panic's payload.
+    /// The task panicked, or its future's destructor did once it had
+    /// finished (its output is then dropped, as in tokio); the message is
+    /// the panic's payload.
     #[error("task panicked: {0}")]
     Panicked(String),
 }
@@ -497,10 +499,21 @@ impl<F: Future> Future for Task<F> {
                 Err(JoinError::Panicked(msg))
             }
         };
-        // A destructor that panics is the task's panic too.
-        if catch_unwind(AssertUnwindSafe(|| future.set(None))).is_err() {
-            log::error!("netloom: dropping a finished task panicked");
-        }
+        // A destructor that panics is the task's panic too (as in tokio):
+        // the output is dropped, the handle gets the panic. A task that
+        // panicked already keeps its first panic.
+        let outcome = match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
+            Err(panic) if outcome.is_ok() => {
+                let msg = panic_message(&*panic);
+                log::error!("netloom: dropping a finished task panicked: {msg}");
+                Err(JoinError::Panicked(msg))
+            }
+            Err(_) => {
+                log::error!("netloom: dropping a panicked task panicked again");
+                outcome
+            }
+            Ok(()) => outcome,
+        };
         guard.0.complete(outcome);
         Poll::Ready(())
     }
@@ -895,8 +908,9 @@ impl Core {
                 self.drop_task(future, slot);
             }
             Err(panic) => {
-                // The task's own panic is caught inside its wrapper; this
-                // is a destructor that panicked while the task finished.
+                // The task's own panic and its future's destructor's are
+                // caught inside its wrapper; this is another destructor
+                // (the output's) that panicked while the task finished.
                 let msg = panic_message(&*panic);
                 log::error!("netloom: task panicked while finishing: {msg}");
                 let slot = self.tasks.borrow_mut().remove(token);

@@ -157,7 +157,7 @@ impl<H: Handler> EventLoop<H> {
             events: Events::new(),
             inbox: seed.inbox,
             peers,
-            entries: Slab::new(),
+            entries: Slab::for_loop(seed.index),
             timers: TimerHeap::new(),
             pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
@@ -272,8 +272,8 @@ impl<H: Handler> EventLoop<H> {
                     self.core.on_event(&event);
                     continue;
                 }
-                let token = Token::from_raw(event.token());
-                if token == Token::WAKER {
+                let token = self.entries.token_of(event.token());
+                if token.raw() == Token::WAKER.raw() {
                     // Shared by the loop's inbox and its executor's.
                     self.inbox_waker_reset();
                     self.core.inbox_woken();

@@ -134,3 +134,17 @@ fn wake_and_execute_run_on_the_connection() {
     assert!(wait_until(Duration::from_secs(5), || h.is_closed()));
     stop(engine);
 }
+
+#[test]
+fn tokens_are_unique_across_the_loops_of_an_engine() {
+    // Round-robin over two loops: each loop numbers its slots from 0, so
+    // the same slot and generation appear on both.
+    let (reg, engine, addr) = registry(Options::default().loops(2));
+    let streams: Vec<_> = (0..8).map(|_| connect(addr)).collect();
+    let handles: Vec<_> = (0..streams.len()).map(|i| handle(&reg, i).0).collect();
+    assert_eq!(engine.conn_counts(), vec![4, 4]);
+    let tokens: std::collections::HashSet<_> = handles.iter().map(|h| h.token()).collect();
+    assert_eq!(tokens.len(), handles.len(), "{tokens:?}");
+    drop(streams);
+    stop(engine);
+}

@@ -80,7 +80,7 @@ fn async_write_past_the_cap_is_refused_and_memory_stays_bounded() {
     let mut sink = vec![0u8; accepted];
     (&stream).read_exact(&mut sink).unwrap();
     assert!(sink.iter().all(|&b| b == 7));
-    assert!(wait_until(Duration::from_secs(5), || h
+    assert!(wait_until(Duration::from_secs(30), || h
         .async_write(vec![1])
         .is_ok()));
     stop(engine);
@@ -97,7 +97,7 @@ fn completion_callback_runs_on_the_loop_with_the_outcome() {
         tx.send((res.is_ok(), name)).unwrap();
     })
     .unwrap();
-    let (ok, thread) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (ok, thread) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(ok);
     assert_eq!(thread.as_deref(), Some("netloom-loop-0"));
     let mut got = [0u8; 3];
@@ -116,7 +116,7 @@ fn wake_and_execute_run_on_the_connection() {
     let mut stream = connect(addr);
     let (h, _) = handle(&reg, 0);
     h.wake().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || reg
+    assert!(wait_until(Duration::from_secs(30), || reg
         .traffic
         .lock()
         .unwrap()
@@ -131,7 +131,7 @@ fn wake_and_execute_run_on_the_connection() {
     let mut got = String::new();
     stream.read_to_string(&mut got).unwrap();
     assert_eq!(got, stream.local_addr().unwrap().to_string());
-    assert!(wait_until(Duration::from_secs(5), || h.is_closed()));
+    assert!(wait_until(Duration::from_secs(30), || h.is_closed()));
     stop(engine);
 }
 

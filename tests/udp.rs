@@ -15,7 +15,7 @@ use util::*;
 
 fn udp_client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
 }
 
@@ -142,7 +142,7 @@ fn senders_are_plain_values_usable_after_the_callback() {
     for c in &clients {
         c.send_to(b"subscribe", addr).unwrap();
     }
-    assert!(wait_until(Duration::from_secs(5), || subs
+    assert!(wait_until(Duration::from_secs(30), || subs
         .peers
         .lock()
         .unwrap()
@@ -325,7 +325,7 @@ impl Handler for Rebroadcast {
 fn broadcast_is_allowed_when_asked_for() {
     let listener = UdpSocket::bind("0.0.0.0:0").unwrap();
     listener
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let (engine, addr) = udp_engine(
@@ -390,7 +390,7 @@ fn datagram_calls_on_a_tcp_connection_are_unsupported() {
         let _ = tx.send((conn.send_to(to, b"x"), conn.truncated()));
     })
     .unwrap();
-    let (sent, truncated) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (sent, truncated) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(matches!(sent, Err(Error::Unsupported(_))));
     assert_eq!(truncated, None);
     stop(engine);

@@ -134,7 +134,8 @@ impl<C: Send + 'static> Client<C> {
     ///
     /// # Errors
     /// As [`Client::dial`], plus [`Error::Connect`] and
-    /// [`Error::ConnectTimeout`].
+    /// [`Error::ConnectTimeout`]; [`Error::EngineStopped`] also when the
+    /// loop exits before the connect finished.
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -151,10 +152,12 @@ impl<C: Send + 'static> Client<C> {
         let (reply, outcome) = mpsc::sync_channel(1);
         self.send_dial(addr.clone(), ctx, Some(timeout), Some(reply))?;
         // The loop answers by the timeout (its timer); the margin covers a
-        // busy loop.
-        outcome
-            .recv_timeout(timeout + Duration::from_secs(1))
-            .unwrap_or(Err(Error::ConnectTimeout(addr)))
+        // busy loop. A loop that exited dropped the reply unanswered.
+        match outcome.recv_timeout(timeout + Duration::from_secs(1)) {
+            Ok(outcome) => outcome,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::ConnectTimeout(addr)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::EngineStopped),
+        }
     }
 
     /// Hands an already-connected stream (`std::net::TcpStream` or

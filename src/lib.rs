@@ -60,6 +60,7 @@ pub mod rt;
 mod sys;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 pub mod tls;
+mod unwind;
 
 pub use addr::{Addr, PeerCred, Transport, UnixAddr};
 pub use client::Client;

@@ -133,9 +133,14 @@ impl Options {
     );
     setter!(
         /// One listener per loop with `SO_REUSEPORT` (the kernel spreads
-        /// connections) instead of one acceptor on loop 0 that hands them out.
-        /// TCP only: Unix sockets always use the acceptor, UDP always has
-        /// one SO_REUSEPORT socket per loop.
+        /// connections) instead of one acceptor on loop 0 that hands them out,
+        /// and a port that other sockets with `SO_REUSEPORT` (another engine
+        /// with this option) may share. Unix sockets always use the acceptor.
+        /// UDP always has one socket per loop in a `SO_REUSEPORT` group (one
+        /// peer's datagrams stay on one loop); without this option the port
+        /// must be free ([`Error::AddrInUse`] otherwise) and a later socket
+        /// can join only by asking for `SO_REUSEPORT` itself (another engine
+        /// with this option), with it any such socket may.
         reuseport: bool
     );
     setter!(
@@ -153,7 +158,9 @@ impl Options {
     setter!(
         /// Stops the engine gracefully on SIGINT or SIGTERM (blocks both
         /// signals in the starting thread and the loops, and watches them with
-        /// a signalfd on loop 0).
+        /// a signalfd on loop 0). [`Engine::wait`](crate::Engine::wait)
+        /// returning on the starting thread unblocks them there again,
+        /// discarding one that arrived after the loops stopped.
         stop_on_signals: bool
     );
     setter!(
@@ -227,10 +234,11 @@ impl Options {
         backlog: Option<i32>
     );
     setter!(
-        /// `SO_REUSEADDR` on TCP listeners and UDP sockets (default on: a
-        /// restarted server can bind while old connections sit in TIME_WAIT).
-        /// `SO_REUSEPORT` is [`Options::reuseport`] for TCP and always on for
-        /// UDP.
+        /// `SO_REUSEADDR` on TCP listeners, and on UDP sockets that share
+        /// their port ([`Options::reuseport`], multicast groups) (default on:
+        /// a restarted server can bind while old connections sit in
+        /// TIME_WAIT). A UDP port bound without `reuseport` never sets it:
+        /// for UDP it would let another socket share the port.
         reuse_address: bool
     );
     setter!(

@@ -88,7 +88,7 @@ fn emfile_backs_off_keeps_serving_and_recovers() {
     // Descriptors come back: every queued connection is accepted and served.
     set_soft_fd_limit(hard);
     assert!(
-        wait_until(Duration::from_secs(5), || engine.conn_count() == 21),
+        wait_until(Duration::from_secs(30), || engine.conn_count() == 21),
         "accepting resumes after the back-off ({} of 21)",
         engine.conn_count()
     );

@@ -52,7 +52,7 @@ fn a_reply_survives_a_close_while_the_peer_is_still_sending() {
         );
         flood.join().unwrap();
     }
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 0));
     stop(engine);
 }
 
@@ -61,6 +61,8 @@ fn a_peer_that_never_closes_is_dropped_after_the_drain_limit() {
     let handler = Arc::new(ReplyThenClose);
     let (engine, addr) = start(handler, Options::default().loops(1));
     let stream = connect(addr);
+    // The drain limit starts after the request: time it from before.
+    let started = Instant::now();
     (&stream).write_all(b"go").unwrap();
     let mut reply = vec![0; 4 << 20];
     (&stream).read_exact(&mut reply).unwrap();
@@ -70,11 +72,10 @@ fn a_peer_that_never_closes_is_dropped_after_the_drain_limit() {
         0,
         "our FIN arrives at once"
     );
-    let started = Instant::now();
-    // The client keeps its socket open: the server gives up within ~2 s.
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
+    // The client keeps its socket open: the server gives up after ~2 s.
+    assert!(wait_until(Duration::from_secs(60), || engine.conn_count() == 0));
     let waited = started.elapsed();
-    assert!(waited > Duration::from_millis(1500), "{waited:?}");
+    assert!(waited >= Duration::from_millis(1900), "{waited:?}");
     drop(stream);
     stop(engine);
 }

@@ -80,7 +80,7 @@ fn async_write_past_the_cap_is_refused_and_memory_stays_bounded() {
     let mut sink = vec![0u8; accepted];
     (&stream).read_exact(&mut sink).unwrap();
     assert!(sink.iter().all(|&b| b == 7));
-    assert!(wait_until(Duration::from_secs(5), || h
+    assert!(wait_until(Duration::from_secs(30), || h
         .async_write(vec![1])
         .is_ok()));
     stop(engine);
@@ -97,7 +97,7 @@ fn completion_callback_runs_on_the_loop_with_the_outcome() {
         tx.send((res.is_ok(), name)).unwrap();
     })
     .unwrap();
-    let (ok, thread) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (ok, thread) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(ok);
     assert_eq!(thread.as_deref(), Some("netloom-loop-0"));
     let mut got = [0u8; 3];
@@ -116,7 +116,7 @@ fn wake_and_execute_run_on_the_connection() {
     let mut stream = connect(addr);
     let (h, _) = handle(&reg, 0);
     h.wake().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || reg
+    assert!(wait_until(Duration::from_secs(30), || reg
         .traffic
         .lock()
         .unwrap()
@@ -131,6 +131,20 @@ fn wake_and_execute_run_on_the_connection() {
     let mut got = String::new();
     stream.read_to_string(&mut got).unwrap();
     assert_eq!(got, stream.local_addr().unwrap().to_string());
-    assert!(wait_until(Duration::from_secs(5), || h.is_closed()));
+    assert!(wait_until(Duration::from_secs(30), || h.is_closed()));
+    stop(engine);
+}
+
+#[test]
+fn tokens_are_unique_across_the_loops_of_an_engine() {
+    // Round-robin over two loops: each loop numbers its slots from 0, so
+    // the same slot and generation appear on both.
+    let (reg, engine, addr) = registry(Options::default().loops(2));
+    let streams: Vec<_> = (0..8).map(|_| connect(addr)).collect();
+    let handles: Vec<_> = (0..streams.len()).map(|i| handle(&reg, i).0).collect();
+    assert_eq!(engine.conn_counts(), vec![4, 4]);
+    let tokens: std::collections::HashSet<_> = handles.iter().map(|h| h.token()).collect();
+    assert_eq!(tokens.len(), handles.len(), "{tokens:?}");
+    drop(streams);
     stop(engine);
 }

@@ -373,3 +373,40 @@ macro_rules! echo_suite {
 }
 
 echo_suite!(callback => "echo", async_tasks => "echo_async");
+
+#[test]
+fn a_second_echo_on_the_same_udp_port_exits_with_address_in_use() {
+    let first = ExampleServer::start("echo", &["--addr", "udp://127.0.0.1:0", "--loops", "2"]);
+    let url = format!("udp://{}", first.addr);
+    let mut second = std::process::Command::new(util::example_binary("echo"))
+        .args(["--addr", &url, "--loops", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("echo runs");
+    let exited = wait_until(Duration::from_secs(20), || {
+        second.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second echo started on {url}");
+    }
+    let second = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("in use"), "stderr: {stderr}");
+    // The first still answers every datagram.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for i in 0..10 {
+        let data = pattern(i, 100);
+        client.send_to(&data, first.addr).unwrap();
+        let mut buf = [0u8; 100];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((from, &buf[..n]), (first.addr, &data[..]));
+    }
+    assert!(first.terminate().success());
+}

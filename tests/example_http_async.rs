@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use util::ExampleServer;
 
-const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Long enough that the live connection (a request every 100 ms) is never
+/// idle that long unless the machine stalls it for most of a second.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(1000);
 const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
 /// Between the bytes of a trickled request.
-const TRICKLE_GAP: Duration = Duration::from_millis(50);
+const TRICKLE_GAP: Duration = Duration::from_millis(100);
 /// Bound on how late a close may come on a busy machine.
-const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+const CLOSE_LIMIT: Duration = Duration::from_secs(30);
 
 fn start() -> ExampleServer {
     let ms = IDLE_TIMEOUT.as_millis().to_string();
@@ -39,7 +41,7 @@ fn start() -> ExampleServer {
 /// counted from `since`.
 fn read_until_closed(stream: &mut TcpStream, since: Instant) -> (Vec<u8>, Duration) {
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut got = Vec::new();
     let mut chunk = [0; 1024];
@@ -48,7 +50,7 @@ fn read_until_closed(stream: &mut TcpStream, since: Instant) -> (Vec<u8>, Durati
             Ok(0) => return (got, since.elapsed()),
             Ok(n) => got.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return (got, since.elapsed()),
-            Err(e) => panic!("no close within 10 s: {e}"),
+            Err(e) => panic!("no close within 60 s: {e}"),
         }
     }
 }
@@ -155,7 +157,7 @@ fn idle_and_half_request_connections_close_while_a_live_one_keeps_working() {
     let (sent, after) = half.join().unwrap();
     assert_closed_after_timeout("half a request", &sent, timeout, after, CLOSE_LIMIT);
     let (sent, after) = trickle.join().unwrap();
-    assert!(trickle_time > IDLE_TIMEOUT * 5);
+    assert!(trickle_time > IDLE_TIMEOUT * 4);
     assert_closed_after_timeout("trickled request", &sent, timeout, after, trickle_time);
 
     // Still open and serving after the others were closed; then, left idle,

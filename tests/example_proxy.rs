@@ -113,6 +113,6 @@ fn an_unreachable_backend_closes_the_client_connection() {
     let started = Instant::now();
     let _ = (&stream).read_to_end(&mut rest);
     assert!(rest.is_empty());
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(30));
     assert!(proxy.terminate().success());
 }

@@ -134,7 +134,7 @@ fn keys_expire_when_read_and_when_not() {
     exchange(&mut s, &batch, "+OK\r\n".repeat(500).as_bytes());
     exchange(&mut s, &cmd(&["SET", "stays", "v"]), b"+OK\r\n");
     exchange(&mut s, &cmd(&["PEXPIRE", "stays", "60000"]), b":1\r\n");
-    let emptied = util::wait_until(Duration::from_secs(5), || {
+    let emptied = util::wait_until(Duration::from_secs(30), || {
         s.write_all(&cmd(&["DBSIZE"])).unwrap();
         read_line(&mut s) == ":1\r\n"
     });

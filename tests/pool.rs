@@ -49,6 +49,41 @@ impl Gate {
     }
 }
 
+/// Runs `submit` on a new thread and returns once that thread is asleep in
+/// the kernel inside it (a futex wait: the pool's condition variable), so
+/// the caller knows the submitter really is blocked, not merely slow to
+/// start. Also returns whether the submit has returned, checked right then.
+fn spawn_blocked_submitter<T: Send + 'static>(
+    submit: impl FnOnce() -> T + Send + 'static,
+) -> (thread::JoinHandle<T>, Arc<AtomicBool>) {
+    let returned = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let submitter = thread::spawn({
+        let returned = Arc::clone(&returned);
+        move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let result = submit();
+            returned.store(true, Ordering::SeqCst);
+            result
+        }
+    });
+    let tid = tid_rx.recv_timeout(PATIENCE).unwrap();
+    wait_until("the submitter sleeps in a futex wait", || {
+        returned.load(Ordering::SeqCst) || in_futex_wait(tid)
+    });
+    (submitter, returned)
+}
+
+/// Whether thread `tid` of this process is blocked in the futex syscall.
+fn in_futex_wait(tid: libc::pid_t) -> bool {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let Ok(syscall) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    syscall.split_whitespace().next() == Some(&libc::SYS_futex.to_string())
+}
+
 fn blocked_job(gate: &Arc<Gate>) -> impl FnOnce() + Send + 'static {
     let gate = Arc::clone(gate);
     move || gate.pass()
@@ -96,18 +131,12 @@ fn blocking_submit_waits_for_room_then_proceeds() {
     pool.submit(blocked_job(&gate)).unwrap();
     wait_until("the worker is busy", || pool.running() == 1);
 
-    let submitted = Arc::new(AtomicBool::new(false));
-    let submitter = thread::spawn({
+    let (submitter, returned) = spawn_blocked_submitter({
         let pool = pool.clone();
-        let submitted = Arc::clone(&submitted);
-        move || {
-            let result = pool.submit(|| ());
-            submitted.store(true, Ordering::SeqCst);
-            result
-        }
+        move || pool.submit(|| ())
     });
-    thread::sleep(Duration::from_millis(50));
-    assert!(!submitted.load(Ordering::SeqCst), "submit did not wait");
+    assert!(!returned.load(Ordering::SeqCst), "submit did not wait");
+    assert_eq!(pool.queued(), 0, "nothing was admitted meanwhile");
 
     gate.release(1);
     submitter.join().unwrap().unwrap();
@@ -347,11 +376,11 @@ fn shutdown_wakes_blocked_submitters_with_closed() {
     let gate = Arc::new(Gate::default());
     pool.submit(blocked_job(&gate)).unwrap();
     wait_until("the worker is busy", || pool.running() == 1);
-    let submitter = thread::spawn({
+    let (submitter, returned) = spawn_blocked_submitter({
         let pool = pool.clone();
         move || pool.submit(|| ()).map_err(|error| error.to_string())
     });
-    thread::sleep(Duration::from_millis(30));
+    assert!(!returned.load(Ordering::SeqCst), "submit did not wait");
     let closer = thread::spawn({
         let pool = pool.clone();
         move || pool.shutdown()

@@ -335,7 +335,7 @@ fn udp_echo_byte_exact() {
             let data = pattern(i, 1 + (i as usize * 7) % 1400);
             client.send(&data).await.unwrap();
             let mut buf = [0u8; 2048];
-            let n = rt::timeout(Duration::from_secs(5), client.recv(&mut buf))
+            let n = rt::timeout(Duration::from_secs(30), client.recv(&mut buf))
                 .await
                 .expect("echo arrives")
                 .unwrap();

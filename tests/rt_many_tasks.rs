@@ -83,7 +83,7 @@ fn nine_thousand_tasks_each_hold_a_connection() {
             rt.spawn(async move {
                 let mut stream = loop {
                     // A burst of connects can overflow the backlog: retry.
-                    match rt::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                    match rt::timeout(Duration::from_secs(30), TcpStream::connect(addr)).await {
                         Ok(Ok(s)) => break s,
                         _ => rt::sleep(Duration::from_millis(10)).await,
                     }

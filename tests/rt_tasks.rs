@@ -109,7 +109,7 @@ fn spawns_from_many_threads_all_run() {
             });
         }
     });
-    assert!(util::wait_until(Duration::from_secs(10), || done
+    assert!(util::wait_until(Duration::from_secs(30), || done
         .load(Ordering::Relaxed)
         == 2000));
 }
@@ -204,10 +204,48 @@ fn a_panicking_task_reports_and_the_loop_keeps_serving() {
     assert_eq!(rt.block_on(rt.spawn(async { 1 })), Ok(1));
 }
 
+/// Panics when dropped, as a buggy destructor does.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("drop boom");
+    }
+}
+
+#[test]
+fn a_destructor_that_panics_as_a_task_finishes_is_the_tasks_panic() {
+    let rt = runtime(1);
+    // Ready at once; the field drops with the future, after its last poll.
+    struct Finished {
+        _field: PanicsOnDrop,
+    }
+    impl Future for Finished {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Ready(7)
+        }
+    }
+    let handle = rt.spawn(Finished {
+        _field: PanicsOnDrop,
+    });
+    // As tokio: the output is lost with the future, the handle hears the panic.
+    assert_eq!(
+        rt.block_on(handle),
+        Err(JoinError::Panicked("drop boom".into()))
+    );
+    assert_eq!(rt.block_on(rt.spawn(async { 1 })), Ok(1));
+}
+
 #[test]
 fn shutdown_lets_tasks_finish_within_the_grace_then_drops_the_rest() {
     let before_fds = util::open_fds();
-    let rt = runtime(2);
+    // A grace that tasks due in 20 ms meet even on a stalled machine.
+    let rt = Runtime::builder()
+        .loops(2)
+        .shutdown_grace(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let finishing: Vec<_> = (0..20)
@@ -228,12 +266,12 @@ fn shutdown_lets_tasks_finish_within_the_grace_then_drops_the_rest() {
         })
         .collect();
     let accepted: Vec<_> = (0..20).map(|_| listener.accept().unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(50));
     let start = Instant::now();
     rt.shutdown();
     let took = start.elapsed();
+    // The stuck tasks held the shutdown for the grace, and no longer.
     assert!(
-        took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(60),
         "{took:?}"
     );
     let check = Runtime::builder().loops(1).build().unwrap();
@@ -249,16 +287,24 @@ fn shutdown_lets_tasks_finish_within_the_grace_then_drops_the_rest() {
     // The dropped tasks closed their sockets: the peers see EOF.
     for (mut s, _) in accepted {
         use std::io::Read;
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         assert_eq!(s.read(&mut [0; 8]).unwrap(), 0);
     }
     drop(listener);
-    assert!(util::wait_until(Duration::from_secs(5), || util::open_fds() <= before_fds));
+    assert!(util::wait_until(
+        Duration::from_secs(30),
+        || util::open_fds() <= before_fds
+    ));
 }
 
 #[test]
 fn stop_fails_pending_accepts_at_once() {
-    let rt = runtime(1);
+    // "At once": long before a grace that outlasts any stall.
+    let rt = Runtime::builder()
+        .loops(1)
+        .shutdown_grace(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let acceptor = rt.spawn(async move { listener.accept().await.map(drop) });
     std::thread::sleep(Duration::from_millis(20));
@@ -267,7 +313,7 @@ fn stop_fails_pending_accepts_at_once() {
     let check = Runtime::builder().loops(1).build().unwrap();
     let outcome = check.block_on(acceptor).unwrap();
     assert!(outcome.is_err());
-    assert!(start.elapsed() < Duration::from_millis(150));
+    assert!(start.elapsed() < Duration::from_secs(60));
     let handle = rt.handle();
     assert!(handle.is_stopping());
     check.block_on(handle.stopped());
@@ -307,12 +353,12 @@ fn abort_cancels_a_task_parked_on_a_read_and_closes_its_socket() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!reader.is_finished());
     reader.abort();
-    let outcome = rt.block_on(rt::timeout(Duration::from_secs(5), reader));
+    let outcome = rt.block_on(rt::timeout(Duration::from_secs(30), reader));
     assert!(outcome
         .expect("resolved in time")
         .unwrap_err()
         .is_cancelled());
-    assert!(sees_eof(&mut peer, Duration::from_secs(5)), "fd released");
+    assert!(sees_eof(&mut peer, Duration::from_secs(30)), "fd released");
     // The loop keeps serving.
     assert_eq!(rt.block_on(rt.spawn(async { 3 })), Ok(3));
 }
@@ -327,11 +373,11 @@ fn abort_from_another_thread_wakes_the_tasks_loop() {
     });
     let abort = handle.abort_handle();
     let aborter = std::thread::spawn(move || {
-        parked.recv_timeout(Duration::from_secs(5)).unwrap();
+        parked.recv_timeout(Duration::from_secs(30)).unwrap();
         abort.abort();
         abort
     });
-    let outcome = rt.block_on(rt::timeout(Duration::from_secs(5), handle));
+    let outcome = rt.block_on(rt::timeout(Duration::from_secs(30), handle));
     assert_eq!(
         outcome.expect("resolved in time"),
         Err(JoinError::Cancelled)
@@ -347,13 +393,13 @@ fn abort_from_another_thread_wakes_the_tasks_loop() {
 fn abort_after_completion_keeps_the_output() {
     let rt = runtime(1);
     let handle = rt.spawn(async { 5 });
-    assert!(util::wait_until(Duration::from_secs(5), || handle.is_finished()));
+    assert!(util::wait_until(Duration::from_secs(30), || handle.is_finished()));
     handle.abort();
     handle.abort_handle().abort();
     assert_eq!(rt.block_on(handle), Ok(5));
     // A panicked task stays panicked.
     let handle = rt.spawn(async { panic!("late") });
-    assert!(util::wait_until(Duration::from_secs(5), || handle.is_finished()));
+    assert!(util::wait_until(Duration::from_secs(30), || handle.is_finished()));
     handle.abort();
     assert!(rt.block_on(handle).unwrap_err().is_panic());
 }
@@ -371,7 +417,7 @@ fn abort_cancels_a_sleeping_task_and_frees_its_timer() {
         rt::sleep(Duration::from_millis(20)).await;
         assert_eq!(rt::metrics().unwrap().sleeps, 1);
         sleeper.abort();
-        let outcome = rt::timeout(Duration::from_secs(5), sleeper).await;
+        let outcome = rt::timeout(Duration::from_secs(30), sleeper).await;
         assert_eq!(
             outcome.expect("resolved in time"),
             Err(JoinError::Cancelled)

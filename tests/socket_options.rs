@@ -97,7 +97,7 @@ fn accepted_tcp_connections_carry_the_options() {
         .ip_tos(Some(0x10));
     let (engine, rx) = report(&["tcp://127.0.0.1:0"], options);
     let _client = Client::connect(&engine.local_addrs()[0]);
-    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(seen.nodelay, Some(true), "TCP_NODELAY is on by default");
     assert_eq!(
         seen.keepalive,
@@ -123,7 +123,7 @@ fn defaults_leave_the_kernel_alone() {
         Options::default().loops(1).tcp_nodelay(false),
     );
     let _client = Client::connect(&engine.local_addrs()[0]);
-    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(seen.nodelay, Some(false));
     assert!(!seen.keepalive.unwrap().0);
     assert_eq!(seen.linger, Some(None));
@@ -231,7 +231,7 @@ fn udp_sockets_carry_the_options() {
     client
         .send_to(b"x", engine.local_addrs()[0].inet().unwrap())
         .unwrap();
-    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(seen.recv_buffer, 600_000);
     assert_eq!(seen.send_buffer, 300_000);
     assert_eq!(seen.tos, Some(0x20));
@@ -253,7 +253,7 @@ fn unix_connections_get_buffer_sizes() {
             .send_buffer_size(Some(80_000)),
     );
     let _client = Client::connect(&engine.local_addrs()[0]);
-    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let seen = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!((seen.recv_buffer, seen.send_buffer), (180_000, 160_000));
     assert_eq!(seen.nodelay, None);
     stop(engine);

@@ -1,48 +1,141 @@
-//! Stale tokens: a handle, event or timer of a closed connection never
-//! reaches the connection that reuses its slab slot and fd number.
+//! Stale tokens: a handle of a closed connection never reaches the
+//! connection that reuses its slab slot and fd number, even when its
+//! operations were sent before the close, so that they pass the handle's
+//! own closed check and only the loop's generation check stops them.
 //!
 //! Alone in its binary so no other test takes the fd number in between.
 
 mod util;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netloom::{Error, Options};
+use netloom::{Action, Conn, ConnHandle, Error, Handler, Options};
 use util::*;
 
-#[test]
-fn stale_handle_never_reaches_a_new_connection_on_the_same_slot_and_fd() {
-    let (reg, engine, addr) = registry(Options::default().loops(1));
-    let first = connect(addr);
-    let (old, old_fd) = handle(&reg, 0);
-    drop(first);
-    assert!(wait_until(Duration::from_secs(5), || old.is_closed()));
-    assert!(matches!(
-        old.async_write(b"x".to_vec()),
-        Err(Error::ConnClosed)
-    ));
+/// Publishes each connection's handle and fd; a connection that sends
+/// `hold` keeps the loop inside its `on_traffic` until `release` is sent.
+struct Holder {
+    opened: Mutex<Vec<(ConnHandle<()>, i32)>>,
+    held: Mutex<Sender<()>>,
+    release: Mutex<Receiver<()>>,
+    /// `on_traffic` calls that were not a hold (none expected).
+    other_traffic: AtomicUsize,
+    closed: AtomicUsize,
+}
 
-    let mut second = connect(addr);
-    let (new, new_fd) = handle(&reg, 1);
+impl Handler for Holder {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let fd = conn.as_raw_fd();
+        self.opened.lock().unwrap().push((conn.handle(), fd));
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        if conn.next(usize::MAX) == b"hold" {
+            self.held.lock().unwrap().send(()).unwrap();
+            let release = self.release.lock().unwrap();
+            release.recv_timeout(Duration::from_secs(10)).unwrap();
+        } else {
+            self.other_traffic.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::None
+    }
+    fn on_close(&self, _: &mut Conn<'_, ()>, _: Option<&Error>) -> Action {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+        Action::None
+    }
+}
+
+fn opened(holder: &Holder, i: usize) -> (ConnHandle<()>, i32) {
+    assert!(wait_until(Duration::from_secs(10), || holder
+        .opened
+        .lock()
+        .unwrap()
+        .len()
+        > i));
+    holder.opened.lock().unwrap()[i].clone()
+}
+
+#[test]
+fn operations_sent_before_a_close_never_reach_the_connection_reusing_slot_and_fd() {
+    let (held_tx, held) = channel();
+    let (release, release_rx) = channel();
+    let holder = Arc::new(Holder {
+        opened: Mutex::new(Vec::new()),
+        held: Mutex::new(held_tx),
+        release: Mutex::new(release_rx),
+        other_traffic: AtomicUsize::new(0),
+        closed: AtomicUsize::new(0),
+    });
+    let (engine, addr) = start(holder.clone(), Options::default().loops(1));
+    let mut gate = connect(addr);
+    opened(&holder, 0);
+    let old_peer = connect(addr);
+    let (old, old_fd) = opened(&holder, 1);
+
+    // Hold the loop, then, while it cannot see any of it: the old
+    // connection's peer resets it, the old handle (not yet closed as far as it
+    // knows) queues operations, and a new connection waits to be accepted.
+    gate.write_all(b"hold").unwrap();
+    held.recv_timeout(Duration::from_secs(10)).unwrap();
+    // A reset, not a FIN: a fatal error closes the old connection at once,
+    // where an orderly close would wait for the write its handle queued.
+    socket2::SockRef::from(&old_peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(old_peer);
+    let (verdict_tx, verdict) = channel();
+    old.async_write_then(b"stale".to_vec(), move |outcome| {
+        verdict_tx.send(outcome).unwrap();
+    })
+    .expect("queued: the handle cannot know yet");
+    old.execute(|conn| {
+        let _ = conn.write(b"task");
+    })
+    .unwrap();
+    old.wake().unwrap();
+    old.close().unwrap();
+    let mut new_peer = connect(addr);
+    // The loop closes the old connection and accepts the new one (events
+    // come before the inbox in a turn), then runs the stale operations.
+    release.send(()).unwrap();
+
+    let (new, new_fd) = opened(&holder, 2);
     assert_eq!(new_fd, old_fd, "the kernel reused the fd number");
     assert_eq!(
         new.token().slot(),
         old.token().slot(),
         "the slab reused the slot"
     );
-    assert_ne!(new.token().generation(), old.token().generation());
-    assert!(matches!(old.close(), Err(Error::ConnClosed)));
-    assert!(matches!(old.wake(), Err(Error::ConnClosed)));
+    assert_ne!(new.token(), old.token());
+    match verdict.recv_timeout(Duration::from_secs(10)) {
+        Ok(Err(Error::ConnClosed)) => {}
+        other => panic!("the loop let a stale write through: {other:?}"),
+    }
+    assert!(old.is_closed());
+    assert!(matches!(
+        old.async_write(b"x".to_vec()),
+        Err(Error::ConnClosed)
+    ));
+
+    // The new connection got none of it: its first bytes are its own, it
+    // was neither closed nor woken.
     new.async_write(b"new".to_vec()).unwrap();
     let mut got = [0u8; 3];
-    second.read_exact(&mut got).unwrap();
+    new_peer.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"new");
-    // Nothing else arrives: the stale handle's writes went nowhere.
-    second
+    new_peer
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let mut more = [0u8; 1];
-    assert!(second.read(&mut more).is_err(), "no stray bytes");
+    assert!(new_peer.read(&mut more).is_err(), "no stray bytes");
+    assert!(!new.is_closed());
+    assert_eq!(holder.closed.load(Ordering::SeqCst), 1, "only the old one");
+    assert_eq!(holder.other_traffic.load(Ordering::SeqCst), 0, "no wake");
     stop(engine);
 }

@@ -12,7 +12,7 @@ use util::*;
 fn echo_many(options: Options, conns: usize, bytes_each: usize) -> Vec<usize> {
     let (engine, addr) = start(Echo, options.loops(2));
     let streams: Vec<_> = (0..conns).map(|_| connect(addr)).collect();
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == conns));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == conns));
     let per_loop = engine.conn_counts();
     std::thread::scope(|s| {
         for (chunk_id, chunk) in streams.chunks(conns.div_ceil(8)).enumerate() {
@@ -25,7 +25,7 @@ fn echo_many(options: Options, conns: usize, bytes_each: usize) -> Vec<usize> {
     });
     drop(streams);
     assert!(
-        wait_until(Duration::from_secs(5), || engine.conn_count() == 0),
+        wait_until(Duration::from_secs(30), || engine.conn_count() == 0),
         "all closed"
     );
     stop(engine);
@@ -104,7 +104,7 @@ fn half_close_delivers_and_flushes_everything() {
     t.join().unwrap();
     assert_eq!(got.len(), data.len());
     assert!(got == data);
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 0));
     stop(engine);
 }
 
@@ -176,6 +176,6 @@ fn resets_mid_exchange_do_not_disturb_others() {
         drop(s);
     }
     echo_roundtrip(&survivor, &pattern(99, 1_000_000));
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 1));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 1));
     stop(engine);
 }

@@ -82,7 +82,7 @@ fn udp_clients(to: SocketAddr, clients: usize, datagrams: usize, salt: u64) {
             s.spawn(move || {
                 let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
                 socket
-                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .set_read_timeout(Some(Duration::from_secs(30)))
                     .unwrap();
                 let mut buf = vec![0u8; 65_536];
                 for d in 0..datagrams {
@@ -121,7 +121,7 @@ fn cell(loops: usize, topology: Topology, async_write: bool) {
         s.spawn(|| udp_clients(udp.inet().unwrap(), 6, 100, salt));
     });
     assert!(
-        wait_until(Duration::from_secs(5), || engine.conn_count() == 0),
+        wait_until(Duration::from_secs(30), || engine.conn_count() == 0),
         "every stream closed"
     );
     stop(engine);

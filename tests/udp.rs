@@ -8,12 +8,14 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netloom::{Action, Addr, Conn, ConnHandle, Error, Handler, MulticastInterface, Options};
+use netloom::{
+    Action, Addr, Conn, ConnHandle, Engine, Error, Handler, MulticastInterface, Options,
+};
 use util::*;
 
 fn udp_client() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
 }
 
@@ -140,7 +142,7 @@ fn senders_are_plain_values_usable_after_the_callback() {
     for c in &clients {
         c.send_to(b"subscribe", addr).unwrap();
     }
-    assert!(wait_until(Duration::from_secs(5), || subs
+    assert!(wait_until(Duration::from_secs(30), || subs
         .peers
         .lock()
         .unwrap()
@@ -323,7 +325,7 @@ impl Handler for Rebroadcast {
 fn broadcast_is_allowed_when_asked_for() {
     let listener = UdpSocket::bind("0.0.0.0:0").unwrap();
     listener
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let (engine, addr) = udp_engine(
@@ -388,8 +390,62 @@ fn datagram_calls_on_a_tcp_connection_are_unsupported() {
         let _ = tx.send((conn.send_to(to, b"x"), conn.truncated()));
     })
     .unwrap();
-    let (sent, truncated) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let (sent, truncated) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(matches!(sent, Err(Error::Unsupported(_))));
     assert_eq!(truncated, None);
     stop(engine);
+}
+
+#[test]
+fn a_busy_udp_port_is_addr_in_use_unless_both_ask_for_reuseport() {
+    let bind =
+        |url: &str, options: Options| Engine::builder().bind(url).options(options).start(Echo);
+    for loops in [1, 2] {
+        let (first, addr) = udp_engine(Echo, Options::default().loops(loops));
+        let url = format!("udp://{addr}");
+        // Another engine (as a second process would be) and a plain socket
+        // are refused. (One that asks for reuseport itself is refused by a
+        // single socket; a group of several cannot tell it from its own.)
+        let mut others = vec![Options::default().loops(2), Options::default().loops(1)];
+        if loops == 1 {
+            others.push(Options::default().loops(2).reuseport(true));
+        }
+        for options in others {
+            match bind(&url, options) {
+                Err(Error::AddrInUse(at)) => assert_eq!(at, addr.to_string()),
+                other => panic!("{loops} loops: expected AddrInUse, got {other:?}"),
+            }
+        }
+        let plain =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        plain.set_reuse_address(true).unwrap();
+        assert!(plain.bind(&addr.into()).is_err(), "SO_REUSEADDR shares UDP");
+        // Still the only receiver: every datagram is echoed by `first`.
+        let client = udp_client();
+        for i in 0..20 {
+            let data = pattern(i, 64);
+            client.send_to(&data, addr).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!((from, &buf[..n]), (addr, &data[..]));
+        }
+        stop(first);
+    }
+    // A port held by a plain socket.
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("udp://{}", taken.local_addr().unwrap());
+    assert!(matches!(
+        bind(&url, Options::default().loops(2)),
+        Err(Error::AddrInUse(_))
+    ));
+    drop(taken);
+    // Both ask for reuseport: they share, as they asked.
+    let (first, addr) = udp_engine(Echo, Options::default().loops(2).reuseport(true));
+    let second = bind(
+        &format!("udp://{addr}"),
+        Options::default().loops(2).reuseport(true),
+    )
+    .expect("explicit sharing");
+    stop(second);
+    stop(first);
 }

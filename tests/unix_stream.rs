@@ -28,7 +28,7 @@ fn echo_many_connections_and_a_large_stream() {
     );
     let addr = engine.local_addrs()[0].clone();
     let clients: Vec<_> = (0..50).map(|_| Client::connect(&addr)).collect();
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 50));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 50));
     assert_eq!(engine.conn_counts(), vec![25, 25], "round-robin over loops");
     std::thread::scope(|s| {
         for (i, c) in clients.iter().enumerate() {
@@ -37,7 +37,7 @@ fn echo_many_connections_and_a_large_stream() {
     });
     client_roundtrip(&clients[0], &pattern(77, 16 * 1024 * 1024));
     drop(clients);
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 0));
     stop(engine);
     assert!(!path.exists(), "the socket file is removed on shutdown");
 }
@@ -59,7 +59,7 @@ fn half_close_delivers_and_flushes_everything() {
     (&client).read_to_end(&mut got).expect("reads until EOF");
     t.join().unwrap();
     assert!(got == data);
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 0));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 0));
     stop(engine);
 }
 
@@ -100,13 +100,13 @@ fn a_slow_reader_is_paused_by_backpressure() {
     let chunk = vec![9u8; 64 * 1024];
     let mut sent = 0usize;
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
+    while started.elapsed() < Duration::from_secs(60) {
         match (&stream).write(&chunk) {
             Ok(n) => sent += n,
             Err(_) => break,
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "never paused");
+    assert!(started.elapsed() < Duration::from_secs(60), "never paused");
     let max = *probe.max_outbound.lock().unwrap();
     assert!(max <= high + 64 * 1024, "outbound grew to {max}");
     stream
@@ -138,7 +138,7 @@ fn graceful_stop_flushes_pending_data() {
     let (url, path) = unix_url(&dir, "stop.sock");
     let engine = start_on(BigGreeting, &[&url], Options::default().loops(1));
     let client = Client::connect(&engine.local_addrs()[0]);
-    assert!(wait_until(Duration::from_secs(5), || engine.conn_count() == 1));
+    assert!(wait_until(Duration::from_secs(30), || engine.conn_count() == 1));
     let stopper = engine.clone();
     let t = std::thread::spawn(move || stop(stopper));
     let mut got = Vec::new();
@@ -283,7 +283,7 @@ fn peer_credentials_and_addresses() {
     );
     let _unix = Client::connect(&engine.local_addrs()[0]);
     let _tcp = Client::connect(&engine.local_addrs()[1]);
-    assert!(wait_until(Duration::from_secs(5), || who
+    assert!(wait_until(Duration::from_secs(30), || who
         .seen
         .lock()
         .unwrap()

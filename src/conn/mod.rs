@@ -658,7 +658,7 @@ impl<'a, C> Conn<'a, C> {
         }
     }
 
-    /// The connection's identity within its loop.
+    /// The connection's identity, unique within its engine (see [`Token`]).
     ///
     /// ```
     /// # fn f(conn: &netloom::Conn<'_, ()>) {

@@ -7,7 +7,7 @@ mod handler;
 pub use handler::Handler;
 
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::Socket;
@@ -18,7 +18,9 @@ use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::inbox;
 use crate::reactor::token::Token;
 use crate::rt::{CoreSeed, RuntimeShared};
+use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
+use crate::unwind::lock;
 use crate::{Action, Addr, Conn, Error, Options, Result, Transport};
 
 /// Starts an engine on `addr` and blocks until it has stopped.
@@ -148,6 +150,9 @@ pub struct Engine {
     /// The executors the loops host (see [`Engine::runtime`]).
     pub(crate) runtime: Arc<RuntimeShared>,
     local_addrs: Arc<[Addr]>,
+    /// SIGINT/SIGTERM blocked in the starting thread (`stop_on_signals`),
+    /// unblocked when `wait` returns there.
+    stop_signals: Arc<Mutex<Option<BlockedStopSignals>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -278,7 +283,17 @@ impl Engine {
     /// # Ok(()) }
     /// ```
     pub fn wait(&self) -> Result<()> {
-        self.group.wait()
+        let outcome = self.group.wait();
+        // A signal mask belongs to its thread: only the starting thread can
+        // get SIGINT/SIGTERM back.
+        let mut blocked = lock(&self.stop_signals);
+        if blocked
+            .as_ref()
+            .is_some_and(BlockedStopSignals::is_current_thread)
+        {
+            *blocked = None;
+        }
+        outcome
     }
 }
 
@@ -329,10 +344,11 @@ pub(crate) fn launch<H: Handler>(
         local_addrs.push(at);
     }
 
-    let mut signal_fd = if options.stop_on_signals {
-        Some(crate::sys::signal::block_stop_signals()?)
+    let (mut signal_fd, stop_signals) = if options.stop_on_signals {
+        let (fd, blocked) = crate::sys::signal::block_stop_signals()?;
+        (Some(fd), Some(blocked))
     } else {
-        None
+        (None, None)
     };
 
     let mut seeds = Vec::with_capacity(loops);
@@ -370,6 +386,7 @@ pub(crate) fn launch<H: Handler>(
         group: Arc::new(LoopGroup::new(wakers)),
         runtime: runtime.clone(),
         local_addrs: local_addrs.into(),
+        stop_signals: Arc::new(Mutex::new(stop_signals)),
     };
 
     let handler = Arc::new(handler);

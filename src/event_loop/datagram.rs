@@ -5,9 +5,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use super::{panic_message, Callbacks, Entry, EventLoop};
+use super::{Callbacks, Entry, EventLoop};
 use crate::reactor::token::Token;
 use crate::sys::{Interest, Trigger};
+use crate::unwind::panic_message;
 use crate::{Action, Addr};
 
 impl<H: Callbacks> EventLoop<H> {
@@ -73,7 +74,7 @@ impl<H: Callbacks> EventLoop<H> {
             Some(Ok(Action::Shutdown)) => self.handler.stop(),
             Some(Err(panic)) => log::error!(
                 "netloom: callback panicked on UDP socket {token:?}: {}",
-                panic_message(&panic)
+                panic_message(&*panic)
             ),
             _ => {}
         }

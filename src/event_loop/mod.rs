@@ -29,6 +29,7 @@ use crate::reactor::token::{Slab, Token};
 use crate::rt::RuntimeShared;
 use crate::rt::{Core, CoreSeed};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
+use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
@@ -221,7 +222,7 @@ impl<H: Callbacks> EventLoop<H> {
             events: Events::new(),
             inbox: seed.inbox,
             peers,
-            entries: Slab::new(),
+            entries: Slab::for_loop(seed.index),
             timers: TimerHeap::new(),
             pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
@@ -336,8 +337,8 @@ impl<H: Callbacks> EventLoop<H> {
                     self.core.on_event(&event);
                     continue;
                 }
-                let token = Token::from_raw(event.token());
-                if token == Token::WAKER {
+                let token = self.entries.token_of(event.token());
+                if token.raw() == Token::WAKER.raw() {
                     // Shared by the loop's inbox and its executor's.
                     self.inbox_waker_reset();
                     self.core.inbox_woken();
@@ -531,7 +532,7 @@ impl<H: Callbacks> EventLoop<H> {
             Some(Ok(Action::Close)) => rec.io.state.close(),
             Some(Ok(Action::Shutdown)) => self.handler.stop(),
             Some(Err(panic)) => {
-                let msg = panic_message(&panic);
+                let msg = panic_message(&*panic);
                 log::error!("netloom: callback panicked on {token:?}: {msg}");
                 rec.io.state.fail(Error::CallbackPanic(msg));
             }
@@ -627,7 +628,7 @@ impl<H: Callbacks> EventLoop<H> {
         match outcome {
             Ok(Action::Shutdown) => self.handler.stop(),
             Ok(_) => {}
-            Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&panic)),
+            Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&*panic)),
         }
         rec.io.outbound.clear(&mut self.pool);
         rec.inbound.take(usize::MAX);
@@ -659,12 +660,7 @@ impl<H: Callbacks> EventLoop<H> {
                     self.assign(stream, peer, balanced);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // The peer gave up before we accepted, or a signal: try the next one.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
-                    ) => {}
+                Err(e) if socket::is_transient_accept_error(&e) => {}
                 Err(e) => {
                     // EMFILE and friends leave the listener readable: stop watching
                     // it for a while instead of spinning, and keep serving.
@@ -1143,7 +1139,7 @@ impl<H: Callbacks> EventLoop<H> {
         let (delay, action) = match catch_unwind(AssertUnwindSafe(|| handler.on_tick())) {
             Ok(outcome) => outcome,
             Err(panic) => {
-                log::error!("netloom: on_tick panicked: {}", panic_message(&panic));
+                log::error!("netloom: on_tick panicked: {}", panic_message(&*panic));
                 (Duration::from_secs(1), Action::None)
             }
         };
@@ -1250,15 +1246,5 @@ fn dial_failure(err: Option<&Error>) -> Error {
         Some(Error::EngineStopped) => Error::EngineStopped,
         Some(other) => Error::Io(io::Error::other(other.to_string())),
         None => Error::ConnClosed,
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }

@@ -213,12 +213,33 @@ impl Drop for SocketFile {
     }
 }
 
-/// Binds a UDP address: one socket per loop with SO_REUSEPORT so the kernel
-/// spreads datagrams (by source address and port, so one peer's datagrams
-/// stay in order on one loop). A multicast group address is joined and
-/// served by a single socket, on loop 0: the kernel copies a multicast
-/// datagram to *every* socket of a SO_REUSEPORT group, so one socket per
-/// loop would handle each datagram once per loop.
+/// How a UDP socket shares its port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PortSharing {
+    /// Neither SO_REUSEADDR nor SO_REUSEPORT: the bind fails if any socket
+    /// holds the port, and no later socket can join it.
+    Exclusive,
+    /// SO_REUSEPORT, SO_REUSEADDR as `Options::reuse_address` says: the
+    /// engine's own sockets, or whoever else asks to share.
+    Shared,
+}
+
+/// Binds a UDP address: one socket per loop in a SO_REUSEPORT group so the
+/// kernel spreads datagrams (by source address and port, so one peer's
+/// datagrams stay in order on one loop).
+///
+/// Without `Options::reuseport` the port is the engine's alone: an
+/// exclusive socket (no SO_REUSEADDR, no SO_REUSEPORT) first checks that
+/// nobody holds it ([`Error::AddrInUse`] otherwise, as for TCP); then, with
+/// several loops, it makes way for the group, whose sockets set
+/// SO_REUSEPORT but not SO_REUSEADDR, so that another engine's exclusive
+/// check, or any socket that does not ask for SO_REUSEPORT, finds the port
+/// in use instead of silently taking a share of the datagrams.
+///
+/// A multicast group address is joined and served by a single socket, on
+/// loop 0, that shares its port (subscribers of a group usually do): the
+/// kernel copies a multicast datagram to *every* socket of a SO_REUSEPORT
+/// group, so one socket per loop would handle each datagram once per loop.
 pub(crate) fn bind_udp(
     addr: &ListenAddr,
     loops: usize,
@@ -230,28 +251,76 @@ pub(crate) fn bind_udp(
     else {
         return Err(Error::Unsupported("UDP needs an IP address"));
     };
-    let first = udp_socket(*at, *v6_only, options)?;
-    let bound = first
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("a UDP socket without an inet address"))?;
-    let mut sockets = vec![first];
-    if !at.ip().is_multicast() {
-        for _ in 1..loops {
-            sockets.push(udp_socket(bound, *v6_only, options)?);
+    let (at, v6_only) = (*at, *v6_only);
+    if at.ip().is_multicast() {
+        let socket = udp_socket(at, v6_only, options, PortSharing::Shared)?;
+        let bound = inet_addr(&socket)?;
+        return Ok((vec![socket], Addr::Inet(bound)));
+    }
+    if options.reuseport {
+        let sockets = udp_group(at, v6_only, loops, options)?;
+        let bound = inet_addr(&sockets[0])?;
+        return Ok((sockets, Addr::Inet(bound)));
+    }
+    // Port 0: another socket may take the port the check found between the
+    // check and the group's bind; the kernel then picks another.
+    let attempts = if at.port() == 0 { 3 } else { 1 };
+    let mut attempt = 1;
+    loop {
+        let exclusive = udp_socket(at, v6_only, options, PortSharing::Exclusive)?;
+        let bound = inet_addr(&exclusive)?;
+        if loops == 1 {
+            return Ok((vec![exclusive], Addr::Inet(bound)));
+        }
+        drop(exclusive);
+        match udp_group(bound, v6_only, loops, &options.clone().reuse_address(false)) {
+            Err(Error::AddrInUse(_)) if attempt < attempts => attempt += 1,
+            group => return group.map(|sockets| (sockets, Addr::Inet(bound))),
         }
     }
-    Ok((sockets, Addr::Inet(bound)))
 }
 
-fn udp_socket(mut at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> {
+/// `loops` sockets sharing `at` with SO_REUSEPORT (port 0 resolved by the
+/// first).
+fn udp_group(
+    at: SocketAddr,
+    v6_only: bool,
+    loops: usize,
+    options: &Options,
+) -> Result<Vec<Socket>> {
+    let first = udp_socket(at, v6_only, options, PortSharing::Shared)?;
+    let bound = inet_addr(&first)?;
+    let mut sockets = vec![first];
+    for _ in 1..loops {
+        sockets.push(udp_socket(bound, v6_only, options, PortSharing::Shared)?);
+    }
+    Ok(sockets)
+}
+
+fn inet_addr(socket: &Socket) -> Result<SocketAddr> {
+    Ok(socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a UDP socket without an inet address"))?)
+}
+
+fn udp_socket(
+    mut at: SocketAddr,
+    v6_only: bool,
+    options: &Options,
+    sharing: PortSharing,
+) -> Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(at),
         Type::DGRAM.nonblocking().cloexec(),
         Some(Protocol::UDP),
     )?;
-    socket.set_reuse_port(true)?;
     sockopt::before_bind(&socket, at.is_ipv6(), v6_only, options)?;
+    match sharing {
+        PortSharing::Shared => socket.set_reuse_port(true)?,
+        // For UDP, SO_REUSEADDR on both sides is enough to share a port.
+        PortSharing::Exclusive => socket.set_reuse_address(false)?,
+    }
     if options.broadcast {
         socket.set_broadcast(true)?;
     }

@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::error::PoolError;
 use super::shared::{Job, Shared, Wait};
 use super::WorkerPool;
+use crate::unwind::lock;
 
 /// Jobs of one serial queue and who is running them.
 ///
@@ -31,7 +32,7 @@ struct StrandState {
 impl Strand {
     // Jobs run outside this lock, so poisoning cannot leave it inconsistent.
     fn lock(&self) -> MutexGuard<'_, StrandState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(super) fn push(&self, job: Job) {

@@ -3,18 +3,18 @@
 //! One mutex guards every count that admission and spawning decisions read,
 //! so those decisions see a consistent picture; jobs never run under it.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::error::PoolError;
 use super::serial::Strand;
+use crate::unwind::{self, lock, panic_message};
 
 /// A type-erased job as stored in the queues.
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -134,7 +134,7 @@ impl Shared {
     // Jobs run outside the lock and panics are caught, so a poisoned mutex
     // can only come from a bug in this module; the counts are still usable.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(super) fn running(&self) -> usize {
@@ -185,19 +185,13 @@ impl Shared {
             }
             state = match wait {
                 Wait::Never => return Err(PoolError::Full(job)),
-                Wait::Forever => self
-                    .room
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
+                Wait::Forever => unwind::wait(&self.room, state),
                 Wait::Until(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(PoolError::Timeout(job));
                     }
-                    self.room
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+                    unwind::wait_timeout(&self.room, state, deadline - now)
                 }
             };
         }
@@ -272,21 +266,14 @@ impl Shared {
             }
             if state.workers <= self.config.min_workers {
                 // Retained workers never expire, so they need no timer.
-                state = self
-                    .task_ready
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+                state = unwind::wait(&self.task_ready, state);
             } else {
                 let expiry = idle_since + self.config.idle_timeout;
                 let now = Instant::now();
                 if now >= expiry {
                     break;
                 }
-                state = self
-                    .task_ready
-                    .wait_timeout(state, expiry - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+                state = unwind::wait_timeout(&self.task_ready, state, expiry - now);
             }
         }
         state.idle -= 1;
@@ -346,19 +333,13 @@ impl Shared {
         }
         while state.workers > 0 {
             state = match deadline {
-                None => self
-                    .workers_gone
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
+                None => unwind::wait(&self.workers_gone, state),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return false;
                     }
-                    self.workers_gone
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+                    unwind::wait_timeout(&self.workers_gone, state, deadline - now)
                 }
             };
         }
@@ -371,17 +352,6 @@ impl Shared {
             }
         }
         true
-    }
-}
-
-/// Extracts the message from a panic payload (`panic!` yields `&str` or `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
@@ -426,16 +396,5 @@ mod tests {
         assert!(state.needs_worker_for_next_task(&config));
         state.workers = 2;
         assert!(!state.needs_worker_for_next_task(&config));
-    }
-
-    #[test]
-    fn panic_message_handles_str_string_and_other_payloads() {
-        let message = |f: fn()| panic_message(panic::catch_unwind(f).unwrap_err().as_ref());
-        assert_eq!(message(|| panic!("static")), "static");
-        assert_eq!(message(|| panic!("formatted {}", 7)), "formatted 7");
-        assert_eq!(
-            message(|| panic::panic_any(7_u8)),
-            "non-string panic payload"
-        );
     }
 }

@@ -55,6 +55,7 @@ use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::reactor::timer::TimerHeap;
 use crate::reactor::token::{Slab, Token};
 use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
+use crate::unwind::{lock, panic_message};
 
 /// Tasks polled per turn before the poller is consulted again.
 pub(crate) const POLLS_PER_TURN: usize = 256;
@@ -188,7 +189,9 @@ pub enum JoinError {
     /// out) or its loop had already exited.
     #[error("task cancelled")]
     Cancelled,
-    /// The task panicked; the message is the panic's payload.
+    /// The task panicked, or its future's destructor did once it had
+    /// finished (its output is then dropped, as in tokio); the message is
+    /// the panic's payload.
     #[error("task panicked: {0}")]
     Panicked(String),
 }
@@ -240,7 +243,7 @@ struct JoinInner<T> {
 impl<T> JoinState<T> {
     fn complete(&self, result: Result<T, JoinError>) {
         let waiter = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&self.inner);
             if inner.finished {
                 return;
             }
@@ -256,7 +259,7 @@ impl<T> JoinState<T> {
 
     fn abort(&self) {
         let task = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&self.inner);
             if inner.finished {
                 return;
             }
@@ -279,7 +282,7 @@ pub(crate) trait TaskLink {
 
 impl<T> TaskLink for JoinState<T> {
     fn attach(&self, header: &Arc<TaskHeader>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         if inner.aborted {
             // Its first turn drops it.
             header.aborted.store(true, Ordering::Release);
@@ -301,10 +304,7 @@ impl<T: Send> Abort for JoinState<T> {
     }
 
     fn is_finished(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finished
+        lock(&self.inner).finished
     }
 }
 
@@ -341,11 +341,7 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.state
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finished
+        lock(&self.state.inner).finished
     }
 
     /// Cancels the task, from any thread: its loop drops the task's future
@@ -391,7 +387,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.state.inner);
         if let Some(result) = inner.result.take() {
             return Poll::Ready(result);
         }
@@ -498,15 +494,26 @@ impl<F: Future> Future for Task<F> {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(panic) => {
-                let msg = super::panic_message(&*panic);
+                let msg = panic_message(&*panic);
                 log::error!("netloom: task panicked: {msg}");
                 Err(JoinError::Panicked(msg))
             }
         };
-        // A destructor that panics is the task's panic too.
-        if catch_unwind(AssertUnwindSafe(|| future.set(None))).is_err() {
-            log::error!("netloom: dropping a finished task panicked");
-        }
+        // A destructor that panics is the task's panic too (as in tokio):
+        // the output is dropped, the handle gets the panic. A task that
+        // panicked already keeps its first panic.
+        let outcome = match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
+            Err(panic) if outcome.is_ok() => {
+                let msg = panic_message(&*panic);
+                log::error!("netloom: dropping a finished task panicked: {msg}");
+                Err(JoinError::Panicked(msg))
+            }
+            Err(_) => {
+                log::error!("netloom: dropping a panicked task panicked again");
+                outcome
+            }
+            Ok(()) => outcome,
+        };
         guard.0.complete(outcome);
         Poll::Ready(())
     }
@@ -679,6 +686,15 @@ impl Core {
             Trigger::Edge,
         )?;
         Ok(ios.insert(ScheduledIo::new(listener)))
+    }
+
+    /// Forgets a record and takes `fd`, which stays open, out of the
+    /// loop's epoll set.
+    pub(crate) fn unregister(&self, fd: i32, token: Token) {
+        if let Err(e) = self.selector.deregister(fd) {
+            log::error!("netloom: cannot stop watching fd {fd}: {e}");
+        }
+        self.release(token);
     }
 
     /// Forgets a record. The descriptor is not deregistered: it is about to
@@ -906,9 +922,10 @@ impl Core {
                 self.drop_task(future, slot);
             }
             Err(panic) => {
-                // The task's own panic is caught inside its wrapper; this
-                // is a destructor that panicked while the task finished.
-                let msg = super::panic_message(&*panic);
+                // The task's own panic and its future's destructor's are
+                // caught inside its wrapper; this is another destructor
+                // (the output's) that panicked while the task finished.
+                let msg = panic_message(&*panic);
                 log::error!("netloom: task panicked while finishing: {msg}");
                 let slot = self.tasks.borrow_mut().remove(token);
                 self.drop_task(future, slot);

@@ -78,6 +78,7 @@ pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::Lane;
+use crate::unwind::lock;
 use crate::Result;
 use executor::{with_core, LoopShared, Remote};
 
@@ -179,10 +180,11 @@ impl Builder {
             .collect::<std::io::Result<Vec<_>>>()?;
         let cores = seeds.iter().map(|seed| seed.shared.clone()).collect();
         let shared = Arc::new(RuntimeShared::new(cores, options.shutdown_grace));
-        let signals = if options.stop_on_signals {
-            Some(crate::sys::signal::block_stop_signals()?)
+        let (signals, stop_signals) = if options.stop_on_signals {
+            let (fd, blocked) = crate::sys::signal::block_stop_signals()?;
+            (Some(fd), Some(blocked))
         } else {
-            None
+            (None, None)
         };
         let group = Arc::new(LoopGroup::new(seeds.iter().map(CoreSeed::waker).collect()));
         let (runtime, pin) = (shared.clone(), options.pin_loops);
@@ -201,7 +203,11 @@ impl Builder {
         if let Some(fd) = signals {
             shared.spawn_on(0, stop_on_signal(fd, Handle::from(shared.clone())));
         }
-        Ok(Runtime { group, shared })
+        Ok(Runtime {
+            group,
+            shared,
+            stop_signals,
+        })
     }
 }
 
@@ -297,10 +303,6 @@ impl RuntimeShared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running set of loops. Dropping it shuts it down (see
 /// [`Runtime::shutdown`]).
 ///
@@ -315,6 +317,9 @@ pub struct Runtime {
     /// The loop threads.
     group: Arc<LoopGroup>,
     shared: Arc<RuntimeShared>,
+    /// SIGINT/SIGTERM blocked in the building thread (`stop_on_signals`),
+    /// unblocked there once the loops are joined.
+    stop_signals: Option<crate::sys::signal::BlockedStopSignals>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -453,6 +458,7 @@ impl Runtime {
         if let Err(e) = self.group.wait() {
             log::error!("netloom: a runtime loop failed: {e}");
         }
+        self.stop_signals = None;
     }
 }
 
@@ -732,14 +738,4 @@ where
 /// ```
 pub fn metrics() -> Option<LoopMetrics> {
     with_core(Core::metrics)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
 }

@@ -350,16 +350,23 @@ impl<S: AsRawFd> IoSource<S> {
                 Err(foreign_loop())
             };
         }
-        let token = core.register(self.io.as_raw_fd(), self.listener)?;
+        self.register_with(core)
+    }
+
+    /// Registers the socket with `core`'s loop, unless another loop's
+    /// registration got in first (a shared socket used from two loops at
+    /// once): that loop keeps it, and this one takes the socket out of its
+    /// epoll set again.
+    fn register_with(&self, core: &Core) -> io::Result<Token> {
+        let fd = self.io.as_raw_fd();
+        let token = core.register(fd, self.listener)?;
         let registration = Registration {
             home_id: core.id,
             home: core.shared.clone(),
             token,
         };
         if self.registration.set(registration).is_err() {
-            // Another thread registered it first (a shared socket used from
-            // two loops at once); that loop keeps it.
-            core.release(token);
+            core.unregister(fd, token);
             return Err(foreign_loop());
         }
         Ok(token)
@@ -609,6 +616,26 @@ impl<S: AsRawFd, Op, Drained> Drop for IoOp<'_, S, Op, Drained> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_loop_that_loses_a_registration_race_stops_watching_the_socket() {
+        use super::super::executor::CoreSeed;
+        use super::super::RuntimeShared;
+        let runtime = Arc::new(RuntimeShared::new(Vec::new(), Duration::ZERO));
+        let winner = Core::new(CoreSeed::standalone().unwrap(), runtime.clone());
+        let loser = Core::new(CoreSeed::standalone().unwrap(), runtime);
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let source = IoSource::new(socket);
+        source.register_with(&winner).unwrap();
+        // The loser registered the socket, then found the winner's record.
+        let lost = source.register_with(&loser).unwrap_err();
+        assert_eq!(lost.to_string(), foreign_loop().to_string());
+        assert_eq!(loser.ios.borrow().len(), 0, "its record is released");
+        // Not in the loser's epoll set any more: adding it again succeeds
+        // (EEXIST otherwise).
+        let fd = source.get_ref().as_raw_fd();
+        loser.register(fd, false).unwrap();
+    }
 
     #[test]
     fn stale_deadline_timer_does_nothing() {

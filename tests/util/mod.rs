@@ -142,7 +142,7 @@ pub fn registry(options: Options) -> (Arc<Registry>, netloom::Engine, std::net::
 }
 
 pub fn handle(reg: &Registry, i: usize) -> (ConnHandle<()>, i32) {
-    assert!(wait_until(Duration::from_secs(5), || reg
+    assert!(wait_until(Duration::from_secs(30), || reg
         .opened
         .lock()
         .unwrap()

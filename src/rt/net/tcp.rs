@@ -131,12 +131,7 @@ impl TcpListener {
             Waiter::shared(),
             |l: &std::net::TcpListener| loop {
                 match socket::accept(l.as_raw_fd()) {
-                    // The peer gave up before we accepted: take the next one.
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
-                        ) => {}
+                    Err(e) if socket::is_transient_accept_error(&e) => {}
                     other => return other,
                 }
             },

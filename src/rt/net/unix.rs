@@ -88,7 +88,7 @@ impl UnixListener {
             Waiter::shared(),
             |l: &std::os::unix::net::UnixListener| loop {
                 match socket::accept(l.as_raw_fd()) {
-                    Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+                    Err(e) if socket::is_transient_accept_error(&e) => {}
                     other => return other,
                 }
             },

@@ -102,7 +102,7 @@ impl Selector {
                 .div_ceil(1_000_000)
                 .min(libc::c_int::MAX as u128) as libc::c_int,
         };
-        events.len = 0;
+        events.buf.clear();
         // SAFETY: the pointer and capacity describe `events.buf`'s allocation,
         // which the kernel fills with at most `capacity` entries.
         let n = unsafe {
@@ -115,7 +115,9 @@ impl Selector {
         };
         match check(n) {
             Ok(n) => {
-                events.len = n as usize;
+                // SAFETY: the kernel initialised the first `n` entries, and
+                // `n` is at most the capacity it was given.
+                unsafe { events.buf.set_len(n as usize) };
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -125,9 +127,12 @@ impl Selector {
 }
 
 /// A reusable array of epoll events that resizes with the load.
+///
+/// The vector's length is the number of entries the last wait filled: `wait`
+/// sets it, and a replaced vector starts empty, so `get` never reads an entry
+/// the kernel did not write.
 pub(crate) struct Events {
     buf: Vec<libc::epoll_event>,
-    len: usize,
     idle_waits: u32,
 }
 
@@ -141,13 +146,12 @@ impl Events {
     pub(crate) fn new() -> Events {
         Events {
             buf: Vec::with_capacity(MIN_EVENTS),
-            len: 0,
             idle_waits: 0,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.buf.len()
     }
 
     #[cfg(test)]
@@ -156,9 +160,7 @@ impl Events {
     }
 
     pub(crate) fn get(&self, i: usize) -> Event {
-        assert!(i < self.len);
-        // SAFETY: entries below `len` were written by the kernel in `wait`.
-        let raw = unsafe { self.buf.as_ptr().add(i).read() };
+        let raw = self.buf[i];
         Event {
             flags: raw.events,
             token: raw.u64,
@@ -169,10 +171,11 @@ impl Events {
     /// run of waits that used little of it.
     pub(crate) fn after_wait(&mut self) {
         let cap = self.buf.capacity();
-        if self.len == cap && cap < MAX_EVENTS {
+        let len = self.buf.len();
+        if len == cap && cap < MAX_EVENTS {
             self.buf = Vec::with_capacity(cap * 2);
             self.idle_waits = 0;
-        } else if self.len < cap / 4 && cap > MIN_EVENTS {
+        } else if len < cap / 4 && cap > MIN_EVENTS {
             self.idle_waits += 1;
             if self.idle_waits >= SHRINK_AFTER {
                 self.buf = Vec::with_capacity(cap / 2);
@@ -261,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn event_array_grows_when_full_and_shrinks_when_idle() {
+    fn event_array_resizes_with_the_load_and_starts_empty() {
         let selector = Selector::new().unwrap();
         let pairs: Vec<_> = (0..MIN_EVENTS + 10)
             .map(|_| UnixStream::pair().unwrap())
@@ -276,6 +279,10 @@ mod tests {
         assert_eq!(events.len(), MIN_EVENTS);
         events.after_wait();
         assert_eq!(events.capacity(), MIN_EVENTS * 2);
+        // The new array holds nothing the kernel wrote: no entry is readable.
+        assert_eq!(events.len(), 0);
+        let stale = std::panic::catch_unwind(|| events.get(0));
+        assert!(stale.is_err(), "get(0) read an entry of a replaced array");
         for (_, b) in &pairs {
             selector.deregister(b.as_raw_fd()).unwrap();
         }

@@ -110,6 +110,17 @@ pub(crate) fn somaxconn() -> i32 {
         .unwrap_or(4096)
 }
 
+/// True for accept errors that concern one connection or one call, not the
+/// listener: the peer gave up before it was accepted (`ECONNABORTED`,
+/// `EPROTO`), a firewall rule refused it (`EPERM`), a signal interrupted the
+/// call (`EINTR`). The next accept may well succeed: try it at once.
+pub(crate) fn is_transient_accept_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR)
+    )
+}
+
 /// True for accept errors caused by running out of descriptors or memory:
 /// the listener stays readable, so retrying at once would spin.
 pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
@@ -311,4 +322,25 @@ pub(crate) fn set_int_option(
         )
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_are_retried_paused_or_reported() {
+        let os = io::Error::from_raw_os_error;
+        for code in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM, libc::EINTR] {
+            assert!(is_transient_accept_error(&os(code)), "{code}");
+            assert!(!is_resource_exhaustion(&os(code)), "{code}");
+        }
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(is_resource_exhaustion(&os(code)), "{code}");
+            assert!(!is_transient_accept_error(&os(code)), "{code}");
+        }
+        for code in [libc::EBADF, libc::EINVAL, libc::EAGAIN] {
+            assert!(!is_transient_accept_error(&os(code)), "{code}");
+        }
+    }
 }

@@ -74,7 +74,7 @@ impl Addr {
         if let Some(path) = addr.as_pathname() {
             return Addr::Unix(UnixAddr::Path(path.to_path_buf()));
         }
-        if let Some(name) = addr.as_abstract_namespace() {
+        if let Some(name) = crate::sys::socket::abstract_name(addr) {
             return Addr::Unix(UnixAddr::Abstract(name.to_vec()));
         }
         Addr::Unix(UnixAddr::Unnamed)

@@ -724,9 +724,7 @@ impl<H: Handler> EventLoop<H> {
 
     fn signal_ready(&mut self, token: Token) {
         if let Some(Entry::Signals(fd)) = self.entries.get_mut(token) {
-            let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
-                                       // SAFETY: reads at most 128 bytes into a live local buffer.
-            unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            crate::sys::signal::drain(fd);
             log::info!("netloom: stop signal received, shutting down");
             self.engine.stop();
         }

@@ -20,7 +20,7 @@ pub(crate) use sockopt::configure_stream;
 use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
 use crate::rt::{CoreSeed, RuntimeShared};
-use crate::sys::{Interest, Selector, Trigger, Waker};
+use crate::sys::{self, Feature, Interest, Selector, Trigger, Waker};
 use crate::token::Token;
 use crate::{Action, Addr, Error, Handler, Result, Transport};
 use socket2::Socket;
@@ -151,7 +151,9 @@ impl Options {
         /// One listener per loop with `SO_REUSEPORT` (the kernel spreads
         /// connections) instead of one acceptor on loop 0 that hands them out.
         /// TCP only: Unix sockets always use the acceptor, UDP always has
-        /// one SO_REUSEPORT socket per loop.
+        /// one SO_REUSEPORT socket per loop. FreeBSD uses `SO_REUSEPORT_LB`;
+        /// macOS has no kernel balancing, so there the acceptor serves (and
+        /// the load balancer picks the loop) whatever this says.
         reuseport: bool
     );
     setter!(
@@ -377,6 +379,24 @@ impl Options {
         }
         if matches!(self.linger, Some(d) if d.as_secs() > i32::MAX as u64) {
             return bad("linger is too long");
+        }
+        let platform_lacks = [
+            (self.pin_loops, Feature::CpuPinning, "pin_loops"),
+            (
+                self.bind_device.is_some(),
+                Feature::BindDevice,
+                "bind_device",
+            ),
+            (
+                self.tcp_defer_accept.is_some(),
+                Feature::DeferAccept,
+                "tcp_defer_accept",
+            ),
+        ];
+        for (asked, feature, option) in platform_lacks {
+            if asked && !sys::supports(feature) {
+                return Err(sys::unsupported(option));
+            }
         }
         if let Some(dev) = &self.bind_device {
             if dev.is_empty() || dev.len() >= libc::IFNAMSIZ || dev.contains('\0') {

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Type};
 
 use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
@@ -175,11 +175,7 @@ impl AsRawFd for TcpListener {
 }
 
 fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = socket::new_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuseport {
         socket.set_reuse_port(true)?;

@@ -1,7 +1,7 @@
 //! Stop signals delivered through a signalfd instead of a handler.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Blocks SIGINT and SIGTERM in the calling thread (threads it spawns later
 /// inherit the mask) and returns a non-blocking signalfd that reports them.
@@ -23,4 +23,11 @@ pub(crate) fn block_stop_signals() -> io::Result<OwnedFd> {
     let fd = super::check(fd)?;
     // SAFETY: `fd` is a new signalfd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Consumes one signal the signalfd reported, so it is not reported again.
+pub(crate) fn drain(fd: &OwnedFd) {
+    let mut info = [0u8; 128]; // sizeof(struct signalfd_siginfo)
+                               // SAFETY: reads at most 128 bytes into a live local buffer; EAGAIN is harmless.
+    unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
 }

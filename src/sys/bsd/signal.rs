@@ -1,0 +1,40 @@
+//! Stop signals watched with `EVFILT_SIGNAL` instead of a handler.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::kqueue::{apply, drain_kqueue, kevent, new_kqueue, receipt_errno};
+
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// Returns a kqueue watching SIGINT and SIGTERM with `EVFILT_SIGNAL` (it is
+/// readable once either arrived) and sets both signals to be ignored.
+///
+/// kqueue records a signal's delivery even when the signal is ignored, and an
+/// ignored signal neither ends the process nor stays pending; unlike Linux's
+/// blocked mask this holds for the whole process, not only the threads
+/// started after this call.
+pub(crate) fn block_stop_signals() -> io::Result<OwnedFd> {
+    let kq = new_kqueue()?;
+    let flags = libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT;
+    let mut changes =
+        STOP_SIGNALS.map(|sig| kevent(sig as usize, libc::EVFILT_SIGNAL, flags, 0, 0));
+    apply(kq.as_raw_fd(), &mut changes)?;
+    if let Some(errno) = changes.iter().map(receipt_errno).find(|&e| e != 0) {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    // Only once the kqueue watches them: no signal can be lost in between.
+    for sig in STOP_SIGNALS {
+        // SAFETY: SIG_IGN is a valid disposition for SIGINT and SIGTERM; no
+        // handler function is installed.
+        if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(kq)
+}
+
+/// Consumes the signals the kqueue reported, so they are not reported again.
+pub(crate) fn drain(fd: &OwnedFd) {
+    drain_kqueue(fd);
+}

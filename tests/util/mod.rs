@@ -102,7 +102,9 @@ pub fn raise_fd_limit() -> u64 {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        lim.rlim_cur
+        #[allow(clippy::unnecessary_cast)] // rlim_t is i64 on FreeBSD
+        let limit = lim.rlim_cur as u64;
+        limit
     }
 }
 
@@ -208,15 +210,18 @@ impl Client {
     /// Connects to a bound address of an engine, with 10 s I/O timeouts.
     pub fn connect(addr: &netloom::Addr) -> Client {
         use netloom::{Addr, UnixAddr};
-        use std::os::linux::net::SocketAddrExt;
-        use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixStream};
+        use std::os::unix::net::UnixStream;
         let client = match addr {
             Addr::Inet(a) => return Client::Tcp(connect(*a)),
             Addr::Unix(UnixAddr::Path(p)) => UnixStream::connect(p).expect("connect"),
+            #[cfg(target_os = "linux")]
             Addr::Unix(UnixAddr::Abstract(name)) => {
-                let a = UnixSocketAddr::from_abstract_name(name).unwrap();
+                use std::os::linux::net::SocketAddrExt;
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
                 UnixStream::connect_addr(&a).expect("connect")
             }
+            #[cfg(not(target_os = "linux"))]
+            Addr::Unix(UnixAddr::Abstract(_)) => panic!("abstract Unix names are Linux-only"),
             Addr::Unix(UnixAddr::Unnamed) => panic!("cannot connect to an unnamed socket"),
         };
         client

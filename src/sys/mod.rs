@@ -26,6 +26,8 @@
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 compile_error!("netloom runs on Linux (epoll), macOS and FreeBSD (kqueue)");
 
+#[cfg(test)]
+mod contract_tests;
 #[cfg(any(test, target_os = "macos", target_os = "freebsd"))]
 mod event_capacity;
 #[cfg(any(test, target_os = "macos", target_os = "freebsd"))]

@@ -98,6 +98,7 @@ impl Selector {
         self.change(fd, token, kevent::changes(interest, trigger))
     }
 
+    /// The same call as `register`: `EV_ADD` modifies an existing filter.
     pub(crate) fn reregister(
         &self,
         fd: RawFd,
@@ -105,7 +106,7 @@ impl Selector {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        self.change(fd, token, kevent::changes(interest, trigger))
+        self.register(fd, token, interest, trigger)
     }
 
     pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {

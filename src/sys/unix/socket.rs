@@ -82,6 +82,20 @@ impl RecvSlots {
     /// blocking: datagram `i` goes to `buf[i * slot_len..][..slot_len]`.
     /// Returns how many arrived (`WouldBlock` when none).
     pub(crate) fn recv(&mut self, fd: RawFd, buf: &mut [u8], slot_len: usize) -> io::Result<usize> {
+        self.point_at(buf, slot_len);
+        let flags = libc::MSG_DONTWAIT | RECV_REAL_LENGTH;
+        if self.hdrs.len() == 1 {
+            // SAFETY: each header points at its own live iovec (into distinct
+            // `slot_len` ranges of `buf`) and address storage, set up above.
+            return unsafe { recv_each(fd, &mut self.hdrs, flags) };
+        }
+        // SAFETY: as above.
+        unsafe { recv_batch(fd, &mut self.hdrs, flags) }
+    }
+
+    /// Points slot `i`'s header at `buf[i * slot_len..][..slot_len]` and at
+    /// its address storage.
+    fn point_at(&mut self, buf: &mut [u8], slot_len: usize) {
         let slots = self.hdrs.len();
         assert!(buf.len() >= slots * slot_len, "receive buffer too small");
         for i in 0..slots {
@@ -97,14 +111,6 @@ impl RecvSlots {
             hdr.msg_hdr.msg_flags = 0;
             hdr.msg_len = 0;
         }
-        let flags = libc::MSG_DONTWAIT | RECV_REAL_LENGTH;
-        if slots == 1 {
-            // SAFETY: each header points at its own live iovec (into distinct
-            // `slot_len` ranges of `buf`) and address storage, set up above.
-            return unsafe { recv_each(fd, &mut self.hdrs, flags) };
-        }
-        // SAFETY: as above.
-        unsafe { recv_batch(fd, &mut self.hdrs, flags) }
     }
 
     /// Datagram `i` of the last [`RecvSlots::recv`]. Where the kernel does
@@ -151,6 +157,19 @@ impl SendSlots {
         fd: RawFd,
         datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
     ) -> io::Result<usize> {
+        self.point_at(datagrams);
+        match self.hdrs.len() {
+            0 => Ok(0),
+            // SAFETY: the header points at a live address in `names` and an
+            // iovec in `iovs`, and the iovec at the caller's datagram.
+            1 => unsafe { send_each(fd, &mut self.hdrs) },
+            // SAFETY: as above, for each header.
+            _ => unsafe { send_batch(fd, &mut self.hdrs) },
+        }
+    }
+
+    /// Sets up a header for each of the first `slots` datagrams.
+    fn point_at<'a>(&mut self, datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>) {
         self.names.clear();
         self.iovs.clear();
         self.hdrs.clear();
@@ -170,14 +189,6 @@ impl SendSlots {
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
             self.hdrs.push(hdr);
-        }
-        match self.hdrs.len() {
-            0 => Ok(0),
-            // SAFETY: the header points at a live address in `names` and an
-            // iovec in `iovs`, and the iovec at the caller's datagram.
-            1 => unsafe { send_each(fd, &mut self.hdrs) },
-            // SAFETY: as above, for each header.
-            _ => unsafe { send_batch(fd, &mut self.hdrs) },
         }
     }
 }
@@ -262,4 +273,69 @@ pub(crate) unsafe fn send_each(fd: RawFd, hdrs: &mut [MmsgHdr]) -> io::Result<us
         }
     }
     Ok(hdrs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    #[test]
+    fn one_syscall_per_datagram_keeps_the_batch_contract() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Blocking with a timeout: a receive past the last datagram fails
+        // (EAGAIN) after 200 ms instead of racing the datagrams in flight.
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        let wrong_family: SocketAddr = "[::1]:9".parse().unwrap();
+        let mut send = SendSlots::new(8);
+
+        // An error is returned only when the first datagram fails.
+        send.point_at([(wrong_family, &b"x"[..]), (to, &b"y"[..])].into_iter());
+        // SAFETY: `point_at` set up every header.
+        assert!(unsafe { send_each(tx.as_raw_fd(), &mut send.hdrs) }.is_err());
+        let long = b"second, and too long for a slot";
+        let datagrams = [
+            (to, &b"first"[..]),
+            (to, &long[..]),
+            (wrong_family, &b"never sent"[..]),
+            (to, &b"not reached"[..]),
+        ];
+        send.point_at(datagrams.into_iter());
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { send_each(tx.as_raw_fd(), &mut send.hdrs) }.unwrap(),
+            2
+        );
+
+        let slot = 8;
+        let mut recv = RecvSlots::new(4);
+        let mut buf = vec![0u8; 4 * slot];
+        recv.point_at(&mut buf, slot);
+        // SAFETY: `point_at` set up every header into `buf`.
+        let got = unsafe { recv_each(rx.as_raw_fd(), &mut recv.hdrs, RECV_REAL_LENGTH) };
+        assert_eq!(got.unwrap(), 2, "stops at the first failed receive");
+        let first = recv.received(0, slot);
+        assert_eq!(first.from, Some(tx.local_addr().unwrap()));
+        assert_eq!((first.len, first.truncated_from), (5, None));
+        assert_eq!(&buf[..5], b"first");
+        let second = recv.received(1, slot);
+        assert_eq!(second.len, slot);
+        let real = if RECV_REAL_LENGTH == 0 {
+            slot
+        } else {
+            long.len()
+        };
+        assert_eq!(second.truncated_from, Some(real));
+        assert_eq!(&buf[slot..2 * slot], &long[..slot]);
+
+        recv.point_at(&mut buf, slot);
+        // SAFETY: as above.
+        let none = unsafe { recv_each(rx.as_raw_fd(), &mut recv.hdrs, RECV_REAL_LENGTH) };
+        assert_eq!(none.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    }
 }

@@ -307,10 +307,8 @@ mod tests {
         ];
         send.point_at(datagrams.into_iter());
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { send_each(tx.as_raw_fd(), &mut send.hdrs) }.unwrap(),
-            2
-        );
+        let sent = unsafe { send_each(tx.as_raw_fd(), &mut send.hdrs) };
+        assert_eq!(sent.unwrap(), 2);
 
         let slot = 8;
         let mut recv = RecvSlots::new(4);

@@ -42,7 +42,8 @@ pub enum UnixAddr {
     /// A socket file in the file system (`unix:///path`).
     Path(PathBuf),
     /// A name in Linux's abstract namespace (`unix://@name`), without the
-    /// leading NUL byte.
+    /// leading NUL byte. Other platforms have none: binding or dialing one
+    /// there is an error.
     Abstract(Vec<u8>),
     /// A socket bound to no name: what a connecting client usually is.
     Unnamed,

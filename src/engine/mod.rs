@@ -161,7 +161,8 @@ impl Options {
         load_balancer: LoadBalancer
     );
     setter!(
-        /// Pins loop `i` to core `i % cores`.
+        /// Pins loop `i` to core `i % cores` (Linux, FreeBSD; macOS has no
+        /// pinning: [`Error::InvalidOption`] at start-up).
         pin_loops: bool
     );
     setter!(
@@ -169,9 +170,10 @@ impl Options {
         ticker: bool
     );
     setter!(
-        /// Stops the engine gracefully on SIGINT or SIGTERM (blocks both
-        /// signals in the starting thread and the loops, and watches them with
-        /// a signalfd on loop 0).
+        /// Stops the engine gracefully on SIGINT or SIGTERM, watched on loop
+        /// 0. Linux: both signals are blocked in the starting thread and the
+        /// loops and read from a signalfd. macOS, FreeBSD: both are ignored
+        /// process-wide and watched with kqueue's `EVFILT_SIGNAL`.
         stop_on_signals: bool
     );
     setter!(
@@ -262,7 +264,8 @@ impl Options {
     );
     setter!(
         /// `SO_BINDTODEVICE`: TCP listeners and UDP sockets only take traffic
-        /// of this interface (e.g. `"eth0"`, at most 15 bytes).
+        /// of this interface (e.g. `"eth0"`, at most 15 bytes). macOS:
+        /// `IP_BOUND_IF`; FreeBSD has none ([`Error::InvalidOption`]).
         bind_device: Option<String>
     );
     setter!(
@@ -274,13 +277,15 @@ impl Options {
     setter!(
         /// `TCP_FASTOPEN` on TCP listeners: the queue length of pending Fast
         /// Open requests (the kernel's `net.ipv4.tcp_fastopen` must allow the
-        /// server side).
+        /// server side). macOS and FreeBSD only switch it on; their kernel
+        /// sizes the queue.
         tcp_fastopen: Option<u32>
     );
     setter!(
         /// `TCP_DEFER_ACCEPT` on TCP listeners: a connection is accepted only
         /// once its first bytes arrive, waiting at most this long (whole
-        /// seconds, at least 1).
+        /// seconds, at least 1). Linux only ([`Error::InvalidOption`] on
+        /// macOS and FreeBSD).
         tcp_defer_accept: Option<Duration>
     );
     setter!(

@@ -62,8 +62,12 @@ pub(crate) fn apply(kq: RawFd, changes: &mut [libc::kevent]) -> io::Result<()> {
     // SAFETY: the change list and the receipt list are the same live array
     // of `n` entries (allowed by kevent(2)); with EV_RECEIPT on every change
     // the kernel writes exactly one receipt per change and does not block.
-    check(unsafe { libc::kevent(kq, ptr, n, ptr, n, std::ptr::null()) })?;
-    Ok(())
+    match check(unsafe { libc::kevent(kq, ptr, n, ptr, n, std::ptr::null()) }) {
+        // kevent(2): on EINTR every change has been applied; the entries
+        // then still hold the changes, which carry no EV_ERROR.
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The error of a change applied with `EV_RECEIPT`, 0 for success.

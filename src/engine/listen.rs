@@ -47,6 +47,11 @@ pub(crate) fn bind_stream(
                 for _ in 1..loops {
                     sockets.push(bind_tcp(bound, *v6_only, options)?);
                 }
+            } else if options.reuseport {
+                log::info!(
+                    "netloom: {} does not balance SO_REUSEPORT listeners; {bound} uses the acceptor",
+                    sys::PLATFORM
+                );
             }
             let listeners = sockets
                 .into_iter()

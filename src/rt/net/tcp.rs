@@ -64,8 +64,10 @@ impl TcpListener {
         Err(last)
     }
 
-    /// Binds with `SO_REUSEPORT`, so that one listener per loop can share
-    /// the port.
+    /// Binds with `SO_REUSEPORT` (FreeBSD: `SO_REUSEPORT_LB`), so that one
+    /// listener per loop can share the port. macOS does not spread the
+    /// connections over such listeners: there, prefer one listener whose
+    /// accept loop spawns.
     ///
     /// # Errors
     /// The kernel's error.
@@ -178,7 +180,7 @@ fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
     let socket = socket::new_socket(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuseport {
-        socket.set_reuse_port(true)?;
+        socket::set_reuse_port(&socket)?;
     }
     socket.bind(&addr.into())?;
     socket.listen(socket::somaxconn())?;

@@ -115,7 +115,9 @@ impl Interest {
     }
 }
 
-/// How the kernel reports readiness.
+/// How the kernel reports readiness. A descriptor keeps the trigger it was
+/// registered with: kqueue does not change `EV_CLEAR` on a filter that
+/// already exists, so `reregister` must pass the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Trigger {
     /// Reported on every wait while the condition holds (what the engine uses:

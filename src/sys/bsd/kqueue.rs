@@ -55,8 +55,13 @@ pub(crate) fn kevent(
 }
 
 /// Applies `changes`, each with `EV_RECEIPT`: the kernel answers every one
-/// in place (see [`receipt_errno`]).
-pub(crate) fn apply(kq: RawFd, changes: &mut [libc::kevent]) -> io::Result<()> {
+/// in place. Returns the first error that `harmless(change index, errno)`
+/// does not excuse.
+pub(crate) fn apply(
+    kq: RawFd,
+    changes: &mut [libc::kevent],
+    harmless: impl Fn(usize, i32) -> bool,
+) -> io::Result<()> {
     let n = changes.len() as libc::c_int;
     let ptr = changes.as_mut_ptr();
     // SAFETY: the change list and the receipt list are the same live array
@@ -65,18 +70,19 @@ pub(crate) fn apply(kq: RawFd, changes: &mut [libc::kevent]) -> io::Result<()> {
     match check(unsafe { libc::kevent(kq, ptr, n, ptr, n, std::ptr::null()) }) {
         // kevent(2): on EINTR every change has been applied; the entries
         // then still hold the changes, which carry no EV_ERROR.
-        Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+        _ => {}
     }
-}
-
-/// The error of a change applied with `EV_RECEIPT`, 0 for success.
-pub(crate) fn receipt_errno(receipt: &libc::kevent) -> i32 {
-    if receipt.flags & libc::EV_ERROR != 0 {
-        receipt.data as i32
-    } else {
-        0
+    for (i, receipt) in changes.iter().enumerate() {
+        if receipt.flags & libc::EV_ERROR == 0 {
+            continue;
+        }
+        let errno = receipt.data as i32;
+        if errno != 0 && !harmless(i, errno) {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
     }
+    Ok(())
 }
 
 impl Selector {
@@ -134,14 +140,9 @@ impl Selector {
                 token,
             )
         });
-        apply(self.kq.as_raw_fd(), &mut list)?;
-        for (change, receipt) in changes.iter().zip(&list) {
-            let errno = receipt_errno(receipt);
-            if kevent::receipt_failed(*change, errno) {
-                return Err(io::Error::from_raw_os_error(errno));
-            }
-        }
-        Ok(())
+        apply(self.kq.as_raw_fd(), &mut list, |i, errno| {
+            !kevent::receipt_failed(changes[i], errno)
+        })
     }
 
     /// Waits for events; `None` blocks indefinitely. EINTR yields no events.
@@ -255,11 +256,7 @@ impl Waker {
         // EV_CLEAR: retrieving the triggered event (in `reset`) re-arms it.
         let flags = libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT;
         let mut add = [kevent(WAKE_IDENT, libc::EVFILT_USER, flags, 0, 0)];
-        apply(kq.as_raw_fd(), &mut add)?;
-        match receipt_errno(&add[0]) {
-            0 => {}
-            errno => return Err(io::Error::from_raw_os_error(errno)),
-        }
+        apply(kq.as_raw_fd(), &mut add, |_, _| false)?;
         Ok(Waker {
             kq,
             gate: WakeGate::default(),

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::kqueue::{apply, drain_kqueue, kevent, new_kqueue, receipt_errno};
+use super::kqueue::{apply, drain_kqueue, kevent, new_kqueue};
 
 const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
@@ -19,10 +19,7 @@ pub(crate) fn block_stop_signals() -> io::Result<OwnedFd> {
     let flags = libc::EV_ADD | libc::EV_CLEAR | libc::EV_RECEIPT;
     let mut changes =
         STOP_SIGNALS.map(|sig| kevent(sig as usize, libc::EVFILT_SIGNAL, flags, 0, 0));
-    apply(kq.as_raw_fd(), &mut changes)?;
-    if let Some(errno) = changes.iter().map(receipt_errno).find(|&e| e != 0) {
-        return Err(io::Error::from_raw_os_error(errno));
-    }
+    apply(kq.as_raw_fd(), &mut changes, |_, _| false)?;
     // Only once the kqueue watches them: no signal can be lost in between.
     for sig in STOP_SIGNALS {
         // SAFETY: SIG_IGN is a valid disposition for SIGINT and SIGTERM; no

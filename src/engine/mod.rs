@@ -20,7 +20,7 @@ pub(crate) use sockopt::configure_stream;
 use crate::event_loop::{EventLoop, LoopSeed, Peers};
 use crate::inbox::inbox;
 use crate::rt::{CoreSeed, RuntimeShared};
-use crate::sys::{self, Feature, Interest, Selector, Trigger, Waker};
+use crate::sys::{Feature, Interest, Platform, Selector, Trigger, Waker};
 use crate::token::Token;
 use crate::{Action, Addr, Error, Handler, Result, Transport};
 use socket2::Socket;
@@ -385,7 +385,7 @@ impl Options {
         if matches!(self.linger, Some(d) if d.as_secs() > i32::MAX as u64) {
             return bad("linger is too long");
         }
-        let platform_lacks = [
+        Platform::CURRENT.refuse_missing(&[
             (self.pin_loops, Feature::CpuPinning, "pin_loops"),
             (
                 self.bind_device.is_some(),
@@ -397,12 +397,7 @@ impl Options {
                 Feature::DeferAccept,
                 "tcp_defer_accept",
             ),
-        ];
-        for (asked, feature, option) in platform_lacks {
-            if asked && !sys::supports(feature) {
-                return Err(sys::unsupported(option));
-            }
-        }
+        ])?;
         if let Some(dev) = &self.bind_device {
             if dev.is_empty() || dev.len() >= libc::IFNAMSIZ || dev.contains('\0') {
                 return bad("bind_device must be an interface name of 1 to 15 bytes");

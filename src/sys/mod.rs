@@ -20,8 +20,9 @@
 //! | `socket` | the socket syscalls std and socket2 do not expose in the form the loops need (`unix/socket.rs` is shared; each OS adds `accept`, `peer_cred`, CPU pinning, the listen backlog limit and the datagram batches). |
 //! | `Interest`, `Trigger` | read/write interest; level- or edge-triggered delivery. |
 //!
-//! What a platform lacks is named by [`supports`] and refused at start-up
-//! with [`unsupported`], never silently skipped.
+//! What a platform lacks is named by [`supports`] (the table is in
+//! `platform.rs`) and refused at start-up with an error naming the option
+//! and the platform, never silently skipped.
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
 compile_error!("netloom runs on Linux (epoll), macOS and FreeBSD (kqueue)");
@@ -32,6 +33,7 @@ mod contract_tests;
 mod event_capacity;
 #[cfg(any(test, target_os = "macos", target_os = "freebsd"))]
 mod kevent;
+mod platform;
 mod unix;
 mod wake_gate;
 
@@ -52,6 +54,7 @@ pub(crate) use linux::epoll::{Event, Events, Selector};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::eventfd::Waker;
 pub(crate) use os::signal;
+pub(crate) use platform::{Feature, Platform};
 
 /// Socket syscalls: the portable ones and this OS's.
 pub(crate) mod socket {
@@ -60,39 +63,11 @@ pub(crate) mod socket {
 }
 
 /// The platform's name, as error messages show it.
-#[cfg(target_os = "linux")]
-pub(crate) const PLATFORM: &str = "Linux";
-/// The platform's name, as error messages show it.
-#[cfg(target_os = "macos")]
-pub(crate) const PLATFORM: &str = "macOS";
-/// The platform's name, as error messages show it.
-#[cfg(target_os = "freebsd")]
-pub(crate) const PLATFORM: &str = "FreeBSD";
-
-/// Kernel features that exist on some platforms only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Feature {
-    /// Pinning a thread to one CPU (`sched_setaffinity`, `cpuset_setaffinity`).
-    CpuPinning,
-    /// Binding a socket to a network interface (`SO_BINDTODEVICE`, `IP_BOUND_IF`).
-    BindDevice,
-    /// Holding an accepted connection until data arrives (`TCP_DEFER_ACCEPT`).
-    DeferAccept,
-    /// Unix socket names outside the file system (`unix://@name`).
-    AbstractUnixSockets,
-    /// `SO_REUSEPORT` listeners among which the kernel balances connections
-    /// (Linux's `SO_REUSEPORT`, FreeBSD's `SO_REUSEPORT_LB`).
-    BalancedReuseport,
-}
+pub(crate) const PLATFORM: &str = Platform::CURRENT.name();
 
 /// Whether this platform's kernel has `feature`.
 pub(crate) const fn supports(feature: Feature) -> bool {
-    os::supports(feature)
-}
-
-/// The start-up error for an option this platform cannot honour.
-pub(crate) fn unsupported(option: &str) -> crate::Error {
-    crate::Error::InvalidOption(format!("{option}: not supported on {PLATFORM}"))
+    Platform::CURRENT.supports(feature)
 }
 
 /// Which readiness a descriptor is watched for.
@@ -125,33 +100,4 @@ pub(crate) enum Trigger {
     Level,
     /// Reported once per change; the owner must drain until `WouldBlock`.
     Edge,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsupported_options_name_the_platform() {
-        let err = unsupported("pin_loops").to_string();
-        assert!(err.contains("pin_loops"), "{err}");
-        assert!(
-            err.ends_with(&format!("not supported on {PLATFORM}")),
-            "{err}"
-        );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn linux_has_every_feature() {
-        for feature in [
-            Feature::CpuPinning,
-            Feature::BindDevice,
-            Feature::DeferAccept,
-            Feature::AbstractUnixSockets,
-            Feature::BalancedReuseport,
-        ] {
-            assert!(supports(feature), "{feature:?}");
-        }
-    }
 }

@@ -507,7 +507,7 @@ fn main() {
 /// Raises the soft open-file limit toward the hard one when `conns`
 /// connections (plus the loops' own descriptors) would not fit.
 fn raise_fd_limit(conns: usize) {
-    let wanted = conns as u64 + 64;
+    let wanted = conns as libc::rlim_t + 64;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

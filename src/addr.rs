@@ -42,7 +42,8 @@ pub enum UnixAddr {
     /// A socket file in the file system (`unix:///path`).
     Path(PathBuf),
     /// A name in Linux's abstract namespace (`unix://@name`), without the
-    /// leading NUL byte.
+    /// leading NUL byte. Other platforms have none: binding or dialing one
+    /// there is an error.
     Abstract(Vec<u8>),
     /// A socket bound to no name: what a connecting client usually is.
     Unnamed,
@@ -74,7 +75,7 @@ impl Addr {
         if let Some(path) = addr.as_pathname() {
             return Addr::Unix(UnixAddr::Path(path.to_path_buf()));
         }
-        if let Some(name) = addr.as_abstract_namespace() {
+        if let Some(name) = crate::sys::socket::abstract_name(addr) {
             return Addr::Unix(UnixAddr::Abstract(name.to_vec()));
         }
         Addr::Unix(UnixAddr::Unnamed)
@@ -181,11 +182,14 @@ mod tests {
             Addr::from_sockaddr(&path),
             Addr::Unix(UnixAddr::Path("/tmp/x.sock".into()))
         );
-        let name = SockAddr::unix("\0abc").unwrap();
-        assert_eq!(
-            Addr::from_sockaddr(&name),
-            Addr::Unix(UnixAddr::Abstract(b"abc".to_vec()))
-        );
-        assert_eq!(Addr::from_sockaddr(&name).to_string(), "@abc");
+        #[cfg(target_os = "linux")]
+        {
+            let name = SockAddr::unix("\0abc").unwrap();
+            assert_eq!(
+                Addr::from_sockaddr(&name),
+                Addr::Unix(UnixAddr::Abstract(b"abc".to_vec()))
+            );
+            assert_eq!(Addr::from_sockaddr(&name).to_string(), "@abc");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | layer | module | what it is |
 //! |-------|--------|------------|
-//! | poller | `sys` | epoll selector, eventfd waker, socket syscalls (Linux) |
+//! | poller | `sys` | epoll (Linux) or kqueue (macOS, FreeBSD) selector, its waker, socket syscalls |
 //! | descriptor table | [`Token`] | per-loop slab with generation-checked tokens (Go's `pollDesc`) |
 //! | timers | `timer` | per-loop min-heap shared by ticker, idle timeouts, close limits |
 //! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
@@ -39,8 +39,11 @@
 //! # Ok::<(), netloom::Error>(())
 //! ```
 //!
-//! Platform: Linux (epoll). The poller contract in `src/sys/mod.rs` is what a
-//! kqueue backend has to meet.
+//! Platforms: Linux (epoll; tested), macOS and FreeBSD (kqueue; build-checked
+//! in CI). Any other target is a compile error. Options a platform lacks
+//! (`pin_loops` on macOS, `bind_device` on FreeBSD, `tcp_defer_accept` off
+//! Linux) are [`Error::InvalidOption`] at start-up, and abstract Unix names
+//! (`unix://@name`) exist on Linux only.
 
 mod addr;
 mod buffer;

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::reactor::balancer::LoadBalancer;
+use crate::sys::{Feature, Platform};
 use crate::{Error, Result};
 
 /// Engine settings. Every setter returns the options, so they chain.
@@ -140,7 +141,10 @@ impl Options {
         /// peer's datagrams stay on one loop); without this option the port
         /// must be free ([`Error::AddrInUse`] otherwise) and a later socket
         /// can join only by asking for `SO_REUSEPORT` itself (another engine
-        /// with this option), with it any such socket may.
+        /// with this option), with it any such socket may. FreeBSD uses
+        /// `SO_REUSEPORT_LB`; macOS has no kernel balancing, so there the
+        /// acceptor serves (and the load balancer picks the loop) whatever
+        /// this says.
         reuseport: bool
     );
     setter!(
@@ -148,7 +152,8 @@ impl Options {
         load_balancer: LoadBalancer
     );
     setter!(
-        /// Pins loop `i` to core `i % cores`.
+        /// Pins loop `i` to core `i % cores` (Linux, FreeBSD; macOS has no
+        /// pinning: [`Error::InvalidOption`] at start-up).
         pin_loops: bool
     );
     setter!(
@@ -156,11 +161,13 @@ impl Options {
         ticker: bool
     );
     setter!(
-        /// Stops the engine gracefully on SIGINT or SIGTERM (blocks both
-        /// signals in the starting thread and the loops, and watches them with
-        /// a signalfd on loop 0). [`Engine::wait`](crate::Engine::wait)
-        /// returning on the starting thread unblocks them there again,
-        /// discarding one that arrived after the loops stopped.
+        /// Stops the engine gracefully on SIGINT or SIGTERM, watched on loop
+        /// 0. Linux: both signals are blocked in the starting thread and the
+        /// loops and read from a signalfd. macOS, FreeBSD: both are ignored
+        /// process-wide and watched with kqueue's `EVFILT_SIGNAL`. On Linux,
+        /// [`Engine::wait`](crate::Engine::wait) returning on the starting
+        /// thread unblocks them there again, discarding one that arrived
+        /// after the loops stopped.
         stop_on_signals: bool
     );
     setter!(
@@ -261,7 +268,8 @@ impl Options {
     );
     setter!(
         /// `SO_BINDTODEVICE`: TCP listeners and UDP sockets only take traffic
-        /// of this interface (e.g. `"eth0"`, at most 15 bytes).
+        /// of this interface (e.g. `"eth0"`, at most 15 bytes). macOS:
+        /// `IP_BOUND_IF`; FreeBSD has none ([`Error::InvalidOption`]).
         bind_device: Option<String>
     );
     setter!(
@@ -273,13 +281,15 @@ impl Options {
     setter!(
         /// `TCP_FASTOPEN` on TCP listeners: the queue length of pending Fast
         /// Open requests (the kernel's `net.ipv4.tcp_fastopen` must allow the
-        /// server side).
+        /// server side). macOS and FreeBSD only switch it on; their kernel
+        /// sizes the queue.
         tcp_fastopen: Option<u32>
     );
     setter!(
         /// `TCP_DEFER_ACCEPT` on TCP listeners: a connection is accepted only
         /// once its first bytes arrive, waiting at most this long (whole
-        /// seconds, at least 1).
+        /// seconds, at least 1). Linux only ([`Error::InvalidOption`] on
+        /// macOS and FreeBSD).
         tcp_defer_accept: Option<Duration>
     );
     setter!(
@@ -403,6 +413,19 @@ impl Options {
         if matches!(self.unix_socket_mode, Some(m) if m > 0o7777) {
             return bad("unix_socket_mode must be permission bits (at most 0o7777)");
         }
+        Platform::CURRENT.refuse_missing(&[
+            (self.pin_loops, Feature::CpuPinning, "pin_loops"),
+            (
+                self.bind_device.is_some(),
+                Feature::BindDevice,
+                "bind_device",
+            ),
+            (
+                self.tcp_defer_accept.is_some(),
+                Feature::DeferAccept,
+                "tcp_defer_accept",
+            ),
+        ])?;
         Ok(())
     }
 }

@@ -2,6 +2,9 @@
 //! keeps serving the connections it has, and accepts again once fds free up.
 //!
 //! Alone in its binary: it lowers this process's open-file limit.
+//!
+//! Linux only: it counts this process's descriptors in `/proc/self/fd`.
+#![cfg(target_os = "linux")]
 
 mod util;
 

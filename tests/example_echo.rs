@@ -4,7 +4,8 @@
 //!
 //! The server's descriptors and memory are read from `/proc/<pid>/`, so a
 //! leak shows up as descriptors or resident memory that stay after the
-//! connections are gone.
+//! connections are gone. Hence Linux only.
+#![cfg(target_os = "linux")]
 
 mod util;
 

@@ -1,6 +1,8 @@
 //! Black-box tests of `examples/proxy.rs` in front of `examples/echo.rs`:
 //! integrity through the pair, memory bounded under a slow consumer, and a
-//! backend that cannot be reached.
+//! backend that cannot be reached. Linux only: the proxy's memory is read
+//! from `/proc/<pid>/status`.
+#![cfg(target_os = "linux")]
 
 mod util;
 

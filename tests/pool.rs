@@ -49,6 +49,7 @@ impl Gate {
     }
 }
 
+#[cfg(target_os = "linux")]
 /// Runs `submit` on a new thread and returns once that thread is asleep in
 /// the kernel inside it (a futex wait: the pool's condition variable), so
 /// the caller knows the submitter really is blocked, not merely slow to
@@ -75,6 +76,7 @@ fn spawn_blocked_submitter<T: Send + 'static>(
     (submitter, returned)
 }
 
+#[cfg(target_os = "linux")]
 /// Whether thread `tid` of this process is blocked in the futex syscall.
 fn in_futex_wait(tid: libc::pid_t) -> bool {
     let path = format!("/proc/self/task/{tid}/syscall");
@@ -122,6 +124,7 @@ fn try_submit_is_full_when_workers_and_queue_are_full_until_a_job_finishes() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // reads /proc for the futex wait
 fn blocking_submit_waits_for_room_then_proceeds() {
     let pool = WorkerPool::builder()
         .max_workers(1)
@@ -368,6 +371,7 @@ fn every_submit_fails_with_closed_after_shutdown() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // reads /proc for the futex wait
 fn shutdown_wakes_blocked_submitters_with_closed() {
     let pool = WorkerPool::builder()
         .max_workers(1)

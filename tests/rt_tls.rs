@@ -3,7 +3,10 @@
 //! resumption, and real clients (`openssl s_client`, `curl`). Run with
 //! `cargo test --features tls --test rt_tls`; `.ci/install-tls-tools`
 //! installs the clients.
-#![cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+#![cfg(all(
+    target_os = "linux",
+    any(feature = "tls-aws-lc-rs", feature = "tls-ring")
+))]
 
 mod util;
 

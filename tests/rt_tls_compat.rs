@@ -3,6 +3,7 @@
 //! serving HTTPS on `rt`, fetched by netloom's client and by `curl`. Run
 //! with `cargo test --features tls,tokio-io --test rt_tls_compat`.
 #![cfg(all(
+    target_os = "linux",
     any(feature = "tls-aws-lc-rs", feature = "tls-ring"),
     feature = "tokio-io"
 ))]

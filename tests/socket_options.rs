@@ -1,5 +1,9 @@
 //! Socket options: set through `Options` (or per connection), read back
 //! with getsockopt; bad values are typed errors at start-up.
+//!
+//! Linux only: it reads back Linux's options (`SO_BINDTODEVICE`,
+//! `TCP_DEFER_ACCEPT`, `SO_ACCEPTCONN`, ...).
+#![cfg(target_os = "linux")]
 
 mod util;
 

@@ -227,6 +227,7 @@ fn file_mode_is_applied() {
     ));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn abstract_names_serve_and_conflict() {
     let name = abstract_name("abs");
@@ -245,6 +246,17 @@ fn abstract_names_serve_and_conflict() {
         .unwrap_err();
     assert!(matches!(err, Error::AddrInUse(_)), "{err:?}");
     stop(engine);
+}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+fn abstract_names_are_refused_off_linux() {
+    let err = netloom::Engine::builder()
+        .bind("unix://@netloom-abstract")
+        .start(Echo)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("exist on Linux only"), "{err}");
 }
 
 /// Records what each connection says about its peer.

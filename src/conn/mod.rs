@@ -620,8 +620,9 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// For the datagram being handled (UDP): its real length if it was longer
-    /// than `Options::read_buffer_size` and arrived cut to it. `None` for
-    /// whole datagrams and on streams.
+    /// than `Options::read_buffer_size` and arrived cut to it (macOS and
+    /// FreeBSD do not tell the real length: there it is the length kept).
+    /// `None` for whole datagrams and on streams.
     ///
     /// ```
     /// # fn f(conn: &mut netloom::Conn<'_, ()>) {
@@ -713,7 +714,8 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// The credentials (pid, uid, gid) of the process at the other end of a
-    /// Unix domain connection, as of when it connected (`SO_PEERCRED`).
+    /// Unix domain connection, as of when it connected (Linux `SO_PEERCRED`,
+    /// FreeBSD `LOCAL_PEERCRED`, macOS `getpeereid` and `LOCAL_PEERPID`).
     ///
     /// # Errors
     /// [`Error::Unsupported`] on TCP and UDP; the kernel's error otherwise.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use socket2::SockAddr;
 
+use crate::sys::{self, Feature};
 use crate::{Error, Result, Transport, UnixAddr};
 
 /// A parsed listen address.
@@ -94,6 +95,15 @@ fn parse_unix(rest: &str) -> std::result::Result<UnixAddr, String> {
 pub(crate) fn unix_sockaddr(addr: &UnixAddr) -> std::io::Result<SockAddr> {
     match addr {
         UnixAddr::Path(path) => SockAddr::unix(path),
+        UnixAddr::Abstract(_) if !sys::supports(Feature::AbstractUnixSockets) => {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "abstract socket names (unix://@name) exist on Linux only, not on {}",
+                    sys::PLATFORM
+                ),
+            ))
+        }
         UnixAddr::Abstract(name) => {
             // socket2 treats a leading NUL byte as the abstract namespace.
             let mut bytes = Vec::with_capacity(name.len() + 1);
@@ -168,10 +178,16 @@ mod tests {
             ListenAddr::parse("unix://rel.sock").unwrap(),
             ListenAddr::Unix(UnixAddr::Path("rel.sock".into()))
         );
-        assert_eq!(
-            ListenAddr::parse("unix://@netloom").unwrap(),
-            ListenAddr::Unix(UnixAddr::Abstract(b"netloom".to_vec()))
-        );
+        let abstract_name = ListenAddr::parse("unix://@netloom");
+        if sys::supports(Feature::AbstractUnixSockets) {
+            assert_eq!(
+                abstract_name.unwrap(),
+                ListenAddr::Unix(UnixAddr::Abstract(b"netloom".to_vec()))
+            );
+        } else {
+            let err = abstract_name.unwrap_err().to_string();
+            assert!(err.contains("exist on Linux only"), "{err}");
+        }
         for bad in ["unix://", "unix://@"] {
             assert!(matches!(
                 ListenAddr::parse(bad),

@@ -11,7 +11,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{unix_sockaddr, ListenAddr};
 use super::sockopt;
-use crate::sys::socket;
+use crate::sys::{self, socket, Feature};
 use crate::{Addr, Error, Result, UnixAddr};
 use crate::{MulticastInterface, Options};
 
@@ -51,16 +51,21 @@ pub(crate) fn bind_stream(
                 .as_socket()
                 .ok_or_else(|| io::Error::other("a TCP listener without an inet address"))?;
             let mut sockets = vec![first];
-            if options.reuseport {
+            if kernel_balanced(options) {
                 for _ in 1..loops {
                     sockets.push(bind_tcp(bound, *v6_only, options)?);
                 }
+            } else if options.reuseport {
+                log::info!(
+                    "netloom: {} does not balance SO_REUSEPORT listeners; {bound} uses the acceptor",
+                    sys::PLATFORM
+                );
             }
             let listeners = sockets
                 .into_iter()
                 .map(|socket| Listener {
                     socket,
-                    balanced: !options.reuseport,
+                    balanced: !kernel_balanced(options),
                     _socket_file: None,
                 })
                 .collect();
@@ -72,14 +77,18 @@ pub(crate) fn bind_stream(
     }
 }
 
+/// Whether TCP listeners are one per loop with the kernel balancing
+/// connections among them: asked for, and the platform can (not macOS).
+fn kernel_balanced(options: &Options) -> bool {
+    options.reuseport && sys::supports(Feature::BalancedReuseport)
+}
+
+/// A TCP listener on `at`; with `Options::reuseport` it may share the port
+/// (the kernel balances only where `kernel_balanced`).
 pub(crate) fn bind_tcp(at: SocketAddr, v6_only: bool, options: &Options) -> Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(at),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = socket::new_socket(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))?;
     if options.reuseport {
-        socket.set_reuse_port(true)?;
+        socket::set_reuse_port(&socket)?;
     }
     sockopt::before_bind(&socket, at.is_ipv6(), v6_only, options)?;
     let shown = at.to_string();
@@ -107,7 +116,7 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
         addr: shown.clone(),
         reason: e.to_string(),
     })?;
-    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    let socket = socket::new_socket(Domain::UNIX, Type::STREAM, None)?;
     let path = match name {
         UnixAddr::Path(path) => {
             remove_stale_socket_file(path, &sockaddr)?;
@@ -156,7 +165,7 @@ fn remove_stale_socket_file(path: &Path, sockaddr: &SockAddr) -> Result<()> {
     // Connecting is the only reliable liveness test. A non-blocking connect
     // to a Unix socket completes or fails at once; EAGAIN means the server's
     // backlog is full, so it is alive.
-    let probe = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    let probe = socket::new_socket(Domain::UNIX, Type::STREAM, None)?;
     match probe.connect(sockaddr) {
         Ok(()) => Err(Error::AddrInUse(shown)),
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::AddrInUse(shown)),
@@ -310,14 +319,10 @@ fn udp_socket(
     options: &Options,
     sharing: PortSharing,
 ) -> Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(at),
-        Type::DGRAM.nonblocking().cloexec(),
-        Some(Protocol::UDP),
-    )?;
+    let socket = socket::new_socket(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
     sockopt::before_bind(&socket, at.is_ipv6(), v6_only, options)?;
     match sharing {
-        PortSharing::Shared => socket.set_reuse_port(true)?,
+        PortSharing::Shared => socket::set_reuse_port(&socket)?,
         // For UDP, SO_REUSEADDR on both sides is enough to share a port.
         PortSharing::Exclusive => socket.set_reuse_address(false)?,
     }

@@ -35,9 +35,7 @@ pub(crate) fn before_bind(
     }
     set_buffer_sizes(socket, options).map_err(|(what, e)| invalid(what)(e))?;
     if let Some(dev) = &options.bind_device {
-        socket
-            .bind_device(Some(dev.as_bytes()))
-            .map_err(invalid("bind_device"))?;
+        socket::bind_device(socket, dev, ipv6).map_err(invalid("bind_device"))?;
     }
     if let Some(tos) = options.ip_tos {
         if ipv6 {
@@ -57,8 +55,7 @@ pub(crate) fn before_listen(socket: &Socket, options: &Options) -> Result<()> {
             .map_err(invalid("tcp_fastopen"))?;
     }
     if let Some(wait) = options.tcp_defer_accept {
-        let secs = wait.as_secs() as i32;
-        socket::set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+        socket::set_defer_accept(socket, wait.as_secs() as i32)
             .map_err(invalid("tcp_defer_accept"))?;
     }
     Ok(())

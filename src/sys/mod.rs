@@ -1,27 +1,74 @@
 //! The platform layer: everything that talks to the kernel's readiness API.
 //!
-//! The rest of netloom sees only the types re-exported here. Every backend
-//! (today `linux/epoll.rs`; a kqueue or io_uring backend is a new file beside
-//! it) must provide:
+//! The rest of netloom sees only the types re-exported here. One backend is
+//! compiled, picked by the target OS:
+//!
+//! | platform | backend | waker | stop signals | status |
+//! |----------|---------|-------|--------------|--------|
+//! | Linux | `linux/epoll.rs` | `linux/eventfd.rs` | `linux/signal.rs` (signalfd) | tested |
+//! | macOS, FreeBSD | `bsd/kqueue.rs` | `EVFILT_USER` (`bsd/kqueue.rs`) | `bsd/signal.rs` (`EVFILT_SIGNAL`) | build-checked in CI |
+//!
+//! Any other target is a compile error. Every backend must provide:
 //!
 //! | type | contract |
 //! |------|----------|
-//! | `Selector` | `new()` creates the kernel object close-on-exec; `try_clone()` gives a second handle on the same set. `register(fd, token, interest, trigger)`, `reregister(..)` and `deregister(fd)` manage one descriptor under a 64-bit token. `wait(&mut Events, Option<Duration>)` blocks until at least one event or the timeout; an interrupted wait (EINTR) returns `Ok` with no events. Errors are `io::Error`s, never panics. |
+//! | `Selector` | `new()` creates the kernel object close-on-exec; `try_clone()` gives a second handle on the same set. `register(fd, token, interest, trigger)`, `reregister(..)` and `deregister(fd)` manage one descriptor under a 64-bit token. `wait(&mut Events, Option<Duration>)` blocks until at least one event or the timeout (the caller passes its nearest timer deadline); an interrupted wait (EINTR) returns `Ok` with no events. Errors are `io::Error`s, never panics. |
 //! | `Events` | a reusable event array. `Events::after_wait` lets it grow when a wait filled it and shrink when it has stayed mostly empty, so a burst of readiness costs one wait, not many, and an idle loop holds little memory. |
-//! | `Event` | `token()`, `is_readable()`, `is_writable()`, `is_read_closed()` (peer half-closed or hung up), `is_error()`. Spurious events are allowed: callers always retry the syscall and treat `WouldBlock` as "not ready". |
-//! | `Waker` | wakes a blocked `wait` from any thread. Many concurrent `wake()` calls issue at most one syscall until the loop calls `reset()` (Go's `netpollBreak`/`netpollWakeSig`). |
+//! | `Event` | `token()`, `is_readable()`, `is_writable()`, `is_read_closed()` (peer half-closed or hung up), `is_error()`. Spurious events are allowed: callers always retry the syscall and treat `WouldBlock` as "not ready". kqueue reports reading and writing of one descriptor as two events. |
+//! | `Waker` | a descriptor that becomes readable on `wake()` from any thread, registered like any other. Many concurrent `wake()` calls issue at most one syscall until the loop calls `reset()` (Go's `netpollBreak`/`netpollWakeSig`; the rule lives in `wake_gate.rs`). |
+//! | `signal` | `block_stop_signals()` returns a descriptor that becomes readable on SIGINT/SIGTERM; `drain(fd)` consumes what it reported. |
+//! | `socket` | the socket syscalls std and socket2 do not expose in the form the loops need (`unix/socket.rs` is shared; each OS adds `accept`, `peer_cred`, CPU pinning, the listen backlog limit and the datagram batches). |
 //! | `Interest`, `Trigger` | read/write interest; level- or edge-triggered delivery. |
 //!
-//! `socket.rs` holds the few socket syscalls std does not expose
-//! (`accept4`, `MSG_PEEK` on any socket, CPU pinning); `signal.rs` turns
-//! SIGINT/SIGTERM into a readable descriptor.
+//! What a platform lacks is named by [`supports`] (the table is in
+//! `platform.rs`) and refused at start-up with an error naming the option
+//! and the platform, never silently skipped.
 
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+compile_error!("netloom runs on Linux (epoll), macOS and FreeBSD (kqueue)");
+
+#[cfg(test)]
+mod contract_tests;
+#[cfg(any(test, target_os = "macos", target_os = "freebsd"))]
+mod event_capacity;
+#[cfg(any(test, target_os = "macos", target_os = "freebsd"))]
+mod kevent;
+mod platform;
+mod unix;
+mod wake_gate;
+
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod bsd;
+#[cfg(target_os = "linux")]
 mod linux;
 
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+use bsd as os;
+#[cfg(target_os = "linux")]
+use linux as os;
+
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use bsd::kqueue::{Event, Events, Selector, Waker};
+#[cfg(target_os = "linux")]
 pub(crate) use linux::epoll::{Event, Events, Selector};
+#[cfg(target_os = "linux")]
 pub(crate) use linux::eventfd::Waker;
-pub(crate) use linux::signal;
-pub(crate) use linux::socket;
+pub(crate) use os::signal;
+pub(crate) use platform::{Feature, Platform};
+
+/// Socket syscalls: the portable ones and this OS's.
+pub(crate) mod socket {
+    pub(crate) use super::os::socket::*;
+    pub(crate) use super::unix::socket::*;
+}
+
+/// The platform's name, as error messages show it.
+pub(crate) const PLATFORM: &str = Platform::CURRENT.name();
+
+/// Whether this platform's kernel has `feature`.
+pub(crate) const fn supports(feature: Feature) -> bool {
+    Platform::CURRENT.supports(feature)
+}
 
 /// Which readiness a descriptor is watched for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +90,9 @@ impl Interest {
     }
 }
 
-/// How the kernel reports readiness.
+/// How the kernel reports readiness. A descriptor keeps the trigger it was
+/// registered with: kqueue does not change `EV_CLEAR` on a filter that
+/// already exists, so `reregister` must pass the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Trigger {
     /// Reported on every wait while the condition holds (what the engine uses:

@@ -23,7 +23,7 @@
 //! ```
 
 mod session;
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests;
 
 pub(crate) use session::{TlsSession, STAGE_LIMIT};

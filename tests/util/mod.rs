@@ -102,15 +102,30 @@ pub fn raise_fd_limit() -> u64 {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = lim.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        lim.rlim_cur
+        #[allow(clippy::unnecessary_cast)] // rlim_t is i64 on FreeBSD
+        let limit = lim.rlim_cur as u64;
+        limit
     }
 }
 
 /// Descriptors open in this process.
+#[cfg(target_os = "linux")]
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// Descriptors open in this process: every number below the table size
+/// that `fcntl` knows (no `/proc` here).
+#[cfg(not(target_os = "linux"))]
+pub fn open_fds() -> usize {
+    // SAFETY: getdtablesize takes no arguments.
+    let table = unsafe { libc::getdtablesize() };
+    // SAFETY: F_GETFD only reads the descriptor's flags; EBADF for a free one.
+    (0..table)
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
+        .count()
 }
 
 /// Publishes each connection's handle and fd; echoes nothing.
@@ -208,15 +223,18 @@ impl Client {
     /// Connects to a bound address of an engine, with 10 s I/O timeouts.
     pub fn connect(addr: &netloom::Addr) -> Client {
         use netloom::{Addr, UnixAddr};
-        use std::os::linux::net::SocketAddrExt;
-        use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixStream};
+        use std::os::unix::net::UnixStream;
         let client = match addr {
             Addr::Inet(a) => return Client::Tcp(connect(*a)),
             Addr::Unix(UnixAddr::Path(p)) => UnixStream::connect(p).expect("connect"),
+            #[cfg(target_os = "linux")]
             Addr::Unix(UnixAddr::Abstract(name)) => {
-                let a = UnixSocketAddr::from_abstract_name(name).unwrap();
+                use std::os::linux::net::SocketAddrExt;
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
                 UnixStream::connect_addr(&a).expect("connect")
             }
+            #[cfg(not(target_os = "linux"))]
+            Addr::Unix(UnixAddr::Abstract(_)) => panic!("abstract Unix names are Linux-only"),
             Addr::Unix(UnixAddr::Unnamed) => panic!("cannot connect to an unnamed socket"),
         };
         client

@@ -63,8 +63,10 @@ impl TcpListener {
         Err(last)
     }
 
-    /// Binds with `SO_REUSEPORT`, so that one listener per loop can share
-    /// the port.
+    /// Binds with `SO_REUSEPORT` (FreeBSD: `SO_REUSEPORT_LB`), so that one
+    /// listener per loop can share the port. macOS does not spread the
+    /// connections over such listeners: there, prefer one listener whose
+    /// accept loop spawns.
     ///
     /// # Errors
     /// The kernel's error.

@@ -2,18 +2,18 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{check, check_size};
+use crate::sys::wake_gate::WakeGate;
 
 /// Wakes a selector blocked in `wait` from any thread.
 ///
 /// Only the first `wake` after a `reset` writes to the eventfd; the others see
-/// the flag already set and return without a syscall (Go's `netpollWakeSig`).
+/// the gate closed and return without a syscall (Go's `netpollWakeSig`).
 #[derive(Debug)]
 pub(crate) struct Waker {
     fd: OwnedFd,
-    pending: AtomicBool,
+    gate: WakeGate,
 }
 
 impl Waker {
@@ -24,21 +24,14 @@ impl Waker {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Waker {
             fd,
-            pending: AtomicBool::new(false),
+            gate: WakeGate::default(),
         })
     }
 
     /// Makes the next (or current) `wait` return. Returns whether this call
     /// issued the syscall.
     pub(crate) fn wake(&self) -> io::Result<bool> {
-        // SeqCst pairs with `reset`: a producer that finds the flag set knows
-        // the loop has not yet cleared it, so the loop will look at the inbox
-        // after this producer's push.
-        if self
-            .pending
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if !self.gate.claim() {
             return Ok(false);
         }
         let one: u64 = 1;
@@ -50,7 +43,7 @@ impl Waker {
             // The counter is saturated: the fd is readable anyway.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
             Err(e) => {
-                self.pending.store(false, Ordering::SeqCst);
+                self.gate.reset();
                 Err(e)
             }
         }
@@ -64,66 +57,12 @@ impl Waker {
         unsafe {
             libc::read(self.fd.as_raw_fd(), (&mut counter as *mut u64).cast(), 8);
         }
-        self.pending.store(false, Ordering::SeqCst);
+        self.gate.reset();
     }
 }
 
 impl AsRawFd for Waker {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sys::{Events, Interest, Selector, Trigger};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    #[test]
-    fn concurrent_wakes_issue_one_syscall_until_reset() {
-        let waker = Arc::new(Waker::new().unwrap());
-        let syscalls: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| {
-                    let w = &waker;
-                    s.spawn(move || (0..1000).filter(|_| w.wake().unwrap()).count())
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(syscalls, 1);
-        waker.reset();
-        assert!(waker.wake().unwrap());
-    }
-
-    #[test]
-    fn wake_unblocks_a_wait() {
-        let selector = Selector::new().unwrap();
-        let waker = Arc::new(Waker::new().unwrap());
-        selector
-            .register(
-                waker.as_raw_fd(),
-                u64::MAX,
-                Interest::READABLE,
-                Trigger::Level,
-            )
-            .unwrap();
-        let remote = waker.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            remote.wake().unwrap();
-        });
-        let mut events = Events::new();
-        selector
-            .wait(&mut events, Some(Duration::from_secs(10)))
-            .unwrap();
-        assert_eq!(events.len(), 1);
-        assert_eq!(events.get(0).token(), u64::MAX);
-        waker.reset();
-        selector.wait(&mut events, Some(Duration::ZERO)).unwrap();
-        assert_eq!(events.len(), 0, "reset must drain the eventfd");
-        t.join().unwrap();
     }
 }

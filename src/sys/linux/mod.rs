@@ -1,26 +1,8 @@
-//! Linux backend: epoll, eventfd and socket syscalls.
+//! Linux backend: epoll, eventfd, signalfd and the Linux-only socket syscalls.
 
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod signal;
 pub(crate) mod socket;
 
-use std::io;
-
-/// Converts a libc `-1` return into the thread's `errno`.
-pub(crate) fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Like [`check`] for syscalls returning `ssize_t`.
-pub(crate) fn check_size(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
+pub(crate) use super::unix::{check, check_size};

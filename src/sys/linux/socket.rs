@@ -1,13 +1,23 @@
-//! Socket syscalls std and socket2 do not expose in the form the loops need.
+//! Socket syscalls whose Linux form differs from the other platforms'.
 
 use std::io;
-use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
-use socket2::{SockAddr, Socket};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{check, check_size};
+use super::check;
 use crate::{Addr, PeerCred};
+
+/// A non-blocking, close-on-exec socket in one syscall. (Linux has no
+/// per-socket SIGPIPE switch; Rust programs ignore SIGPIPE, so a write to a
+/// closed peer fails with `EPIPE`.)
+pub(crate) fn new_socket(
+    domain: Domain,
+    ty: Type,
+    protocol: Option<Protocol>,
+) -> io::Result<Socket> {
+    Socket::new(domain, ty.nonblocking().cloexec(), protocol)
+}
 
 /// `accept4(NONBLOCK | CLOEXEC)`: one syscall per connection instead of three.
 /// Works for every stream listener (TCP, Unix).
@@ -55,34 +65,9 @@ pub(crate) fn peer_cred(fd: RawFd) -> io::Result<PeerCred> {
     })
 }
 
-/// A fresh non-blocking, close-on-exec TCP socket for `addr`'s family, to be
-/// connected by a loop.
-pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
-    Socket::new(
-        socket2::Domain::for_address(*addr),
-        socket2::Type::STREAM.nonblocking().cloexec(),
-        Some(socket2::Protocol::TCP),
-    )
-}
-
-/// A fresh non-blocking stream socket to connect to `addr`: TCP for an
-/// internet address, a Unix domain socket otherwise.
-pub(crate) fn stream_socket(addr: &Addr) -> io::Result<Socket> {
-    match addr {
-        Addr::Inet(inet) => tcp_socket(inet),
-        Addr::Unix(_) => Socket::new(
-            socket2::Domain::UNIX,
-            socket2::Type::STREAM.nonblocking().cloexec(),
-            None,
-        ),
-    }
-}
-
-/// `recv(MSG_PEEK)`: reads without consuming, on any socket type.
-pub(crate) fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe `buf`, which the kernel writes
-    // at most `buf.len()` bytes into.
-    check_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) })
+/// The name of a Unix address in the abstract namespace, if it is one.
+pub(crate) fn abstract_name(addr: &SockAddr) -> Option<&[u8]> {
+    addr.as_abstract_namespace()
 }
 
 /// Pins the calling thread to one CPU.
@@ -110,237 +95,65 @@ pub(crate) fn somaxconn() -> i32 {
         .unwrap_or(4096)
 }
 
-/// True for accept errors that concern one connection or one call, not the
-/// listener: the peer gave up before it was accepted (`ECONNABORTED`,
-/// `EPROTO`), a firewall rule refused it (`EPERM`), a signal interrupted the
-/// call (`EINTR`). The next accept may well succeed: try it at once.
-pub(crate) fn is_transient_accept_error(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR)
+/// `SO_REUSEPORT`: the kernel balances connections and datagrams among the
+/// sockets bound to one address.
+pub(crate) fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+/// `SO_BINDTODEVICE`: traffic only through the interface `name`.
+pub(crate) fn bind_device(socket: &Socket, name: &str, _ipv6: bool) -> io::Result<()> {
+    socket.bind_device(Some(name.as_bytes()))
+}
+
+/// `TCP_DEFER_ACCEPT`: a connection is accepted only once data arrived, or
+/// after `secs` seconds.
+pub(crate) fn set_defer_accept(socket: &Socket, secs: i32) -> io::Result<()> {
+    crate::sys::socket::set_int_option(
+        socket.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        secs,
     )
 }
 
-/// True for accept errors caused by running out of descriptors or memory:
-/// the listener stays readable, so retrying at once would spin.
-pub(crate) fn is_resource_exhaustion(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
+/// `MSG_TRUNC` on receive: the kernel reports a datagram's real length even
+/// when the buffer was too small for it.
+pub(crate) const RECV_REAL_LENGTH: libc::c_int = libc::MSG_TRUNC;
 
-/// Reusable `recvmmsg` state: a header, an iovec and a source address per
-/// slot. Datagram `i` lands in slot `i` of the caller's buffer.
-pub(crate) struct RecvSlots {
-    hdrs: Vec<libc::mmsghdr>,
-    iovs: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_storage>,
-}
+/// The datagram header of `recvmmsg`/`sendmmsg`.
+pub(crate) type MmsgHdr = libc::mmsghdr;
 
-/// One datagram taken by [`RecvSlots::recv`].
-pub(crate) struct Received {
-    pub(crate) from: Option<SocketAddr>,
-    /// Bytes in the slot.
-    pub(crate) len: usize,
-    /// The datagram's real length when it was longer than the slot.
-    pub(crate) truncated_from: Option<usize>,
-}
-
-impl RecvSlots {
-    /// `slots` datagrams per call; 1 uses plain `recvmsg`.
-    pub(crate) fn new(slots: usize) -> RecvSlots {
-        RecvSlots {
-            // SAFETY: mmsghdr, iovec and sockaddr_storage are plain C structs
-            // for which all-zero bytes (null pointers, zero lengths) are valid.
-            hdrs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
-            // SAFETY: as above.
-            iovs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
-            // SAFETY: as above.
-            names: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
-        }
-    }
-
-    /// Receives the datagrams waiting on `fd`, at most one per slot, without
-    /// blocking: datagram `i` goes to `buf[i * slot_len..][..slot_len]`.
-    /// Returns how many arrived (`WouldBlock` when none).
-    pub(crate) fn recv(&mut self, fd: RawFd, buf: &mut [u8], slot_len: usize) -> io::Result<usize> {
-        let slots = self.hdrs.len();
-        assert!(buf.len() >= slots * slot_len, "receive buffer too small");
-        for i in 0..slots {
-            self.iovs[i] = libc::iovec {
-                iov_base: buf[i * slot_len..].as_mut_ptr().cast(),
-                iov_len: slot_len,
-            };
-            let hdr = &mut self.hdrs[i];
-            hdr.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-            hdr.msg_hdr.msg_iov = &mut self.iovs[i];
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_hdr.msg_flags = 0;
-            hdr.msg_len = 0;
-        }
-        // MSG_TRUNC makes the kernel report a datagram's real length even
-        // when the slot was too small for it.
-        let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
-        if slots == 1 {
-            // SAFETY: the header points at live iovec and address storage set
-            // up above; the iovec covers `slot_len` bytes of `buf`.
-            let n = check_size(unsafe { libc::recvmsg(fd, &mut self.hdrs[0].msg_hdr, flags) })?;
-            self.hdrs[0].msg_len = n as u32;
-            return Ok(1);
-        }
-        // SAFETY: `slots` headers, each pointing at its own live iovec (into
-        // distinct `slot_len` ranges of `buf`) and address storage.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                slots as libc::c_uint,
-                flags,
-                std::ptr::null_mut(),
-            )
-        };
-        check(n).map(|n| n as usize)
-    }
-
-    /// Datagram `i` of the last [`RecvSlots::recv`].
-    pub(crate) fn received(&self, i: usize, slot_len: usize) -> Received {
-        let hdr = &self.hdrs[i];
-        let real = hdr.msg_len as usize;
-        // SAFETY: the kernel filled `names[i]` and set `msg_namelen` to the
-        // length of what it wrote.
-        let from = unsafe { SockAddr::new(self.names[i], hdr.msg_hdr.msg_namelen) }.as_socket();
-        let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        Received {
-            from,
-            len: real.min(slot_len),
-            truncated_from: truncated.then_some(real),
-        }
-    }
-}
-
-/// Reusable `sendmmsg` state.
-pub(crate) struct SendSlots {
-    hdrs: Vec<libc::mmsghdr>,
-    iovs: Vec<libc::iovec>,
-    names: Vec<SockAddr>,
-    slots: usize,
-}
-
-impl SendSlots {
-    /// At most `slots` datagrams per call; 1 uses plain `sendmsg`.
-    pub(crate) fn new(slots: usize) -> SendSlots {
-        SendSlots {
-            hdrs: Vec::new(),
-            iovs: Vec::new(),
-            names: Vec::new(),
-            slots,
-        }
-    }
-
-    /// Sends up to `slots` of `datagrams` with one syscall; returns how many
-    /// the kernel took. An error concerns the first datagram.
-    pub(crate) fn send<'a>(
-        &mut self,
-        fd: RawFd,
-        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
-    ) -> io::Result<usize> {
-        self.names.clear();
-        self.iovs.clear();
-        self.hdrs.clear();
-        for (to, data) in datagrams.take(self.slots) {
-            self.names.push(SockAddr::from(to));
-            self.iovs.push(libc::iovec {
-                iov_base: data.as_ptr() as *mut libc::c_void,
-                iov_len: data.len(),
-            });
-        }
-        // Headers last: `names` and `iovs` no longer move.
-        for (name, iov) in self.names.iter().zip(&mut self.iovs) {
-            // SAFETY: all-zero bytes are a valid mmsghdr.
-            let mut hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            hdr.msg_hdr.msg_name = name.as_ptr() as *mut libc::c_void;
-            hdr.msg_hdr.msg_namelen = name.len();
-            hdr.msg_hdr.msg_iov = iov;
-            hdr.msg_hdr.msg_iovlen = 1;
-            self.hdrs.push(hdr);
-        }
-        match self.hdrs.len() {
-            0 => Ok(0),
-            1 => {
-                // SAFETY: the header points at a live address and iovec, and
-                // the iovec at the caller's datagram; the kernel only reads them.
-                check_size(unsafe { libc::sendmsg(fd, &self.hdrs[0].msg_hdr, 0) }).map(|_| 1)
-            }
-            n => {
-                // SAFETY: as above, for each of the `n` headers.
-                let sent =
-                    unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
-                check(sent).map(|n| n as usize)
-            }
-        }
-    }
-}
-
-/// `IP_MULTICAST_IF` by interface index (socket2 takes only an address).
-pub(crate) fn set_multicast_if_index_v4(fd: RawFd, index: u32) -> io::Result<()> {
-    let mreqn = libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr { s_addr: 0 },
-        imr_address: libc::in_addr { s_addr: 0 },
-        imr_ifindex: index as libc::c_int,
-    };
-    // SAFETY: setsockopt reads `size_of::<ip_mreqn>()` bytes from the local value.
-    check(unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&mreqn as *const libc::ip_mreqn).cast(),
-            std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
-/// `setsockopt` of an `int` option socket2 has no setter for
-/// (`TCP_FASTOPEN`, `TCP_DEFER_ACCEPT`).
-pub(crate) fn set_int_option(
+/// `recvmmsg`: receives up to `hdrs.len()` datagrams in one syscall.
+///
+/// # Safety
+/// Every header must point at its own live iovec and address storage.
+pub(crate) unsafe fn recv_batch(
     fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from the local value.
-    check(unsafe {
-        libc::setsockopt(
+    hdrs: &mut [MmsgHdr],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    // SAFETY: the caller guarantees every header points at its own live
+    // iovec and address storage; the kernel writes within them.
+    let n = unsafe {
+        libc::recvmmsg(
             fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            flags,
+            std::ptr::null_mut(),
         )
-    })?;
-    Ok(())
+    };
+    check(n).map(|n| n as usize)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_errors_are_retried_paused_or_reported() {
-        let os = io::Error::from_raw_os_error;
-        for code in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM, libc::EINTR] {
-            assert!(is_transient_accept_error(&os(code)), "{code}");
-            assert!(!is_resource_exhaustion(&os(code)), "{code}");
-        }
-        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
-            assert!(is_resource_exhaustion(&os(code)), "{code}");
-            assert!(!is_transient_accept_error(&os(code)), "{code}");
-        }
-        for code in [libc::EBADF, libc::EINVAL, libc::EAGAIN] {
-            assert!(!is_transient_accept_error(&os(code)), "{code}");
-        }
-    }
+/// `sendmmsg`: sends up to `hdrs.len()` datagrams in one syscall.
+///
+/// # Safety
+/// Every header must point at a live address and iovec.
+pub(crate) unsafe fn send_batch(fd: RawFd, hdrs: &mut [MmsgHdr]) -> io::Result<usize> {
+    // SAFETY: the caller guarantees every header points at a live address
+    // and iovec; the kernel only reads them (and writes `msg_len`).
+    let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, 0) };
+    check(n).map(|n| n as usize)
 }

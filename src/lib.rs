@@ -4,14 +4,13 @@
 //! | layer | module | what it is |
 //! |-------|--------|------------|
 //! | poller | `sys` | epoll (Linux) or kqueue (macOS, FreeBSD) selector, its waker, socket syscalls |
-//! | descriptor table | [`Token`] | per-loop slab with generation-checked tokens (Go's `pollDesc`) |
-//! | timers | `timer` | per-loop min-heap shared by ticker, idle timeouts, close limits |
-//! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
-//! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |
-//! | engine | [`Engine`] | listeners, load balancing, socket options, lifecycle |
+//! | reactor | `reactor` | per-loop slab with generation-checked [`Token`]s (Go's `pollDesc`), timer heap, cross-thread inbox, load balancer, the loop group (stop flag, counts, threads) |
+//! | sockets | `listen` | listen URLs, binding listeners and UDP sockets, socket options |
+//! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers; carries out each connection's state machine |
+//! | engine | [`Engine`], [`Handler`], [`Options`] | the callback front door: binding, start, stop |
 //! | transports | [`Addr`], [`Transport`] | TCP, Unix domain streams and UDP (`recvmmsg`/`sendmmsg`) on the same loops |
 //! | client | [`Client`] | non-blocking outbound connects on the same loops |
-//! | connection | [`Conn`], [`ConnHandle`] | callback view and thread-safe handle |
+//! | connection | [`Conn`], [`ConnHandle`] | the lifecycle as a pure state machine (`conn::state`), the callback view and the thread-safe handle |
 //! | codecs | [`codec`] | line, delimiter, fixed-length and length-field framing; pure, no I/O |
 //! | framed adapter | [`Framed`] | a codec in front of a [`FrameHandler`]: `on_frame` per frame |
 //! | worker pool | [`pool`] | bounded threads for blocking work, per-connection ordering |

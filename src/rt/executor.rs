@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::scheduled_io::{Direction, Fired, ScheduledIo};
+use super::record::{Direction, Fired, ScheduledIo};
 use super::RuntimeShared;
 use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::reactor::timer::TimerHeap;
@@ -581,16 +581,16 @@ pub struct LoopMetrics {
 /// One loop's state. Only its own thread touches it.
 pub(crate) struct Core {
     /// `shared.id`, kept inline: compared on every I/O operation.
-    pub(crate) id: usize,
-    pub(crate) shared: Arc<LoopShared>,
-    pub(crate) runtime: Arc<RuntimeShared>,
+    id: usize,
+    shared: Arc<LoopShared>,
+    runtime: Arc<RuntimeShared>,
     selector: Selector,
     inbox: InboxReceiver<Remote>,
     /// The eventfd fired: the inbox has messages.
     inbox_ready: Cell<bool>,
-    pub(crate) ios: RefCell<Slab<ScheduledIo>>,
-    pub(crate) timers: RefCell<TimerHeap<TimerKey>>,
-    pub(crate) sleeps: RefCell<Slab<Option<Waker>>>,
+    ios: RefCell<Slab<ScheduledIo>>,
+    timers: RefCell<TimerHeap<TimerKey>>,
+    sleeps: RefCell<Slab<Option<Waker>>>,
     tasks: RefCell<Slab<TaskSlot>>,
     run_queue: RefCell<VecDeque<Token>>,
     budget: Cell<u32>,
@@ -709,6 +709,69 @@ impl Core {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.get()
+    }
+
+    /// This loop's identity among all cores.
+    pub(crate) fn id(&self) -> usize {
+        self.id
+    }
+
+    /// What other threads reach this loop by.
+    pub(crate) fn home(&self) -> &Arc<LoopShared> {
+        &self.shared
+    }
+
+    /// The runtime whose tasks this core runs.
+    pub(crate) fn runtime(&self) -> &Arc<RuntimeShared> {
+        &self.runtime
+    }
+
+    /// Runs `f` on the record of `token`, if it is still registered. The
+    /// record stays borrowed during `f`: drop wakers after it returns.
+    pub(crate) fn with_record<R>(
+        &self,
+        token: Token,
+        f: impl FnOnce(&mut ScheduledIo) -> R,
+    ) -> Option<R> {
+        self.ios.borrow_mut().get_mut(token).map(f)
+    }
+
+    /// Arms the timer of a record's deadline (`seq` tells a stale one).
+    pub(crate) fn arm_deadline(&self, at: Instant, token: Token, direction: Direction, seq: u32) {
+        self.timers
+            .borrow_mut()
+            .schedule(at, TimerKey::Deadline(token, direction, seq));
+    }
+
+    /// Parks a sleep's waker until `at`; the slot is freed when it fires.
+    pub(crate) fn add_sleep(&self, at: Instant, waker: Waker) -> Token {
+        let token = self.sleeps.borrow_mut().insert(Some(waker));
+        self.timers
+            .borrow_mut()
+            .schedule(at, TimerKey::Sleep(token));
+        token
+    }
+
+    /// Keeps `waker` in a pending sleep's slot. False once the timer fired
+    /// (the slot is free then).
+    pub(crate) fn renew_sleep(&self, token: Token, waker: &Waker) -> bool {
+        let mut sleeps = self.sleeps.borrow_mut();
+        let Some(slot) = sleeps.get_mut(token) else {
+            return false;
+        };
+        let old = match slot {
+            Some(w) if w.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
+        };
+        drop(sleeps);
+        drop(old);
+        true
+    }
+
+    /// Forgets a sleep that was dropped before it fired.
+    pub(crate) fn cancel_sleep(&self, token: Token) {
+        let slot = self.sleeps.borrow_mut().remove(token);
+        drop(slot);
     }
 
     /// Whether the runtime whose tasks this core runs was told to stop

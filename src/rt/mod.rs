@@ -62,6 +62,7 @@
 mod compat;
 mod executor;
 pub mod net;
+mod record;
 mod scheduled_io;
 mod time;
 
@@ -285,7 +286,7 @@ impl RuntimeShared {
         let (task, state) = executor::wrap(future);
         let handle = executor::join_handle(state.clone());
         let task = Box::pin(task);
-        let local = with_core(|core| core.id == target.id).unwrap_or(false);
+        let local = with_core(|core| core.id() == target.id).unwrap_or(false);
         if local {
             with_core(|core| core.spawn_task(task, &*state));
         } else if let Err(message) = target
@@ -451,7 +452,7 @@ impl Runtime {
     fn stop_and_join(&mut self) {
         self.shared.stop();
         // Dropped by one of its own tasks: the loops exit on their own.
-        let on_own_loop = with_core(|core| Arc::ptr_eq(&core.runtime, self.shared()));
+        let on_own_loop = with_core(|core| Arc::ptr_eq(core.runtime(), self.shared()));
         if on_own_loop == Some(true) {
             return;
         }
@@ -519,7 +520,7 @@ impl Handle {
     /// ```
     pub fn try_current() -> Option<Handle> {
         with_core(|core| Handle {
-            shared: core.runtime.clone(),
+            shared: core.runtime().clone(),
         })
     }
 

@@ -1,294 +1,21 @@
-//! The per-descriptor record (Go's `pollDesc`) and the I/O source that
-//! drives non-blocking syscalls through it.
-//!
-//! Every socket of the async front-end is registered once, edge-triggered
-//! for both directions, in its loop's slab ([`Slab<ScheduledIo>`]); the
-//! [`Token`] the kernel returns with each event names the record. A record
-//! holds what Go's `pollDesc` holds:
-//!
-//! | field | Go | meaning |
-//! |-------|----|---------|
-//! | `readiness` | (implicit in `rg`/`wg` = pdReady) | bits below, set by events, cleared by `WouldBlock` |
-//! | `reader`, `writer` | `rg`, `wg` | the one task parked per direction, and a park counter |
-//! | `read`, `write` | `rd`/`rseq`, `wd`/`wseq` | deadline, sequence number, expired flag, armed timer |
-//! | `listener` | | `accept` fails once the runtime stops |
-//!
-//! Readiness bits:
-//!
-//! | bit | name | set by | cleared by |
-//! |-----|------|--------|------------|
-//! | 0 | `READABLE` | `EPOLLIN`/`EPOLLRDHUP`/`EPOLLHUP` | a read that returned `WouldBlock`, or a short stream read (the socket was drained; the next arrival is a new edge) |
-//! | 1 | `WRITABLE` | `EPOLLOUT`, registration | a write that returned `WouldBlock`, or a short stream write |
-//! | 2 | `READ_CLOSED` | `EPOLLRDHUP`/`EPOLLHUP` | never: keeps `READABLE` set (reads return 0) |
-//! | 3 | `ERROR` | `EPOLLERR` | never: keeps both set (the syscall reports the error) |
-//!
-//! A new record starts with `WRITABLE` only: a first write tries the syscall
-//! at once, while a first read (or `readable()`, or `accept`) waits for the
-//! event that `EPOLL_CTL_ADD` reports when the socket already has data, so
-//! an idle socket is never reported readable before it is. The loop is single-threaded, so clearing a bit after
-//! `WouldBlock` cannot race with an event: any later arrival is a new edge,
-//! reported by the next `epoll_wait`.
-//!
-//! Deadlines, per direction (Go's semantics):
-//!
-//! | event | effect |
-//! |-------|--------|
-//! | `set_*_deadline(Some(t))`, `t` in the future | `seq += 1`, `expired = false`; a timer is armed at `t` unless one is armed earlier |
-//! | `set_*_deadline(Some(t))`, `t` now or past | `seq += 1`, `expired = true`; the parked task is woken and fails |
-//! | `set_*_deadline(None)` | `seq += 1`, `expired = false` |
-//! | an operation starts or is re-polled | fails with `TimedOut` while `expired` |
-//! | the armed timer fires, deadline still `<=` now | `expired = true`, the parked task is woken and fails with `TimedOut` |
-//! | the armed timer fires, deadline moved later | re-armed at the new deadline under the current `seq`; nothing else |
-//! | any other timer fires (its `seq` is not the armed one) | nothing: a stale timer |
-//!
-//! Only one timer per direction is live at a time unless a deadline moves
-//! earlier, so a server that pushes its read deadline forward before every
-//! read does not grow the timer heap.
+//! The I/O source: a non-blocking socket registered, on first use, with the
+//! loop that uses it, whose operations run their syscall when the
+//! descriptor's record (`record.rs`) says it is ready and park the task in
+//! the record otherwise.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::executor::{with_core, Core, LoopShared, Remote, TimerKey};
+use super::executor::{with_core, Core, LoopShared, Remote};
+use super::record::finish_wait;
+pub(crate) use super::record::{Direction, Waiter};
 use crate::reactor::inbox::Lane;
 use crate::reactor::token::Token;
-
-const READABLE: u8 = 1 << 0;
-const WRITABLE: u8 = 1 << 1;
-const READ_CLOSED: u8 = 1 << 2;
-const ERROR: u8 = 1 << 3;
-
-/// Which half of a descriptor an operation uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Read,
-    Write,
-}
-
-/// One direction's deadline state (Go's `rd` + `rseq`).
-#[derive(Default)]
-struct Deadline {
-    at: Option<Instant>,
-    seq: u32,
-    expired: bool,
-    /// The timer entry the record relies on: its instant and sequence number.
-    armed: Option<(Instant, u32)>,
-}
-
-/// What a fired deadline timer asks of the loop.
-pub(crate) enum Fired {
-    /// Stale, or the deadline was cleared: nothing.
-    Nothing,
-    /// The deadline moved later: schedule a timer again.
-    Rearm(Instant, u32),
-    /// The deadline passed; wake the parked task (if any) so it fails.
-    Expired(Option<Waker>),
-}
-
-/// One direction's parked task. `parks` counts the wakers stored, so an
-/// operation that parked earlier can tell whether the waker in the slot is
-/// still its own (an event may have taken it and another task parked since).
-#[derive(Default)]
-struct WaiterSlot {
-    waker: Option<Waker>,
-    parks: u32,
-}
-
-/// The per-descriptor record (see the module tables).
-pub(crate) struct ScheduledIo {
-    readiness: u8,
-    reader: WaiterSlot,
-    writer: WaiterSlot,
-    read: Deadline,
-    write: Deadline,
-    listener: bool,
-}
-
-impl ScheduledIo {
-    pub(crate) fn new(listener: bool) -> ScheduledIo {
-        ScheduledIo {
-            readiness: WRITABLE,
-            reader: WaiterSlot::default(),
-            writer: WaiterSlot::default(),
-            read: Deadline::default(),
-            write: Deadline::default(),
-            listener,
-        }
-    }
-
-    pub(crate) fn is_listener(&self) -> bool {
-        self.listener
-    }
-
-    pub(crate) fn parked_waiters(&self) -> usize {
-        usize::from(self.reader.waker.is_some()) + usize::from(self.writer.waker.is_some())
-    }
-
-    /// Records an event; returns the wakers of the directions it made ready.
-    pub(crate) fn on_event(
-        &mut self,
-        readable: bool,
-        writable: bool,
-        read_closed: bool,
-        error: bool,
-    ) -> [Option<Waker>; 2] {
-        if read_closed {
-            self.readiness |= READ_CLOSED;
-        }
-        if error {
-            self.readiness |= ERROR;
-        }
-        let mut woken = [None, None];
-        if readable || read_closed || error {
-            self.readiness |= READABLE;
-            woken[0] = self.reader.waker.take();
-        }
-        if writable || error {
-            self.readiness |= WRITABLE;
-            woken[1] = self.writer.waker.take();
-        }
-        woken
-    }
-
-    fn is_ready(&self, direction: Direction) -> bool {
-        self.readiness & bit(direction) != 0
-    }
-
-    fn clear_readiness(&mut self, direction: Direction) {
-        let sticky = match direction {
-            Direction::Read => READ_CLOSED | ERROR,
-            Direction::Write => ERROR,
-        };
-        if self.readiness & sticky == 0 {
-            self.readiness &= !bit(direction);
-        }
-    }
-
-    fn slot(&mut self, direction: Direction) -> &mut WaiterSlot {
-        match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
-        }
-    }
-
-    fn deadline(&mut self, direction: Direction) -> &mut Deadline {
-        match direction {
-            Direction::Read => &mut self.read,
-            Direction::Write => &mut self.write,
-        }
-    }
-
-    pub(crate) fn take_waiter(&mut self, direction: Direction) -> Option<Waker> {
-        self.slot(direction).waker.take()
-    }
-
-    /// Puts `waker` in the direction's slot. Returns the waker it displaced
-    /// (to be dropped outside the slab borrow), or an error if another
-    /// operation of a shared socket already waits there.
-    fn park(
-        &mut self,
-        direction: Direction,
-        waker: &Waker,
-        waiter: &mut Waiter,
-    ) -> io::Result<Option<Waker>> {
-        let slot = self.slot(direction);
-        let ours = waiter.parked == Some(slot.parks);
-        match &slot.waker {
-            Some(current) if current.will_wake(waker) => {
-                waiter.parked = Some(slot.parks);
-                Ok(None)
-            }
-            Some(_) if waiter.shared && !ours => Err(io::Error::other(
-                "another task is already waiting on this socket in the same direction",
-            )),
-            _ => {
-                slot.parks = slot.parks.wrapping_add(1);
-                waiter.parked = Some(slot.parks);
-                Ok(slot.waker.replace(waker.clone()))
-            }
-        }
-    }
-
-    /// Sets a deadline; returns a timer to arm and a waiter to wake.
-    fn set_deadline(
-        &mut self,
-        direction: Direction,
-        at: Option<Instant>,
-        now: Instant,
-    ) -> (Option<(Instant, u32)>, Option<Waker>) {
-        let deadline = self.deadline(direction);
-        deadline.seq = deadline.seq.wrapping_add(1);
-        deadline.at = at;
-        deadline.expired = false;
-        match at {
-            None => (None, None),
-            Some(at) if at <= now => {
-                deadline.expired = true;
-                (None, self.take_waiter(direction))
-            }
-            Some(at) => match deadline.armed {
-                Some((armed_at, _)) if armed_at <= at => (None, None),
-                _ => {
-                    deadline.armed = Some((at, deadline.seq));
-                    (Some((at, deadline.seq)), None)
-                }
-            },
-        }
-    }
-
-    /// A deadline timer armed under `seq` fired at `now`.
-    pub(crate) fn deadline_fired(&mut self, direction: Direction, seq: u32, now: Instant) -> Fired {
-        let deadline = self.deadline(direction);
-        if !matches!(deadline.armed, Some((_, armed)) if armed == seq) {
-            return Fired::Nothing;
-        }
-        deadline.armed = None;
-        match deadline.at {
-            None => Fired::Nothing,
-            Some(_) if deadline.expired => Fired::Nothing,
-            Some(at) if at <= now => {
-                deadline.expired = true;
-                Fired::Expired(self.take_waiter(direction))
-            }
-            Some(at) => {
-                deadline.armed = Some((at, deadline.seq));
-                Fired::Rearm(at, deadline.seq)
-            }
-        }
-    }
-}
-
-fn bit(direction: Direction) -> u8 {
-    match direction {
-        Direction::Read => READABLE,
-        Direction::Write => WRITABLE,
-    }
-}
-
-/// How an operation waits in its direction's slot.
-#[derive(Default)]
-pub(crate) struct Waiter {
-    /// The slot's park count when this operation stored its waker.
-    parked: Option<u32>,
-    /// The socket is shared (`&self` operations): a second concurrent
-    /// waiter is refused instead of silently displacing the first. Streams
-    /// take `&mut self` for reads and writes, so their slots are exclusive
-    /// and a newer waker simply replaces an older one of the same operation.
-    shared: bool,
-}
-
-impl Waiter {
-    pub(crate) fn shared() -> Waiter {
-        Waiter {
-            parked: None,
-            shared: true,
-        }
-    }
-}
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o deadline reached")
@@ -344,7 +71,7 @@ impl<S: AsRawFd> IoSource<S> {
 
     fn token_on(&self, core: &Core) -> io::Result<Token> {
         if let Some(reg) = self.registration.get() {
-            return if reg.home_id == core.id {
+            return if reg.home_id == core.id() {
                 Ok(reg.token)
             } else {
                 Err(foreign_loop())
@@ -361,8 +88,8 @@ impl<S: AsRawFd> IoSource<S> {
         let fd = self.io.as_raw_fd();
         let token = core.register(fd, self.listener)?;
         let registration = Registration {
-            home_id: core.id,
-            home: core.shared.clone(),
+            home_id: core.id(),
+            home: core.home().clone(),
             token,
         };
         if self.registration.set(registration).is_err() {
@@ -394,65 +121,49 @@ impl<S: AsRawFd> IoSource<S> {
                 return Poll::Pending;
             }
             loop {
-                let displaced = {
-                    let mut ios = core.ios.borrow_mut();
-                    let Some(record) = ios.get_mut(token) else {
-                        return Poll::Ready(Err(io::Error::other("netloom: record released")));
-                    };
-                    if record.deadline(direction).expired {
-                        let ours = finish_wait(record, direction, waiter);
-                        drop(ios);
-                        drop(ours);
-                        return Poll::Ready(Err(timed_out()));
-                    }
-                    if record.listener && core.is_stopping() {
-                        let ours = finish_wait(record, direction, waiter);
-                        drop(ios);
-                        drop(ours);
-                        return Poll::Ready(Err(stopping()));
-                    }
-                    if !record.is_ready(direction) {
-                        Some(record.park(direction, cx.waker(), waiter))
+                let loop_stopping = core.is_stopping();
+                let step = core.with_record(token, |record| {
+                    if record.is_expired(direction) {
+                        Step::Fail(finish_wait(record, direction, waiter), timed_out())
+                    } else if record.is_listener() && loop_stopping {
+                        Step::Fail(finish_wait(record, direction, waiter), stopping())
+                    } else if !record.is_ready(direction) {
+                        Step::Park(record.park(direction, cx.waker(), waiter))
                     } else {
-                        None
+                        Step::Try
                     }
-                };
-                if let Some(parked) = displaced {
-                    // A displaced waker is dropped here, outside the borrow.
-                    return match parked {
-                        Ok(_displaced) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
+                });
+                // Wakers taken out of the record are dropped here, outside
+                // its borrow.
+                match step {
+                    None => return Poll::Ready(Err(io::Error::other("netloom: record released"))),
+                    Some(Step::Fail(_ours, e)) => return Poll::Ready(Err(e)),
+                    Some(Step::Park(Ok(_displaced))) => return Poll::Pending,
+                    Some(Step::Park(Err(e))) => return Poll::Ready(Err(e)),
+                    Some(Step::Try) => {}
                 }
                 match op(&self.io) {
                     Ok(value) => {
                         let is_drained = drained(&value);
-                        if is_drained || waiter.parked.is_some() {
-                            let mut ios = core.ios.borrow_mut();
-                            let ours = ios.get_mut(token).and_then(|record| {
+                        if is_drained || waiter.is_parked() {
+                            let ours = core.with_record(token, |record| {
                                 if is_drained {
                                     record.clear_readiness(direction);
                                 }
                                 finish_wait(record, direction, waiter)
                             });
-                            drop(ios);
                             drop(ours);
                         }
                         core.spend_budget();
                         return Poll::Ready(Ok(value));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Some(record) = core.ios.borrow_mut().get_mut(token) {
-                            record.clear_readiness(direction);
-                        }
+                        core.with_record(token, |record| record.clear_readiness(direction));
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         let ours = core
-                            .ios
-                            .borrow_mut()
-                            .get_mut(token)
-                            .and_then(|record| finish_wait(record, direction, waiter));
+                            .with_record(token, |record| finish_wait(record, direction, waiter));
                         drop(ours);
                         return Poll::Ready(Err(e));
                     }
@@ -465,20 +176,19 @@ impl<S: AsRawFd> IoSource<S> {
     /// Takes this operation's waker out of its slot (a dropped operation
     /// must leave no waker behind).
     pub(crate) fn unpark(&self, direction: Direction, waiter: &mut Waiter) {
-        if waiter.parked.is_none() {
+        if !waiter.is_parked() {
             return;
         }
         let Some(reg) = self.registration.get() else {
             return;
         };
         let taken = with_core(|core| {
-            if core.id != reg.home_id {
+            if core.id() != reg.home_id {
                 return None;
             }
-            let mut ios = core.ios.borrow_mut();
-            ios.get_mut(reg.token)
-                .and_then(|record| finish_wait(record, direction, waiter))
+            core.with_record(reg.token, |record| finish_wait(record, direction, waiter))
         })
+        .flatten()
         .flatten();
         drop(taken);
     }
@@ -487,14 +197,14 @@ impl<S: AsRawFd> IoSource<S> {
     pub(crate) fn set_deadline(&self, direction: Direction, at: Option<Instant>) -> io::Result<()> {
         with_core(|core| {
             let token = self.token_on(core)?;
-            let (arm, wake) = match core.ios.borrow_mut().get_mut(token) {
-                Some(record) => record.set_deadline(direction, at, Instant::now()),
-                None => return Err(io::Error::other("netloom: record released")),
+            let now = Instant::now();
+            let Some((arm, wake)) =
+                core.with_record(token, |record| record.set_deadline(direction, at, now))
+            else {
+                return Err(io::Error::other("netloom: record released"));
             };
             if let Some((at, seq)) = arm {
-                core.timers
-                    .borrow_mut()
-                    .schedule(at, TimerKey::Deadline(token, direction, seq));
+                core.arm_deadline(at, token, direction, seq);
             }
             if let Some(w) = wake {
                 w.wake();
@@ -505,21 +215,14 @@ impl<S: AsRawFd> IoSource<S> {
     }
 }
 
-/// Clears `waiter`'s registration; returns its waker for dropping outside
-/// the borrow.
-fn finish_wait(
-    record: &mut ScheduledIo,
-    direction: Direction,
-    waiter: &mut Waiter,
-) -> Option<Waker> {
-    let parks = waiter.parked.take()?;
-    let slot = record.slot(direction);
-    // Only its own waker: another task may have parked since an event took it.
-    if slot.parks == parks {
-        slot.waker.take()
-    } else {
-        None
-    }
+/// What an operation does after looking at its record.
+enum Step {
+    /// Fail with the error (the operation's waker, taken out, is dropped).
+    Fail(Option<std::task::Waker>, io::Error),
+    /// Not ready: parked (a displaced waker is dropped), or refused.
+    Park(io::Result<Option<std::task::Waker>>),
+    /// Ready: run the syscall.
+    Try,
 }
 
 fn stopping() -> io::Error {
@@ -532,7 +235,7 @@ impl<S: AsRawFd> Drop for IoSource<S> {
             return;
         };
         let released_here = with_core(|core| {
-            let here = core.id == reg.home_id;
+            let here = core.id() == reg.home_id;
             if here {
                 core.release(reg.token);
             }
@@ -616,7 +319,6 @@ impl<S: AsRawFd, Op, Drained> Drop for IoOp<'_, S, Op, Drained> {
 mod tests {
     use super::*;
     use std::time::Duration;
-
     #[test]
     fn the_loop_that_loses_a_registration_race_stops_watching_the_socket() {
         use super::super::executor::CoreSeed;
@@ -630,100 +332,10 @@ mod tests {
         // The loser registered the socket, then found the winner's record.
         let lost = source.register_with(&loser).unwrap_err();
         assert_eq!(lost.to_string(), foreign_loop().to_string());
-        assert_eq!(loser.ios.borrow().len(), 0, "its record is released");
+        assert_eq!(loser.metrics().io_records, 0, "its record is released");
         // Not in the loser's epoll set any more: adding it again succeeds
         // (EEXIST otherwise).
         let fd = source.get_ref().as_raw_fd();
         loser.register(fd, false).unwrap();
-    }
-
-    #[test]
-    fn stale_deadline_timer_does_nothing() {
-        let now = Instant::now();
-        let mut record = ScheduledIo::new(false);
-        let (arm, _) =
-            record.set_deadline(Direction::Read, Some(now + Duration::from_millis(10)), now);
-        let (at, first) = arm.unwrap();
-        // Moved earlier: a second timer; the first is now stale.
-        let (arm, _) =
-            record.set_deadline(Direction::Read, Some(now + Duration::from_millis(5)), now);
-        let (_, second) = arm.unwrap();
-        // Cleared before either fires.
-        record.set_deadline(Direction::Read, None, now);
-        assert!(matches!(
-            record.deadline_fired(Direction::Read, second, at),
-            Fired::Nothing
-        ));
-        assert!(matches!(
-            record.deadline_fired(Direction::Read, first, at),
-            Fired::Nothing
-        ));
-        assert!(!record.read.expired);
-    }
-
-    #[test]
-    fn later_deadline_rearms_the_armed_timer() {
-        let now = Instant::now();
-        let mut record = ScheduledIo::new(false);
-        let (arm, _) =
-            record.set_deadline(Direction::Write, Some(now + Duration::from_millis(10)), now);
-        let (at, seq) = arm.unwrap();
-        let later = now + Duration::from_millis(50);
-        let (arm, _) = record.set_deadline(Direction::Write, Some(later), now);
-        assert!(arm.is_none(), "the earlier timer is reused");
-        assert!(matches!(
-            record.deadline_fired(Direction::Write, seq, at),
-            Fired::Rearm(t, _) if t == later
-        ));
-        let Some((_, rearmed)) = record.write.armed else {
-            panic!("re-armed")
-        };
-        assert!(matches!(
-            record.deadline_fired(Direction::Write, rearmed, later),
-            Fired::Expired(None)
-        ));
-        assert!(record.write.expired);
-    }
-
-    struct NoopWake;
-    impl std::task::Wake for NoopWake {
-        fn wake(self: Arc<Self>) {}
-    }
-
-    #[test]
-    fn a_woken_waiter_finishing_leaves_a_later_waiter_parked() {
-        let (a_waker, b_waker) = (
-            Waker::from(Arc::new(NoopWake)),
-            Waker::from(Arc::new(NoopWake)),
-        );
-        let mut record = ScheduledIo::new(false);
-        record.clear_readiness(Direction::Read);
-        let (mut a, mut b) = (Waiter::shared(), Waiter::shared());
-        assert!(record.park(Direction::Read, &a_waker, &mut a).is_ok());
-        assert!(
-            record.park(Direction::Read, &b_waker, &mut b).is_err(),
-            "a second concurrent waiter on a shared socket is refused"
-        );
-        // An event takes A's waker; B parks before A runs again.
-        let [woken, _] = record.on_event(true, false, false, false);
-        assert!(woken.is_some_and(|w| w.will_wake(&a_waker)));
-        record.clear_readiness(Direction::Read);
-        assert!(record.park(Direction::Read, &b_waker, &mut b).is_ok());
-        // A completes (or is dropped): B's waker must stay.
-        assert!(finish_wait(&mut record, Direction::Read, &mut a).is_none());
-        assert_eq!(record.parked_waiters(), 1);
-        let ours = finish_wait(&mut record, Direction::Read, &mut b);
-        assert!(ours.is_some_and(|w| w.will_wake(&b_waker)));
-        assert_eq!(record.parked_waiters(), 0);
-    }
-
-    #[test]
-    fn sticky_bits_keep_readiness() {
-        let mut record = ScheduledIo::new(false);
-        record.clear_readiness(Direction::Read);
-        assert!(!record.is_ready(Direction::Read));
-        record.on_event(true, false, true, false);
-        record.clear_readiness(Direction::Read);
-        assert!(record.is_ready(Direction::Read), "EOF stays readable");
     }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::executor::{with_core, TimerKey};
+use super::executor::with_core;
 use crate::reactor::token::Token;
 
 /// Completes after `duration`, measured on the current loop's timers.
@@ -82,33 +82,18 @@ impl Future for Sleep {
                 if this.deadline <= Instant::now() {
                     return Poll::Ready(());
                 }
-                let token = core.sleeps.borrow_mut().insert(Some(cx.waker().clone()));
-                core.timers
-                    .borrow_mut()
-                    .schedule(this.deadline, TimerKey::Sleep(token));
-                this.entry = Some((core.id, token));
+                let token = core.add_sleep(this.deadline, cx.waker().clone());
+                this.entry = Some((core.id(), token));
                 Poll::Pending
             }
             Some((_, token)) => {
-                let mut sleeps = core.sleeps.borrow_mut();
-                match sleeps.get_mut(token) {
-                    // The timer fired and freed the slot.
-                    None => {
-                        drop(sleeps);
-                        this.entry = None;
-                        this.deadline = Instant::now().min(this.deadline);
-                        Poll::Ready(())
-                    }
-                    Some(slot) => {
-                        let old = match slot {
-                            Some(w) if w.will_wake(cx.waker()) => None,
-                            _ => slot.replace(cx.waker().clone()),
-                        };
-                        drop(sleeps);
-                        drop(old);
-                        Poll::Pending
-                    }
+                if core.renew_sleep(token, cx.waker()) {
+                    return Poll::Pending;
                 }
+                // The timer fired and freed the slot.
+                this.entry = None;
+                this.deadline = Instant::now().min(this.deadline);
+                Poll::Ready(())
             }
         })
         .expect("netloom: sleep polled off a runtime loop")
@@ -121,15 +106,11 @@ impl Drop for Sleep {
             return;
         };
         // Off its loop the slot is freed when the timer fires instead.
-        let slot = with_core(|core| {
-            if core.id == home {
-                core.sleeps.borrow_mut().remove(token)
-            } else {
-                None
+        with_core(|core| {
+            if core.id() == home {
+                core.cancel_sleep(token);
             }
-        })
-        .flatten();
-        drop(slot);
+        });
     }
 }
 

@@ -92,7 +92,7 @@ impl<H: Callbacks> EventLoop<H> {
         rec.io.flush_outbound(&mut self.pool);
         let queued = rec.io.pending();
         let mut want = Interest::NONE;
-        if queued <= self.options.high_water {
+        if queued <= self.options.limits.high_water {
             want = want.with(Interest::READABLE);
         }
         if queued > 0 {

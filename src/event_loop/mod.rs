@@ -108,9 +108,6 @@ pub(crate) struct LoopConfig {
     udp_batch: usize,
     async_write_cap: usize,
     max_inbound: usize,
-    high_water: usize,
-    low_water: usize,
-    idle_timeout: Option<Duration>,
     shutdown_grace: Duration,
     ticker: bool,
     pin_loops: bool,
@@ -128,9 +125,6 @@ impl LoopConfig {
             udp_batch: options.udp_batch,
             async_write_cap: options.async_write_cap,
             max_inbound: options.max_inbound,
-            high_water: options.high_water,
-            low_water: options.low_water,
-            idle_timeout: options.idle_timeout,
             shutdown_grace: options.shutdown_grace,
             ticker: options.ticker,
             pin_loops: options.pin_loops,
@@ -840,7 +834,7 @@ impl<H: Callbacks> EventLoop<H> {
             Command::ResumeReading(token) => self.resume_reading(token),
             Command::ResumeWhenDrained { peer, waiter } => {
                 match self.entries.get_mut(peer) {
-                    Some(Entry::Conn(rec)) if rec.io.pending() > self.options.low_water => {
+                    Some(Entry::Conn(rec)) if rec.io.pending() > self.options.limits.low_water => {
                         // One waiter per connection: an earlier one is let go.
                         if let Some(old) = rec.drain_waiter.replace(Box::new(waiter)) {
                             self.resume_waiter(*old);
@@ -1108,7 +1102,7 @@ impl<H: Callbacks> EventLoop<H> {
 
     /// Arms the idle timer of a new connection, if idle connections close.
     fn schedule_idle(&mut self, token: Token) {
-        if let Some(idle) = self.options.idle_timeout {
+        if let Some(idle) = self.options.limits.idle_timeout {
             let timer = TimerKey::Conn(token, ConnTimer::Idle);
             self.timers.schedule(self.now + idle, timer);
         }

@@ -4,7 +4,7 @@
 //! | layer | module | what it is |
 //! |-------|--------|------------|
 //! | poller | `sys` | epoll selector, eventfd waker, socket syscalls (Linux) |
-//! | descriptor table | [`Token`] | per-loop slab with generation-checked tokens (Go's `pollDesc`) |
+//! | descriptor table | [`Token`] | per-loop slab with generation-checked tokens, unique per engine (Go's `pollDesc`) |
 //! | timers | `timer` | per-loop min-heap shared by ticker, idle timeouts, close limits |
 //! | inbox | `inbox` | lock-free cross-thread queues with an urgent lane, plus the waker |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers |

@@ -4,7 +4,7 @@
 //! | layer | module | what it is |
 //! |-------|--------|------------|
 //! | poller | `sys` | epoll (Linux) or kqueue (macOS, FreeBSD) selector, its waker, socket syscalls |
-//! | reactor | `reactor` | per-loop slab with generation-checked [`Token`]s (Go's `pollDesc`), timer heap, cross-thread inbox, load balancer, the loop group (stop flag, counts, threads) |
+//! | reactor | `reactor` | per-loop slab with generation-checked [`Token`]s, unique per engine (Go's `pollDesc`), timer heap, cross-thread inbox, load balancer, the loop group (stop flag, counts, threads) |
 //! | sockets | `listen` | listen URLs, binding listeners and UDP sockets, socket options |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers; carries out each connection's state machine |
 //! | engine | [`Engine`], [`Handler`], [`Options`] | the callback front door: binding, start, stop |

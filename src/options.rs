@@ -134,14 +134,14 @@ impl Options {
     );
     setter!(
         /// One listener per loop with `SO_REUSEPORT` (the kernel spreads
-        /// connections) instead of one acceptor on loop 0 that hands them out,
-        /// and a port that other sockets with `SO_REUSEPORT` (another engine
-        /// with this option) may share. Unix sockets always use the acceptor.
-        /// UDP always has one socket per loop in a `SO_REUSEPORT` group (one
-        /// peer's datagrams stay on one loop); without this option the port
-        /// must be free ([`Error::AddrInUse`] otherwise) and a later socket
-        /// can join only by asking for `SO_REUSEPORT` itself (another engine
-        /// with this option), with it any such socket may. FreeBSD uses
+        /// connections) instead of one acceptor on loop 0 that hands them
+        /// out; the port may then be shared with other `SO_REUSEPORT`
+        /// sockets (another engine with this option). Unix sockets always
+        /// use the acceptor. UDP always has one socket per loop in a
+        /// `SO_REUSEPORT` group (one peer's datagrams stay on one loop);
+        /// without this option the port must be free ([`Error::AddrInUse`]
+        /// otherwise), and only a socket that asks for `SO_REUSEPORT`
+        /// itself could still join the group. FreeBSD uses
         /// `SO_REUSEPORT_LB`; macOS has no kernel balancing, so there the
         /// acceptor serves (and the load balancer picks the loop) whatever
         /// this says.

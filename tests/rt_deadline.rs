@@ -256,8 +256,12 @@ fn sleep_timeout_and_interval_use_the_loop_timers() {
         let first = every.tick().await;
         let second = every.tick().await;
         let third = every.tick().await;
-        assert_eq!(second - first, ms(10));
-        assert_eq!(third - second, ms(10));
+        // A period apart on schedule; more when a tick came over a period
+        // late (then the schedule restarts from that tick, as Go's ticker
+        // drops ticks): never closer.
+        assert!(second - first >= ms(10), "{:?}", second - first);
+        assert!(third - second >= ms(10), "{:?}", third - second);
+        assert!(third <= Instant::now());
         let metrics = rt::metrics().unwrap();
         assert_eq!(
             metrics.sleeps, 0,

@@ -8,19 +8,19 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netloom::{Action, Conn, ConnHandle, Error, Handler, Options};
+use netloom::{Action, Conn, Error, Handler, Options};
 use util::*;
 
-/// Publishes each connection's handle and fd; a connection that sends
-/// `hold` keeps the loop inside its `on_traffic` until `release` is sent.
+/// Publishes each connection's handle and fd (as `Registry`); a connection
+/// that sends `hold` keeps the loop inside its `on_traffic` until `release`
+/// is sent.
 struct Holder {
-    opened: Mutex<Vec<(ConnHandle<()>, i32)>>,
+    registry: Registry,
     held: Mutex<Sender<()>>,
     release: Mutex<Receiver<()>>,
     /// `on_traffic` calls that were not a hold (none expected).
@@ -31,9 +31,7 @@ struct Holder {
 impl Handler for Holder {
     type Context = ();
     fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
-        let fd = conn.as_raw_fd();
-        self.opened.lock().unwrap().push((conn.handle(), fd));
-        Action::None
+        self.registry.on_open(conn)
     }
     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
         if conn.next(usize::MAX) == b"hold" {
@@ -51,22 +49,12 @@ impl Handler for Holder {
     }
 }
 
-fn opened(holder: &Holder, i: usize) -> (ConnHandle<()>, i32) {
-    assert!(wait_until(Duration::from_secs(10), || holder
-        .opened
-        .lock()
-        .unwrap()
-        .len()
-        > i));
-    holder.opened.lock().unwrap()[i].clone()
-}
-
 #[test]
 fn operations_sent_before_a_close_never_reach_the_connection_reusing_slot_and_fd() {
     let (held_tx, held) = channel();
     let (release, release_rx) = channel();
     let holder = Arc::new(Holder {
-        opened: Mutex::new(Vec::new()),
+        registry: Registry::default(),
         held: Mutex::new(held_tx),
         release: Mutex::new(release_rx),
         other_traffic: AtomicUsize::new(0),
@@ -74,9 +62,9 @@ fn operations_sent_before_a_close_never_reach_the_connection_reusing_slot_and_fd
     });
     let (engine, addr) = start(holder.clone(), Options::default().loops(1));
     let mut gate = connect(addr);
-    opened(&holder, 0);
+    handle(&holder.registry, 0);
     let old_peer = connect(addr);
-    let (old, old_fd) = opened(&holder, 1);
+    let (old, old_fd) = handle(&holder.registry, 1);
 
     // Hold the loop, then, while it cannot see any of it: the old
     // connection's peer resets it, the old handle (not yet closed as far as it
@@ -105,7 +93,7 @@ fn operations_sent_before_a_close_never_reach_the_connection_reusing_slot_and_fd
     // come before the inbox in a turn), then runs the stale operations.
     release.send(()).unwrap();
 
-    let (new, new_fd) = opened(&holder, 2);
+    let (new, new_fd) = handle(&holder.registry, 2);
     assert_eq!(new_fd, old_fd, "the kernel reused the fd number");
     assert_eq!(
         new.token().slot(),

@@ -100,6 +100,26 @@ impl InboundBuffer {
         self.buf.extend_from_slice(data);
     }
 
+    /// Makes room for `additional` more bytes, so that
+    /// [`append_reserved`](InboundBuffer::append_reserved) needs no pool.
+    #[cfg(feature = "tls")]
+    pub(crate) fn reserve(&mut self, additional: usize, pool: &mut BufferPool) {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take(additional);
+        } else if self.head > 0 && self.head >= self.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.reserve(additional);
+    }
+
+    /// Appends `data` into room made by [`reserve`](InboundBuffer::reserve)
+    /// (decrypted TLS records, while the pool is lent to the ciphertext sink).
+    #[cfg(feature = "tls")]
+    pub(crate) fn append_reserved(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
     /// Returns the buffer to the pool once everything was consumed.
     pub(crate) fn release_if_empty(&mut self, pool: &mut BufferPool) {
         if self.is_empty() && self.buf.capacity() > 0 {
@@ -146,6 +166,45 @@ impl OutboundQueue {
         };
         chunk.extend_from_slice(data);
         self.chunks.push_back(chunk);
+    }
+
+    /// Lends `len` writable bytes at the tail (of the tail chunk when they
+    /// fit, else of a new chunk); `fill` returns how many it wrote, and only
+    /// those are queued. TLS records are encrypted straight into the queue
+    /// this way.
+    #[cfg(feature = "tls")]
+    pub(crate) fn append_with<E>(
+        &mut self,
+        len: usize,
+        pool: &mut BufferPool,
+        fill: impl FnOnce(&mut [u8]) -> std::result::Result<usize, E>,
+    ) -> std::result::Result<usize, E> {
+        let fill_tail = |chunk: &mut Vec<u8>| {
+            let start = chunk.len();
+            chunk.resize(start + len, 0);
+            let written = fill(&mut chunk[start..]);
+            chunk.truncate(start + *written.as_ref().unwrap_or(&0));
+            written
+        };
+        let written = match self.chunks.back_mut() {
+            Some(tail) if tail.capacity() - tail.len() >= len => fill_tail(tail),
+            _ => {
+                let mut chunk = if len <= COALESCE_LIMIT + 1024 {
+                    pool.take(len)
+                } else {
+                    Vec::with_capacity(len)
+                };
+                let written = fill_tail(&mut chunk);
+                if chunk.is_empty() {
+                    pool.give(chunk);
+                } else {
+                    self.chunks.push_back(chunk);
+                }
+                written
+            }
+        };
+        self.len += *written.as_ref().unwrap_or(&0);
+        written
     }
 
     /// Queues an owned buffer without copying it.

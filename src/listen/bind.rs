@@ -24,6 +24,10 @@ pub(crate) struct Listener {
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
     _socket_file: Option<SocketFile>,
+    /// Accepted connections speak TLS through this acceptor
+    /// (`EngineBuilder::bind_tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Listener {
@@ -62,6 +66,8 @@ pub(crate) fn bind_stream(
                     socket,
                     balanced: !options.reuseport,
                     _socket_file: None,
+                    #[cfg(feature = "tls")]
+                    tls: None,
                 })
                 .collect();
             Ok((listeners, Addr::Inet(bound)))
@@ -129,6 +135,8 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
         socket,
         balanced: true,
         _socket_file: socket_file,
+        #[cfg(feature = "tls")]
+        tls: None,
     })
 }
 

@@ -193,7 +193,9 @@ fn plain_and_tls_listeners_echo_byte_for_byte_and_on_open_sees_the_handshake() {
     tls.conn.send_close_notify();
     tls.flush().unwrap();
     tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
-    let n = tls.read(&mut buf).expect("the server's close_notify, not a truncation");
+    let n = tls
+        .read(&mut buf)
+        .expect("the server's close_notify, not a truncation");
     assert_eq!(n, 0);
     drop(plain);
 
@@ -206,8 +208,14 @@ fn plain_and_tls_listeners_echo_byte_for_byte_and_on_open_sees_the_handshake() {
         )),
         "on_open saw SNI, ALPN and the version: {seen:?}"
     );
-    assert!(seen.contains(&Seen::Open(None, None, false)), "the plain one");
-    assert!(seen.contains(&Seen::Eof), "close_notify is an end of stream");
+    assert!(
+        seen.contains(&Seen::Open(None, None, false)),
+        "the plain one"
+    );
+    assert!(
+        seen.contains(&Seen::Eof),
+        "close_notify is an end of stream"
+    );
     assert_eq!(
         seen.iter().filter(|s| **s == Seen::Close(None)).count(),
         2,
@@ -268,7 +276,11 @@ fn garbage_gets_an_alert_and_a_typed_error_without_on_open() {
         panic!("an error: {seen:?}")
     };
     assert!(err.contains("Tls(CorruptRecord"), "{err}");
-    assert_eq!(answer.first(), Some(&0x15), "a TLS alert record: {answer:?}");
+    assert_eq!(
+        answer.first(),
+        Some(&0x15),
+        "a TLS alert record: {answer:?}"
+    );
 }
 
 #[test]
@@ -294,7 +306,9 @@ fn a_trickled_handshake_is_closed_by_the_handshake_timeout() {
     let mut raw = util::connect(tls_addr);
     let started = Instant::now();
     // The start of a ClientHello, one byte every 50 ms.
-    let hello = [0x16u8, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03];
+    let hello = [
+        0x16u8, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ];
     let mut cut_off = false;
     for (i, b) in hello.iter().cycle().take(200).enumerate() {
         if raw.write_all(&[*b]).is_err() {
@@ -347,7 +361,10 @@ fn a_peer_that_sends_and_never_reads_cannot_grow_the_backlog() {
             Err(_) => break,
         }
     }
-    assert!(written < 64 << 20, "the server kept reading a peer that never reads");
+    assert!(
+        written < 64 << 20,
+        "the server kept reading a peer that never reads"
+    );
     let max = *rec.max_backlog.lock().unwrap();
     eprintln!("a peer that never reads: {written} bytes accepted, largest backlog {max}");
     // One read's records more than the high-water mark at most.
@@ -381,7 +398,10 @@ fn hot_reload_changes_the_certificate_of_new_handshakes_only() {
     new.read_exact(&mut one).unwrap();
     assert_eq!(&one, b"c");
     let mut stale = rustls_connect(tls_addr, &first, &[]);
-    assert!(stale.write_all(b"d").and_then(|()| stale.read(&mut one)).is_err());
+    assert!(stale
+        .write_all(b"d")
+        .and_then(|()| stale.read(&mut one))
+        .is_err());
     drop((old, new, stale));
     rec.wait_closes(3);
     util::stop(engine);
@@ -406,7 +426,8 @@ impl Handler for Collector {
         self.opened_with.lock().unwrap().push(version);
         if conn.tls().is_none() {
             if let Some((addr, connector)) = self.dial_from_callback.lock().unwrap().take() {
-                conn.dial_tls(addr, None, &connector, "localhost", ()).unwrap();
+                conn.dial_tls(addr, None, &connector, "localhost", ())
+                    .unwrap();
             }
         } else if *self.greet.lock().unwrap() {
             conn.write(b"greetings").unwrap();
@@ -419,7 +440,10 @@ impl Handler for Collector {
         Action::None
     }
     fn on_close(&self, _: &mut Conn<'_, ()>, err: Option<&Error>) -> Action {
-        self.closed.lock().unwrap().push(err.map(|e| format!("{e:?}")));
+        self.closed
+            .lock()
+            .unwrap()
+            .push(err.map(|e| format!("{e:?}")));
         Action::None
     }
 }
@@ -470,7 +494,11 @@ fn the_client_dials_adopts_and_writes_through_handles_over_tls() {
     client.dial(&plain_addr.to_string(), ()).unwrap();
     // Adopting a connected socket.
     client
-        .adopt_tls(TcpStream::connect(tls_addr).unwrap(), &connector, "localhost")
+        .adopt_tls(
+            TcpStream::connect(tls_addr).unwrap(),
+            &connector,
+            "localhost",
+        )
         .unwrap();
     let expected = b"greetings".len() * 2;
     let both = util::wait_until(Duration::from_secs(10), || {

@@ -102,7 +102,7 @@ impl InboundBuffer {
 
     /// Makes room for `additional` more bytes, so that
     /// [`append_reserved`](InboundBuffer::append_reserved) needs no pool.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) fn reserve(&mut self, additional: usize, pool: &mut BufferPool) {
         if self.buf.capacity() == 0 {
             self.buf = pool.take(additional);
@@ -115,7 +115,7 @@ impl InboundBuffer {
 
     /// Appends `data` into room made by [`reserve`](InboundBuffer::reserve)
     /// (decrypted TLS records, while the pool is lent to the ciphertext sink).
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) fn append_reserved(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
@@ -172,7 +172,7 @@ impl OutboundQueue {
     /// fit, else of a new chunk); `fill` returns how many it wrote, and only
     /// those are queued. TLS records are encrypted straight into the queue
     /// this way.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) fn append_with<E>(
         &mut self,
         len: usize,

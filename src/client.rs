@@ -176,7 +176,7 @@ impl<C: Send + 'static> Client<C> {
     /// client.dial_tls("tcp://127.0.0.1:8443", connector, "localhost", ())?;
     /// # Ok(()) }
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn dial_tls(
         &self,
         addr: &str,
@@ -202,7 +202,7 @@ impl<C: Send + 'static> Client<C> {
     /// handle.async_write(b"ping\n".to_vec())?;
     /// # Ok(()) }
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn dial_tls_wait(
         &self,
         addr: &str,
@@ -236,7 +236,7 @@ impl<C: Send + 'static> Client<C> {
     /// client.adopt_tls(stream, connector, "localhost")?;
     /// # Ok(()) }
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn adopt_tls(
         &self,
         stream: impl Into<Socket>,
@@ -397,7 +397,7 @@ fn dial_to<C>(
         addr,
         timeout,
         reply,
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         tls: None,
     })
 }
@@ -415,7 +415,7 @@ fn adoptable(socket: Socket) -> Result<Incoming> {
 }
 
 /// A stream address to dial (TLS does not run over UDP).
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 fn stream_target(addr: &str) -> Result<Addr> {
     match resolve(addr)? {
         Target::Stream(addr) => Ok(addr),

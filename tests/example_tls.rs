@@ -16,9 +16,28 @@ use std::time::{Duration, Instant};
 
 use util::ExampleServer;
 
+/// The PEM path of an example's self-signed certificate; its directory is
+/// removed when dropped.
+struct SelfSigned(PathBuf);
+
+impl std::ops::Deref for SelfSigned {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for SelfSigned {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Starts example `name` with TLS and a self-signed certificate; returns
 /// the server and that certificate's PEM path.
-fn start_tls(name: &str, args: &[&str]) -> (ExampleServer, PathBuf) {
+fn start_tls(name: &str, args: &[&str]) -> (ExampleServer, SelfSigned) {
     let mut command = Command::new(util::example_binary_with(name, &["tls"]));
     command
         .args(args)
@@ -29,7 +48,7 @@ fn start_tls(name: &str, args: &[&str]) -> (ExampleServer, PathBuf) {
         .join(format!("netloom-{name}-{}", server.child.id()))
         .join("cert.pem");
     assert!(pem.is_file(), "the example wrote {}", pem.display());
-    (server, pem)
+    (server, SelfSigned(pem))
 }
 
 /// Runs `command` with `input` on its stdin until its output (stdout and
@@ -79,7 +98,7 @@ fn converse(mut command: Command, input: &[u8], expect: &str) -> String {
     String::from_utf8_lossy(&output).into_owned()
 }
 
-fn s_client(port: u16, pem: &PathBuf, extra: &[&str]) -> Command {
+fn s_client(port: u16, pem: &std::path::Path, extra: &[&str]) -> Command {
     let mut command = Command::new("openssl");
     command
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
@@ -104,7 +123,7 @@ fn openssl_s_client_verifies_echoes_and_resumes_its_session() {
     let session = pem.with_file_name("session.pem");
     let session = session.to_str().unwrap();
     let first = converse(
-        s_client(port, &pem, &["-sess_out", session]),
+        s_client(port, pem.as_path(), &["-sess_out", session]),
         b"hello over tls\n",
         "hello over tls\n",
     );
@@ -114,7 +133,7 @@ fn openssl_s_client_verifies_echoes_and_resumes_its_session() {
     assert_eq!(echoed, 1, "exactly one echo line: {first}");
 
     let second = converse(
-        s_client(port, &pem, &["-sess_in", session]),
+        s_client(port, pem.as_path(), &["-sess_in", session]),
         b"resumed\n",
         "resumed\n",
     );
@@ -132,7 +151,7 @@ fn curl_keeps_one_tls_connection_alive_and_negotiates_alpn() {
     let base = format!("https://localhost:{}", server.addr.port());
     let out = Command::new("curl")
         .args(["-sS", "-v", "--max-time", "10", "--cacert"])
-        .arg(&pem)
+        .arg(&*pem)
         .args(["-w", "[connects=%{num_connects} http=%{http_version}]\n"])
         .arg(format!("{base}/plaintext"))
         .arg(format!("{base}/json"))
@@ -216,7 +235,7 @@ fn redis_cli_and_redis_benchmark_speak_tls_without_errors() {
     let cli = |args: &[&str]| {
         let out = Command::new("timeout")
             .args(["10", "redis-cli", "--tls", "--cacert"])
-            .arg(&pem)
+            .arg(&*pem)
             .args(["-h", "localhost", "-p", &port])
             .args(args)
             .output()
@@ -230,7 +249,7 @@ fn redis_cli_and_redis_benchmark_speak_tls_without_errors() {
 
     let out = Command::new("timeout")
         .args(["60", "redis-benchmark", "--tls", "--cacert"])
-        .arg(&pem)
+        .arg(&*pem)
         .args(["-h", "localhost", "-p", &port])
         .args([
             "-P",
@@ -256,5 +275,29 @@ fn redis_cli_and_redis_benchmark_speak_tls_without_errors() {
     assert_eq!(tests, 6, "every test ran (PING twice): {csv}");
     // Every SET landed: INCR counted 20,000 times on one key.
     assert_eq!(cli(&["GET", "counter:__rand_int__"]), "20000");
+    assert!(server.terminate().success());
+}
+
+/// The TLS client side: `loadgen --tls-ca` against the TLS echo example,
+/// every echoed byte checked.
+#[test]
+fn loadgen_over_tls_verifies_every_echoed_byte() {
+    let (server, pem) = start_tls("echo", &["--addr", "tcp://127.0.0.1:0", "--loops", "2"]);
+    let addr = format!("tcp://{}", server.addr);
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(util::example_binary_with("loadgen", &["tls"]))
+        .args(["--addr", &addr, "--tls-ca"])
+        .arg(&*pem)
+        .args(["--conns", "16", "--size", "4096", "--pipeline", "4"])
+        .args(["--duration", "1", "--loops", "1"])
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.contains("\"errors\":0,"), "{summary}");
+    assert!(!summary.contains("\"msgs\":0,"), "{summary}");
     assert!(server.terminate().success());
 }

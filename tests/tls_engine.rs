@@ -510,6 +510,30 @@ fn the_client_dials_adopts_and_writes_through_handles_over_tls() {
         b"greetingsgreetings".to_vec()
     );
 
+    // TLS over a Unix domain socket, on an engine of its own.
+    let dir = util::TempDir::new("tls-unix");
+    let unix = format!("unix://{}", dir.path("tls.sock").display());
+    let unix_engine = Engine::builder()
+        .bind_tls(&unix, TlsAcceptor::new(server_config(&cert)).unwrap())
+        .options(Options::default().loops(1))
+        .start(Arc::new(Recorder::default()))
+        .unwrap();
+    *collector.greet.lock().unwrap() = false;
+    collector.got.lock().unwrap().clear();
+    let over_unix = client
+        .dial_tls_wait(&unix, &connector, "localhost", (), Duration::from_secs(5))
+        .expect("the handshake over a Unix socket completes");
+    let payload = util::pattern(4, 100_000);
+    over_unix.async_write(payload.clone()).unwrap();
+    assert!(util::wait_until(Duration::from_secs(10), || {
+        collector.got.lock().unwrap().len() >= payload.len()
+    }));
+    assert!(
+        *collector.got.lock().unwrap() == payload,
+        "byte for byte over Unix"
+    );
+    util::stop(unix_engine);
+
     // A server the client does not trust: only on_close, with a typed error.
     let stranger = localhost_cert();
     let err = client

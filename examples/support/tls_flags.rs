@@ -47,14 +47,14 @@ impl TlsFlags {
             }
             return Ok(builder);
         }
-        #[cfg(not(feature = "tls"))]
+        #[cfg(not(any(feature = "tls-aws-lc-rs", feature = "tls-ring")))]
         {
             let _ = alpn;
             Err(format!(
                 "TLS needs the tls feature: cargo run --release --features tls --example {name} -- ..."
             ))
         }
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         {
             let acceptor = self.acceptor(name, alpn)?;
             for url in urls {
@@ -68,7 +68,7 @@ impl TlsFlags {
         }
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     fn acceptor(self, name: &str, alpn: &[&[u8]]) -> Result<netloom::tls::TlsAcceptor, String> {
         use netloom::tls::{TlsAcceptor, TlsServerConfig};
         let config = match (self.cert, self.key, self.self_signed) {
@@ -86,7 +86,7 @@ impl TlsFlags {
 
 /// A certificate for localhost, written as `cert.pem` and `key.pem` into
 /// `$TMPDIR/netloom-NAME-PID/` (tests find it by the child's pid).
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 fn self_signed(name: &str) -> Result<(String, String), String> {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let made = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;

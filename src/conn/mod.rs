@@ -2,7 +2,7 @@
 //! the thread-safe handle.
 
 mod state;
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 mod tls;
 
 use std::io::{self, IoSlice, Read, Write};
@@ -20,7 +20,7 @@ use crate::reactor::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
 pub(crate) use state::{ConnState, ConnTimer, Effect, Limits, ReadMode, TimerVerdict};
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 pub(crate) use tls::{OutboundSink, TlsConn};
 
 /// What the engine should do after a callback returns.
@@ -51,7 +51,7 @@ pub(crate) struct Incoming {
     pub(crate) peer: Addr,
     /// Its TLS session (server side when accepted, client side when
     /// adopted with `Client::adopt_tls`): the handshake runs before `on_open`.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<Box<TlsConn>>,
 }
 
@@ -61,7 +61,7 @@ impl Incoming {
         Incoming {
             socket,
             peer,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls: None,
         }
     }
@@ -77,7 +77,7 @@ pub(crate) struct Dial<C> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) reply: Option<DialReply<C>>,
     /// The client session that starts once connected.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<Box<TlsConn>>,
 }
 
@@ -157,7 +157,7 @@ impl<C> ConnRecord<C> {
                 outbound: OutboundQueue::default(),
                 state,
                 datagram: None,
-                #[cfg(feature = "tls")]
+                #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                 tls: None,
             },
             peer,
@@ -215,7 +215,7 @@ pub(crate) struct ConnIo {
     pub(crate) datagram: Option<Box<DatagramIo>>,
     /// A TLS connection's session (stream connections only): the stream
     /// paths encrypt and decrypt through it.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<Box<TlsConn>>,
 }
 
@@ -230,7 +230,7 @@ impl ConnIo {
 
     /// TLS plaintext staged to be sealed: backlog like the ciphertext.
     fn staged(&self) -> usize {
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if let Some(tls) = &self.tls {
             return tls.staged();
         }
@@ -264,7 +264,7 @@ impl ConnIo {
     /// Writes `data` to a stream now if nothing is queued, queueing what
     /// the kernel does not take; the caller checked that writes are taken.
     pub(crate) fn send_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if let Some(tls) = &mut self.tls {
             // Sealed into the queue; the loop sends it when it settles the
             // connection, after the callback's other writes.
@@ -333,7 +333,7 @@ impl ConnIo {
     /// `close_notify`; then hands the queue to the kernel unless it is
     /// already known to be full (`waiting_writable`). A failure fails the
     /// connection.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) fn seal_tls(
         &mut self,
         arriving: usize,
@@ -362,7 +362,7 @@ impl ConnIo {
 
     /// Whether the connection speaks TLS.
     pub(crate) fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if self.tls.is_some() {
             return true;
         }
@@ -923,7 +923,7 @@ impl<'a, C> Conn<'a, C> {
             addr,
             timeout,
             reply: None,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls: None,
         };
         self.env.dials.push((dial, ctx));
@@ -944,7 +944,7 @@ impl<'a, C> Conn<'a, C> {
     /// conn.dial_tls(backend, None, connector, "localhost", ())?;
     /// # Ok(()) }
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn dial_tls(
         &mut self,
         addr: impl Into<Addr>,
@@ -972,7 +972,7 @@ impl<'a, C> Conn<'a, C> {
     /// }
     /// # }
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
         self.rec.io.tls.as_ref().and_then(|tls| tls.info())
     }

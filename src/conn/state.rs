@@ -79,7 +79,7 @@ pub(crate) struct Limits {
     pub(crate) half_open_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     /// How long a TLS handshake may take.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) handshake_timeout: Duration,
 }
 
@@ -117,7 +117,7 @@ pub(crate) enum ConnTimer {
     /// A half-open connection that makes no progress.
     HalfOpen,
     /// A TLS handshake that has not finished in time.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     Handshake,
 }
 
@@ -203,19 +203,19 @@ impl ConnState {
         }
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     /// A TLS handshake starts (the caller arms [`ConnTimer::Handshake`]).
     pub(crate) fn begin_handshake(&mut self) {
         self.handshaking = true;
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     /// The TLS handshake finished: the connection opens for the handler.
     pub(crate) fn handshake_done(&mut self) {
         self.handshaking = false;
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     /// Whether our TLS `close_notify` is due now: a close or a FIN was asked
     /// for and nothing written is still on its way from a handle (those
     /// bytes go before it). Never after a fatal error.
@@ -226,7 +226,7 @@ impl ConnState {
                 || self.write != WriteSide::Open)
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     /// Records `err` for `on_close` without closing: the connection goes on
     /// (a TLS peer's FIN without `close_notify`, [`Error::TlsTruncated`]:
     /// the handler still gets `on_eof` and may answer). An earlier error
@@ -522,12 +522,12 @@ impl ConnState {
                 TimerVerdict::Close
             }
             ConnTimer::Linger => TimerVerdict::Nothing,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             ConnTimer::Handshake if self.handshaking && self.phase == Phase::Open => {
                 self.fail(Error::TlsHandshakeTimeout);
                 TimerVerdict::Close
             }
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             ConnTimer::Handshake => TimerVerdict::Nothing,
             ConnTimer::HalfOpen => {
                 self.half_open_armed = false;
@@ -557,7 +557,7 @@ mod tests {
         close_timeout: Duration::from_secs(10),
         half_open_timeout: Duration::from_secs(30),
         idle_timeout: Some(Duration::from_secs(60)),
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         handshake_timeout: Duration::from_secs(5),
     };
 
@@ -894,7 +894,7 @@ mod tests {
             ConnTimer::Connect,
             ConnTimer::Linger,
             ConnTimer::HalfOpen,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             ConnTimer::Handshake,
         ] {
             let v = s.on_timer(timer, 0, now + secs(1_000), &LIMITS, &peer());
@@ -941,7 +941,7 @@ mod tests {
         assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::SendFin);
         assert!(!s.accepts_handle_writes());
     }
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     #[test]
     fn handshake_timeout_closes_only_a_handshake_still_running() {
         let now = t0();
@@ -965,7 +965,7 @@ mod tests {
         assert!(done.take_error().is_none());
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     #[test]
     fn close_notify_is_due_after_a_close_or_fin_once_handle_bytes_arrived() {
         let now = t0();
@@ -983,7 +983,7 @@ mod tests {
         assert!(!s.wants_close_notify(0));
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     #[test]
     fn truncation_is_reported_at_close_and_the_handler_still_gets_eof() {
         let now = t0();

@@ -68,7 +68,7 @@ pub struct EngineBuilder {
 pub(crate) struct Bind {
     addr: String,
     /// Connections accepted there speak TLS.
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     tls: Option<crate::tls::TlsAcceptor>,
 }
 
@@ -84,7 +84,7 @@ impl EngineBuilder {
     pub fn bind(mut self, addr: &str) -> Self {
         self.binds.push(Bind {
             addr: addr.to_string(),
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls: None,
         });
         self
@@ -115,7 +115,7 @@ impl EngineBuilder {
     ///     .bind_tls("tcp://127.0.0.1:0", acceptor);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn bind_tls(mut self, addr: &str, acceptor: crate::tls::TlsAcceptor) -> Self {
         self.binds.push(Bind {
             addr: addr.to_string(),
@@ -361,7 +361,7 @@ pub(crate) fn launch<H: Handler>(
     let mut local_addrs = Vec::new();
     for (addr, _bind) in addrs.iter().zip(binds) {
         let at = if addr.transport() == Transport::Udp {
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             if _bind.tls.is_some() {
                 return Err(Error::InvalidOption(format!(
                     "{}: TLS needs a stream address (tcp:// or unix://)",
@@ -376,7 +376,7 @@ pub(crate) fn launch<H: Handler>(
         } else {
             #[allow(unused_mut)]
             let (mut bound, at) = listen::bind_stream(addr, loops, &options)?;
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             for listener in &mut bound {
                 listener.tls = _bind.tls.clone();
             }

@@ -32,7 +32,7 @@ use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 mod tls;
 
 /// Connections accepted per listener event before other events get a turn.
@@ -141,7 +141,7 @@ impl LoopConfig {
                 low_water: options.low_water,
                 close_timeout: options.close_timeout,
                 half_open_timeout: options.half_open_timeout,
-                #[cfg(feature = "tls")]
+                #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                 handshake_timeout: options.tls_handshake_timeout,
                 idle_timeout: options.idle_timeout,
             },
@@ -414,7 +414,7 @@ impl<H: Callbacks> EventLoop<H> {
                 let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
                 match (&rec.io.stream).read(read_buf) {
                     Ok(0) => {
-                        #[cfg(feature = "tls")]
+                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                         tls::note_end_of_stream(&mut rec.io);
                         if rec.io.state.read_eof() {
                             let outcome = self.call(token, 0, |h, c| h.on_eof(c));
@@ -426,7 +426,7 @@ impl<H: Callbacks> EventLoop<H> {
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
                         }
-                        #[cfg(feature = "tls")]
+                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                         if rec.io.tls.is_some() {
                             return self.tls_traffic(token, n);
                         }
@@ -563,7 +563,7 @@ impl<H: Callbacks> EventLoop<H> {
             .shared
             .as_ref()
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         rec.io
             .seal_tls(arriving, rec.interest.is_writable(), &mut self.pool);
         let queued = rec.io.pending();
@@ -671,7 +671,7 @@ impl<H: Callbacks> EventLoop<H> {
                     let balanced = listener.balanced;
                     #[allow(unused_mut)]
                     let mut incoming = Incoming::plain(stream, peer);
-                    #[cfg(feature = "tls")]
+                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                     if let Some(acceptor) = &listener.tls {
                         match acceptor.session() {
                             Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
@@ -745,7 +745,7 @@ impl<H: Callbacks> EventLoop<H> {
         let Incoming {
             socket: stream,
             peer,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = incoming;
         let loads = &self.group.loads[self.index];
@@ -765,7 +765,7 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::accepted(self.now);
         #[allow(unused_mut)]
         let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if tls.is_some() {
             rec.io.tls = tls;
             self.entries.insert(Entry::Conn(rec));
@@ -980,7 +980,7 @@ impl<H: Callbacks> EventLoop<H> {
             addr,
             timeout,
             reply,
-            #[cfg(feature = "tls")]
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = dial;
         let token = self.entries.next_token();
@@ -1011,7 +1011,7 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::connecting(self.now);
         let mut rec = ConnRecord::new(socket, addr, state, ctx);
         rec.interest = Interest::WRITABLE;
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         {
             rec.io.tls = tls;
         }
@@ -1057,7 +1057,7 @@ impl<H: Callbacks> EventLoop<H> {
             log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
         }
         self.schedule_idle(token);
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
             if rec.io.tls.is_some() {
                 // on_open (and a waiting dialer) wait for the handshake.

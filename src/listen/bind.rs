@@ -26,7 +26,7 @@ pub(crate) struct Listener {
     _socket_file: Option<SocketFile>,
     /// Accepted connections speak TLS through this acceptor
     /// (`EngineBuilder::bind_tls`).
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<crate::tls::TlsAcceptor>,
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn bind_stream(
                     socket,
                     balanced: !options.reuseport,
                     _socket_file: None,
-                    #[cfg(feature = "tls")]
+                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                     tls: None,
                 })
                 .collect();
@@ -135,7 +135,7 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
         socket,
         balanced: true,
         _socket_file: socket_file,
-        #[cfg(feature = "tls")]
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         tls: None,
     })
 }

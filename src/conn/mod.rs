@@ -328,6 +328,21 @@ impl ConnIo {
         Ok(())
     }
 
+    /// Seals what the TLS session staged into the queue; a failure fails
+    /// the connection.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn seal_staged(&mut self, pool: &mut BufferPool) {
+        if let Some(tls) = &mut self.tls {
+            let mut out = OutboundSink {
+                queue: &mut self.outbound,
+                pool,
+            };
+            if let Err(e) = tls.seal(&mut out) {
+                self.state.fail(e);
+            }
+        }
+    }
+
     /// Seals what the TLS session staged, or, once a close or FIN is due
     /// (`arriving`: handle bytes still on their way, which go first), our
     /// `close_notify`; then hands the queue to the kernel unless it is
@@ -655,6 +670,8 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn flush(&mut self) -> Result<()> {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        self.rec.io.seal_staged(self.env.pool);
         self.rec.io.flush_outbound(self.env.pool);
         if self.rec.io.state.is_failed() {
             return Err(Error::ConnClosed);
@@ -1017,6 +1034,10 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn resume_reading(&mut self) {
         self.rec.io.state.hold_reading(false);
+        if self.rec.io.is_tls() && self.inbound_len() > 0 {
+            // Decrypted while paused: no new bytes will raise an edge.
+            self.wake();
+        }
     }
 
     /// Pauses reading from this connection until `peer` (on any loop) has

@@ -768,6 +768,10 @@ impl<H: Callbacks> EventLoop<H> {
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if tls.is_some() {
             rec.io.tls = tls;
+            if self.stopping {
+                // Accepted just before the stop: no handshake.
+                rec.io.state.close();
+            }
             self.entries.insert(Entry::Conn(rec));
             self.schedule_idle(token);
             // on_open waits for the handshake.
@@ -899,6 +903,12 @@ impl<H: Callbacks> EventLoop<H> {
     fn resume_reading(&mut self, token: Token) {
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
             rec.io.state.hold_reading(false);
+            if rec.io.is_tls() && !rec.inbound.is_empty() && !rec.woken {
+                // Plaintext decrypted while paused: no new bytes will raise
+                // an edge, so on_traffic is called for it now.
+                rec.woken = true;
+                self.woken.push(token);
+            }
             self.settle(token);
         }
     }

@@ -37,3 +37,25 @@ pub fn acceptor(program: &str, flags: &Flags) -> Option<TlsAcceptor> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Some(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// Serves an accepted `socket` on a new task with `serve` (an `async fn`
+/// generic over the stream): through `tls`'s handshake first when it is an
+/// acceptor, as it is otherwise.
+#[macro_export]
+macro_rules! spawn_served {
+    ($tls:expr, $socket:expr, $serve:path) => {
+        match $tls {
+            Some(acceptor) => {
+                let handshake = acceptor.accept($socket);
+                tokio::spawn(async move {
+                    if let Ok(tls) = handshake.await {
+                        $serve(tls).await;
+                    }
+                });
+            }
+            None => {
+                tokio::spawn($serve($socket));
+            }
+        }
+    };
+}

@@ -43,19 +43,7 @@ fn main() -> std::io::Result<()> {
                 Err(_) => continue,
             };
             let _ = socket.set_nodelay(true);
-            match &tls {
-                Some(acceptor) => {
-                    let handshake = acceptor.accept(socket);
-                    tokio::spawn(async move {
-                        if let Ok(tls) = handshake.await {
-                            serve(tls).await;
-                        }
-                    });
-                }
-                None => {
-                    tokio::spawn(serve(socket));
-                }
-            }
+            netloom_bench::spawn_served!(&tls, socket, serve);
         }
     })
 }

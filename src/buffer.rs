@@ -364,4 +364,45 @@ mod tests {
         pool.give(Vec::with_capacity(4000));
         assert_eq!(pool.free.len(), 2, "taking one makes room for one");
     }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn append_with_queues_only_what_was_written_in_order() {
+        let mut pool = BufferPool::new(1 << 20);
+        let mut q = OutboundQueue::default();
+        q.push_slice(b"head ", &mut pool);
+        // Room is lent generously; only what `fill` reports is kept.
+        let n = q.append_with(100, &mut pool, |buf| {
+            buf[..6].copy_from_slice(b"sealed");
+            Ok::<_, ()>(6)
+        });
+        assert_eq!(n, Ok(6));
+        // A failed fill keeps nothing, and an oversized one gets a chunk of its own.
+        assert_eq!(q.append_with(10, &mut pool, |_| Err(())), Err(()));
+        let big = q.append_with(40_000, &mut pool, |buf| {
+            buf[..3].copy_from_slice(b" +3");
+            Ok::<_, ()>(3)
+        });
+        assert_eq!(big, Ok(3));
+        assert_eq!(q.len(), 14);
+        let mut out = Trickle {
+            out: Vec::new(),
+            limit: 1 << 20,
+        };
+        q.write_to(&mut out, &mut pool).unwrap();
+        assert_eq!(out.out, b"head sealed +3");
+        assert!(q.is_empty());
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn reserved_inbound_appends_after_unconsumed_bytes() {
+        let mut pool = BufferPool::new(1 << 20);
+        let mut inbound = InboundBuffer::default();
+        inbound.extend(b"abcdef", &mut pool);
+        inbound.take(4);
+        inbound.reserve(5, &mut pool);
+        inbound.append_reserved(b"ghijk");
+        assert_eq!(inbound.bytes(), b"efghijk");
+    }
 }

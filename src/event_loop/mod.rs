@@ -1074,12 +1074,12 @@ impl<H: Callbacks> EventLoop<H> {
                 return self.start_handshake(token);
             }
         }
-        self.open_dialed(token);
+        self.open_conn(token);
     }
 
-    /// Calls `on_open` for a connection this loop dialed, then hands a
-    /// waiting dialer its handle.
-    fn open_dialed(&mut self, token: Token) {
+    /// Calls `on_open` (a dialed connection once connected, a TLS one once
+    /// its handshake finished), then hands a waiting dialer its handle.
+    fn open_conn(&mut self, token: Token) {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };

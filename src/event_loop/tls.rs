@@ -79,7 +79,7 @@ impl<H: Callbacks> EventLoop<H> {
         }
         if decrypted.opened {
             rec.io.state.handshake_done();
-            self.open_dialed(token);
+            self.open_conn(token);
         }
         if delivered {
             match self.entries.get_mut(token) {

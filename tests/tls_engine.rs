@@ -603,3 +603,98 @@ fn framed_handlers_decode_plaintext_frames_over_tls() {
     drop(tls);
     util::stop(engine);
 }
+
+/// Records what each side's `on_open` saw of the handshake.
+#[derive(Default)]
+struct HandshakeLog {
+    /// (peer certificates, resumed) per on_open.
+    opened: Mutex<Vec<(usize, bool)>>,
+}
+
+impl Handler for HandshakeLog {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let tls = conn.tls().expect("a TLS connection");
+        let seen = (tls.peer_certificates().len(), tls.resumed());
+        self.opened.lock().unwrap().push(seen);
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.discard(usize::MAX);
+        Action::None
+    }
+}
+
+#[test]
+fn mutual_tls_shows_the_client_certificate_and_a_second_dial_resumes() {
+    let server_cert = localhost_cert();
+    let client_cert = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
+    let client_pem = client_cert.cert.pem();
+    let config = server_config(&server_cert)
+        .client_auth_required(client_pem.as_bytes())
+        .unwrap();
+    let server_log = Arc::new(HandshakeLog::default());
+    let engine = Engine::builder()
+        .bind_tls("tcp://127.0.0.1:0", TlsAcceptor::new(config).unwrap())
+        .options(Options::default().loops(1))
+        .start(server_log.clone())
+        .unwrap();
+    let addr = engine.local_addrs()[0].inet().unwrap().to_string();
+    let connector = TlsConnector::new(
+        TlsClientConfig::from_pem(server_cert.0.as_bytes())
+            .unwrap()
+            .client_certificate(
+                client_pem.as_bytes(),
+                client_cert.key_pair.serialize_pem().as_bytes(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let client_log = Arc::new(HandshakeLog::default());
+    let client = Client::start(client_log.clone(), Options::default().loops(1)).unwrap();
+    for _ in 0..2 {
+        let handle = client
+            .dial_tls_wait(&addr, &connector, "localhost", (), Duration::from_secs(5))
+            .expect("the mutual handshake completes");
+        // Let the session ticket arrive before the next dial.
+        handle.async_write(b"x".to_vec()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        handle.close().unwrap();
+    }
+    assert!(util::wait_until(Duration::from_secs(5), || {
+        server_log.opened.lock().unwrap().len() == 2
+    }));
+    let server_seen = server_log.opened.lock().unwrap().clone();
+    assert_eq!(
+        server_seen[0],
+        (1, false),
+        "the client's certificate, full handshake"
+    );
+    let client_seen = client_log.opened.lock().unwrap().clone();
+    assert_eq!(client_seen[0], (1, false), "the server's certificate");
+    assert!(client_seen[1].1, "the second dial resumed: {client_seen:?}");
+    assert!(
+        server_seen[1].1,
+        "the server resumed it too: {server_seen:?}"
+    );
+
+    // Without a client certificate: TLS 1.3 clients finish their side of
+    // the handshake first, then the server's alert closes the connection;
+    // the server never opens it.
+    let anonymous = connector_for(&server_cert);
+    let refused = client
+        .dial_tls_wait(&addr, &anonymous, "localhost", (), Duration::from_secs(5))
+        .expect("the client's side of the handshake completes");
+    assert!(
+        util::wait_until(Duration::from_secs(5), || refused.is_closed()),
+        "the server's alert closes it"
+    );
+    assert_eq!(
+        server_log.opened.lock().unwrap().len(),
+        2,
+        "no on_open for it"
+    );
+    client.stop();
+    client.wait().unwrap();
+    util::stop(engine);
+}

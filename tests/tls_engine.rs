@@ -698,3 +698,68 @@ fn mutual_tls_shows_the_client_certificate_and_a_second_dial_resumes() {
     client.wait().unwrap();
     util::stop(engine);
 }
+
+/// Half-closes at once (close_notify, then FIN) and counts what it reads
+/// afterwards.
+#[derive(Default)]
+struct HalfCloser {
+    read: Mutex<Vec<u8>>,
+    closed: Mutex<Vec<Option<String>>>,
+}
+
+impl Handler for HalfCloser {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.write(b"last words").unwrap();
+        conn.shutdown_write();
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let data = conn.next(usize::MAX).to_vec();
+        self.read.lock().unwrap().extend_from_slice(&data);
+        Action::None
+    }
+    fn on_close(&self, _: &mut Conn<'_, ()>, err: Option<&Error>) -> Action {
+        self.closed
+            .lock()
+            .unwrap()
+            .push(err.map(|e| format!("{e:?}")));
+        Action::None
+    }
+}
+
+#[test]
+fn shutdown_write_sends_close_notify_then_fin_and_keeps_reading() {
+    let cert = localhost_cert();
+    let handler = Arc::new(HalfCloser::default());
+    let engine = Engine::builder()
+        .bind_tls(
+            "tcp://127.0.0.1:0",
+            TlsAcceptor::new(server_config(&cert)).unwrap(),
+        )
+        .options(Options::default().loops(1))
+        .start(handler.clone())
+        .unwrap();
+    let addr = engine.local_addrs()[0].inet().unwrap();
+    let mut tls = rustls_connect(addr, &cert, &[]);
+    let mut got = Vec::new();
+    tls.read_to_end(&mut got)
+        .expect("close_notify ends the stream cleanly");
+    assert_eq!(got, b"last words");
+    // The server's read side is still open: it reads what follows.
+    let late = util::pattern(5, 50_000);
+    tls.write_all(&late).unwrap();
+    assert!(util::wait_until(Duration::from_secs(5), || {
+        handler.read.lock().unwrap().len() == late.len()
+    }));
+    assert!(*handler.read.lock().unwrap() == late);
+    // Our close_notify and FIN end the connection in order.
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(util::wait_until(Duration::from_secs(5), || {
+        handler.closed.lock().unwrap().len() == 1
+    }));
+    assert_eq!(handler.closed.lock().unwrap()[0], None, "an orderly close");
+    util::stop(engine);
+}

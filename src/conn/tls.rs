@@ -18,10 +18,10 @@ use crate::tls::{CiphertextSink, TlsInfo, TlsSession, STAGE_LIMIT};
 /// neighbours into one record) rather than sealed on its own.
 const COALESCE_BELOW: usize = 4096;
 
-/// Most ciphertext carried between reads: an incomplete record (at most
-/// 5 + 2^14 + 2048 bytes) or a handshake message rustls is reassembling
-/// (it refuses those over 64 KiB) plus the read that completes it.
-const CARRY_LIMIT: usize = 128 * 1024;
+/// Most ciphertext left unconsumed between reads: an incomplete record
+/// (at most 5 + 2^14 + 2048 bytes), or the records of a handshake message
+/// rustls is reassembling (it refuses messages over 64 KiB) and one more.
+const CARRY_LIMIT: usize = 96 * 1024;
 
 /// The outbound queue as the session's ciphertext sink.
 pub(crate) struct OutboundSink<'a> {
@@ -106,15 +106,15 @@ impl TlsConn {
             let consumed = self.session.read_tls(fresh, out, &mut deliver)?;
             self.carry.extend_from_slice(&fresh[consumed..]);
         } else {
-            if self.carry.len() + fresh.len() > CARRY_LIMIT {
-                return Err(TlsError::CorruptRecord(format!(
-                    "over {CARRY_LIMIT} bytes of ciphertext without a complete record"
-                ))
-                .into());
-            }
             self.carry.extend_from_slice(fresh);
             let consumed = self.session.read_tls(&mut self.carry, out, &mut deliver)?;
             self.carry.drain(..consumed);
+        }
+        if self.carry.len() > CARRY_LIMIT {
+            return Err(TlsError::CorruptRecord(format!(
+                "over {CARRY_LIMIT} bytes of ciphertext left without a complete record"
+            ))
+            .into());
         }
         if self.carry.is_empty() {
             self.carry = Vec::new();

@@ -27,6 +27,8 @@
 #   SCENARIOS [all]   names, or prefixes such as `echo`, `http`, `resp`, `idle`:
 #                     echo-64B-100c echo-4KiB-100c echo-64B-1000c echo-4KiB-1000c
 #                     http-p16-256c resp-get-p16-50c resp-set-p16-50c idle-conns
+#                     tls-echo-64B-100c tls-echo-16KiB-100c tls-https-p16-256c
+#                     tls-handshakes (`tls`: all four; run by bench/tls.sh, see its header)
 #   SERVERS ["netloom netloom-async tokio go"]
 #                     (go is skipped with a note without a Go toolchain)
 #   IDLE_STEPS [1000,9000]   idle connections opened, in steps, for idle-conns
@@ -127,4 +129,22 @@ export BENCH_README="$ROOT/README.md"
 # The idle-connection scenario holds 9,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-exec "$TARGET/release/suite"
+# Scenarios named tls* run in bench/tls.sh (netloom's examples built with
+# --features tls against tokio-rustls peers); the others in the suite.
+plain_scenarios="" tls_scenarios=""
+for name in ${SCENARIOS:-all}; do
+    case "$name" in
+        all) plain_scenarios+="all " tls_scenarios+="all " ;;
+        tls*) tls_scenarios+="$name " ;;
+        *) plain_scenarios+="$name " ;;
+    esac
+done
+status=0
+if [ -n "$plain_scenarios" ]; then
+    SCENARIOS="${plain_scenarios% }" "$TARGET/release/suite" || status=1
+fi
+if [ -n "$tls_scenarios" ]; then
+    SCENARIOS="${tls_scenarios% }" BUILD="$BUILD" OUT="${OUT:-$ROOT/bench/results}" \
+        "$ROOT/bench/tls.sh" || status=1
+fi
+exit $status

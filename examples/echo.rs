@@ -1,14 +1,21 @@
 // cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32]
+// cargo run --release --features tls --example echo -- --addr tcp://127.0.0.1:9443 --tls-self-signed
 //! An echo server: writes back every byte it reads, in order, over TCP and
 //! Unix domain stream sockets; over UDP it answers each datagram with the
 //! same datagram. Several `--addr` of any scheme are served by the same loops.
+//!
+//! With `--tls-cert PEM --tls-key PEM` or `--tls-self-signed` (feature
+//! `tls`) the TCP and Unix addresses speak TLS; UDP stays plain.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: outbound bytes are flushed, every
 //! connection closed, and the process exits with status 0.
 
 use netloom::{Action, Conn, Engine, Handler, LoadBalancer, Options};
+#[path = "support/tls_flags.rs"]
+mod tls_flags;
 #[path = "support/usage.rs"]
 mod usage;
+use tls_flags::{TlsFlags, TLS_USAGE};
 use usage::exit_with_usage;
 
 struct Echo;
@@ -34,6 +41,7 @@ impl Handler for Echo {
 fn main() {
     let mut addrs = Vec::new();
     let mut options = Options::default().stop_on_signals(true);
+    let mut tls = TlsFlags::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -65,16 +73,16 @@ fn main() {
                 options = options.load_balancer(lb);
             }
             "-h" | "--help" => usage(""),
+            other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
     if addrs.is_empty() {
         addrs.push("tcp://127.0.0.1:9000".to_string());
     }
-    let mut builder = Engine::builder().options(options);
-    for addr in &addrs {
-        builder = builder.bind(addr);
-    }
+    let builder = tls
+        .bind("echo", Engine::builder().options(options), &addrs, &[])
+        .unwrap_or_else(|e| usage(&e));
     let engine = builder.start(Echo).unwrap_or_else(|e| {
         eprintln!("echo: {e}");
         std::process::exit(1);
@@ -94,5 +102,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", "usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N]", problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE}"), problem)
 }

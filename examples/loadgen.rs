@@ -1,4 +1,5 @@
 // cargo run --release --example loadgen -- --addr tcp://127.0.0.1:9000 --conns 100 --size 64 --pipeline 1 --duration 10 --warmup 0 --loops 1
+// cargo run --release --features tls --example loadgen -- --addr tcp://127.0.0.1:9443 --tls-ca cert.pem [--tls-name localhost]
 //! An echo load generator on netloom's [`Client`]: `--conns` connections
 //! each keep `--pipeline` messages of `--size` bytes in flight against an
 //! echo server, and every echoed byte is checked.
@@ -17,6 +18,10 @@
 //! payload, one way) and latency percentiles, and as the last line on stdout
 //! a one-line JSON summary. The exit status is 1 if any connection failed
 //! or any echo was corrupted (`errors`), or if no message completed at all.
+//!
+//! With `--tls-ca PEM` (feature `tls`) every connection speaks TLS,
+//! trusting that certificate and verifying the server as `--tls-name`
+//! (default `localhost`); the load starts after the handshakes.
 //!
 //! All the work runs on the client's `--loops` event loops; there are no
 //! other threads.
@@ -41,6 +46,9 @@ struct Settings {
     duration: Duration,
     warmup: Duration,
     loops: usize,
+    /// Trust this PEM and speak TLS.
+    tls_ca: Option<String>,
+    tls_name: String,
 }
 
 /// Phases of a run, in order; stored in [`LoadGen::phase`].
@@ -483,12 +491,13 @@ fn main() {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
     });
+    let dial = dialer(&settings);
     for id in 0..settings.conns {
         let ctx = ConnState {
             id,
             ..ConnState::default()
         };
-        if let Err(e) = client.dial(&settings.addr, ctx) {
+        if let Err(e) = dial(&client, ctx) {
             loadgen.fail(id, &e.to_string());
             loadgen.settled.fetch_add(1, Ordering::Release);
         }
@@ -501,6 +510,32 @@ fn main() {
     print_report(&settings, &report);
     if report.failed + report.corrupted > 0 || report.msgs == 0 {
         std::process::exit(1);
+    }
+}
+
+/// How each connection is opened: plain, or TLS with `--tls-ca`.
+type Dialer = Box<dyn Fn(&Client<ConnState>, ConnState) -> netloom::Result<()>>;
+
+fn dialer(settings: &Settings) -> Dialer {
+    let addr = settings.addr.clone();
+    let Some(ca) = &settings.tls_ca else {
+        return Box::new(move |client, ctx| client.dial(&addr, ctx));
+    };
+    #[cfg(not(any(feature = "tls-aws-lc-rs", feature = "tls-ring")))]
+    {
+        let _ = ca;
+        usage(
+            "--tls-ca needs the tls feature: cargo run --release --features tls --example loadgen",
+        )
+    }
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    {
+        use netloom::tls::{TlsClientConfig, TlsConnector};
+        let connector = TlsClientConfig::from_pem_file(ca)
+            .and_then(TlsConnector::new)
+            .unwrap_or_else(|e| usage(&format!("--tls-ca {ca}: {e}")));
+        let name = settings.tls_name.clone();
+        Box::new(move |client, ctx| client.dial_tls(&addr, &connector, &name, ctx))
     }
 }
 
@@ -586,6 +621,8 @@ fn parse_args() -> Settings {
         duration: Duration::from_secs(10),
         warmup: Duration::ZERO,
         loops: 1,
+        tls_ca: None,
+        tls_name: "localhost".to_string(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -613,6 +650,8 @@ fn parse_args() -> Settings {
             "--duration" => settings.duration = seconds(value()),
             "--warmup" => settings.warmup = seconds(value()),
             "--loops" => settings.loops = count(value()),
+            "--tls-ca" => settings.tls_ca = Some(value()),
+            "--tls-name" => settings.tls_name = value(),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -624,7 +663,7 @@ fn usage(problem: &str) -> ! {
     exit_with_usage(
         "loadgen",
         "usage: loadgen [--addr tcp://HOST:PORT] [--conns N] [--size BYTES] [--pipeline N] \
-         [--duration SECONDS] [--warmup SECONDS] [--loops N]",
+         [--duration SECONDS] [--warmup SECONDS] [--loops N] [--tls-ca PEM [--tls-name NAME]]",
         problem,
     )
 }

@@ -100,6 +100,26 @@ impl InboundBuffer {
         self.buf.extend_from_slice(data);
     }
 
+    /// Makes room for `additional` more bytes, so that
+    /// [`append_reserved`](InboundBuffer::append_reserved) needs no pool.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn reserve(&mut self, additional: usize, pool: &mut BufferPool) {
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take(additional);
+        } else if self.head > 0 && self.head >= self.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.reserve(additional);
+    }
+
+    /// Appends `data` into room made by [`reserve`](InboundBuffer::reserve)
+    /// (decrypted TLS records, while the pool is lent to the ciphertext sink).
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn append_reserved(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
     /// Returns the buffer to the pool once everything was consumed.
     pub(crate) fn release_if_empty(&mut self, pool: &mut BufferPool) {
         if self.is_empty() && self.buf.capacity() > 0 {
@@ -146,6 +166,45 @@ impl OutboundQueue {
         };
         chunk.extend_from_slice(data);
         self.chunks.push_back(chunk);
+    }
+
+    /// Lends `len` writable bytes at the tail (of the tail chunk when they
+    /// fit, else of a new chunk); `fill` returns how many it wrote, and only
+    /// those are queued. TLS records are encrypted straight into the queue
+    /// this way.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn append_with<E>(
+        &mut self,
+        len: usize,
+        pool: &mut BufferPool,
+        fill: impl FnOnce(&mut [u8]) -> std::result::Result<usize, E>,
+    ) -> std::result::Result<usize, E> {
+        let fill_tail = |chunk: &mut Vec<u8>| {
+            let start = chunk.len();
+            chunk.resize(start + len, 0);
+            let written = fill(&mut chunk[start..]);
+            chunk.truncate(start + *written.as_ref().unwrap_or(&0));
+            written
+        };
+        let written = match self.chunks.back_mut() {
+            Some(tail) if tail.capacity() - tail.len() >= len => fill_tail(tail),
+            _ => {
+                let mut chunk = if len <= COALESCE_LIMIT + 1024 {
+                    pool.take(len)
+                } else {
+                    Vec::with_capacity(len)
+                };
+                let written = fill_tail(&mut chunk);
+                if chunk.is_empty() {
+                    pool.give(chunk);
+                } else {
+                    self.chunks.push_back(chunk);
+                }
+                written
+            }
+        };
+        self.len += *written.as_ref().unwrap_or(&0);
+        written
     }
 
     /// Queues an owned buffer without copying it.
@@ -304,5 +363,46 @@ mod tests {
         assert!(taken.capacity() >= 4000);
         pool.give(Vec::with_capacity(4000));
         assert_eq!(pool.free.len(), 2, "taking one makes room for one");
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn append_with_queues_only_what_was_written_in_order() {
+        let mut pool = BufferPool::new(1 << 20);
+        let mut q = OutboundQueue::default();
+        q.push_slice(b"head ", &mut pool);
+        // Room is lent generously; only what `fill` reports is kept.
+        let n = q.append_with(100, &mut pool, |buf| {
+            buf[..6].copy_from_slice(b"sealed");
+            Ok::<_, ()>(6)
+        });
+        assert_eq!(n, Ok(6));
+        // A failed fill keeps nothing, and an oversized one gets a chunk of its own.
+        assert_eq!(q.append_with(10, &mut pool, |_| Err(())), Err(()));
+        let big = q.append_with(40_000, &mut pool, |buf| {
+            buf[..3].copy_from_slice(b" +3");
+            Ok::<_, ()>(3)
+        });
+        assert_eq!(big, Ok(3));
+        assert_eq!(q.len(), 14);
+        let mut out = Trickle {
+            out: Vec::new(),
+            limit: 1 << 20,
+        };
+        q.write_to(&mut out, &mut pool).unwrap();
+        assert_eq!(out.out, b"head sealed +3");
+        assert!(q.is_empty());
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn reserved_inbound_appends_after_unconsumed_bytes() {
+        let mut pool = BufferPool::new(1 << 20);
+        let mut inbound = InboundBuffer::default();
+        inbound.extend(b"abcdef", &mut pool);
+        inbound.take(4);
+        inbound.reserve(5, &mut pool);
+        inbound.append_reserved(b"ghijk");
+        assert_eq!(inbound.bytes(), b"efghijk");
     }
 }

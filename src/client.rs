@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::conn::{Command, Dial};
+use crate::conn::{Command, Dial, Incoming};
 use crate::engine::launch;
 use crate::event_loop::Peers;
 use crate::listen::ListenAddr;
@@ -123,7 +123,10 @@ impl<C: Send + 'static> Client<C> {
     /// ```
     pub fn dial(&self, addr: &str, ctx: C) -> Result<()> {
         match resolve(addr)? {
-            Target::Stream(addr) => self.send_dial(addr, ctx, self.options.connect_timeout, None),
+            Target::Stream(addr) => {
+                let dial = dial_to(addr, self.options.connect_timeout, None)?;
+                self.send_dial(dial, ctx)
+            }
             Target::Udp(addr) => self.adopt_udp(connected_udp(addr)?).map(drop),
         }
     }
@@ -150,7 +153,7 @@ impl<C: Send + 'static> Client<C> {
             Target::Udp(addr) => return self.adopt_udp(connected_udp(addr)?),
         };
         let (reply, outcome) = mpsc::sync_channel(1);
-        self.send_dial(addr.clone(), ctx, Some(timeout), Some(reply))?;
+        self.send_dial(dial_to(addr.clone(), Some(timeout), Some(reply))?, ctx)?;
         // The loop answers by the timeout (its timer); the margin covers a
         // busy loop. A loop that exited dropped the reply unanswered.
         match outcome.recv_timeout(timeout + Duration::from_secs(1)) {
@@ -158,6 +161,95 @@ impl<C: Send + 'static> Client<C> {
             Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::ConnectTimeout(addr)),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::EngineStopped),
         }
+    }
+
+    /// As [`Client::dial`], over TLS (feature `tls`): once connected, the
+    /// connection runs a client handshake through `connector`, verifying
+    /// the server's certificate for `server_name`, and `on_open` follows
+    /// it (bounded by `Options::tls_handshake_timeout`); the handler then
+    /// reads and writes plaintext. A failed handshake gets only `on_close`,
+    /// with [`Error::Tls`] or [`Error::TlsHandshakeTimeout`].
+    ///
+    /// # Errors
+    /// As [`Client::dial`]; [`Error::Tls`] for an invalid `server_name`;
+    /// [`Error::Unsupported`] for a `udp://` address.
+    ///
+    /// ```no_run
+    /// # fn f(client: &netloom::Client<()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// client.dial_tls("tcp://127.0.0.1:8443", connector, "localhost", ())?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn dial_tls(
+        &self,
+        addr: &str,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+        ctx: C,
+    ) -> Result<()> {
+        let mut dial = dial_to(stream_target(addr)?, self.options.connect_timeout, None)?;
+        dial.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        self.send_dial(dial, ctx)
+    }
+
+    /// As [`Client::dial_wait`], over TLS: the handle comes once the
+    /// handshake has finished and `on_open` has run.
+    ///
+    /// # Errors
+    /// As [`Client::dial_tls`] and [`Client::dial_wait`].
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn f(client: &netloom::Client<()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// let handle = client.dial_tls_wait("127.0.0.1:8443", connector, "localhost", (), Duration::from_secs(3))?;
+    /// handle.async_write(b"ping\n".to_vec())?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn dial_tls_wait(
+        &self,
+        addr: &str,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+        ctx: C,
+        timeout: Duration,
+    ) -> Result<ConnHandle<C>> {
+        let addr = stream_target(addr)?;
+        let (reply, outcome) = mpsc::sync_channel(1);
+        let mut dial = dial_to(addr.clone(), Some(timeout), Some(reply))?;
+        dial.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        self.send_dial(dial, ctx)?;
+        // The connect timeout, then the handshake's, then a busy loop.
+        let handshake = self.options.tls_handshake_timeout;
+        outcome
+            .recv_timeout(timeout + handshake + Duration::from_secs(1))
+            .unwrap_or(Err(Error::TlsHandshakeTimeout))
+    }
+
+    /// As [`Client::adopt`], over TLS: the connected stream runs a client
+    /// handshake through `connector` (verifying the server as
+    /// `server_name`) before `on_open`.
+    ///
+    /// # Errors
+    /// As [`Client::adopt`]; [`Error::Tls`] for an invalid `server_name`.
+    ///
+    /// ```no_run
+    /// # fn f(client: &netloom::Client<()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// let stream = std::net::TcpStream::connect("127.0.0.1:8443")?;
+    /// client.adopt_tls(stream, connector, "localhost")?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn adopt_tls(
+        &self,
+        stream: impl Into<Socket>,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+    ) -> Result<()> {
+        let mut incoming = adoptable(stream.into())?;
+        incoming.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        let target = self.pick_loop(&incoming.peer);
+        self.send(target, Command::Register(incoming))
     }
 
     /// Hands an already-connected stream (`std::net::TcpStream` or
@@ -179,16 +271,9 @@ impl<C: Send + 'static> Client<C> {
     /// # Ok(()) }
     /// ```
     pub fn adopt(&self, stream: impl Into<Socket>) -> Result<()> {
-        let socket: Socket = stream.into();
-        if socket.r#type()? != Type::STREAM {
-            return Err(Error::Unsupported(
-                "adopt takes stream sockets; use adopt_udp",
-            ));
-        }
-        socket.set_nonblocking(true)?;
-        let peer = Addr::from_sockaddr(&socket.peer_addr()?);
-        let target = self.pick_loop(&peer);
-        self.send(target, Command::Register(socket, peer))
+        let incoming = adoptable(stream.into())?;
+        let target = self.pick_loop(&incoming.peer);
+        self.send(target, Command::Register(incoming))
     }
 
     /// Serves an existing `std::net::UdpSocket` on a loop chosen by the
@@ -267,20 +352,8 @@ impl<C: Send + 'static> Client<C> {
         self.engine.wait()
     }
 
-    fn send_dial(
-        &self,
-        addr: Addr,
-        ctx: C,
-        timeout: Option<Duration>,
-        reply: Option<crate::conn::DialReply<C>>,
-    ) -> Result<()> {
-        let dial = Dial {
-            socket: socket::stream_socket(&addr)?,
-            addr: addr.clone(),
-            timeout,
-            reply,
-        };
-        let target = self.pick_loop(&addr);
+    fn send_dial(&self, dial: Dial<C>, ctx: C) -> Result<()> {
+        let target = self.pick_loop(&dial.addr);
         self.send(target, Command::Connect(dial, Box::new(move || ctx)))
     }
 
@@ -316,6 +389,43 @@ enum Target {
 
 /// Parses a dial address and resolves a host name to the first address of
 /// the wanted family.
+/// A fresh socket for a loop to connect to `addr`.
+fn dial_to<C>(
+    addr: Addr,
+    timeout: Option<Duration>,
+    reply: Option<crate::conn::DialReply<C>>,
+) -> Result<Dial<C>> {
+    Ok(Dial {
+        socket: socket::stream_socket(&addr)?,
+        addr,
+        timeout,
+        reply,
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        tls: None,
+    })
+}
+
+/// A connected stream socket to adopt, made non-blocking.
+fn adoptable(socket: Socket) -> Result<Incoming> {
+    if socket.r#type()? != Type::STREAM {
+        return Err(Error::Unsupported(
+            "adopt takes stream sockets; use adopt_udp",
+        ));
+    }
+    socket.set_nonblocking(true)?;
+    let peer = Addr::from_sockaddr(&socket.peer_addr()?);
+    Ok(Incoming::plain(socket, peer))
+}
+
+/// A stream address to dial (TLS does not run over UDP).
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+fn stream_target(addr: &str) -> Result<Addr> {
+    match resolve(addr)? {
+        Target::Stream(addr) => Ok(addr),
+        Target::Udp(_) => Err(Error::Unsupported("TLS needs a stream address")),
+    }
+}
+
 fn resolve(addr: &str) -> Result<Target> {
     if let Some(name) = addr.strip_prefix("unix://") {
         return match ListenAddr::parse(addr)? {

@@ -116,6 +116,10 @@ pub enum Error {
     /// Many real clients close this way; it ends that connection only.
     #[error("tls: peer closed the connection without close_notify (possible truncation)")]
     TlsTruncated,
+    /// A TLS handshake did not finish within
+    /// `Options::tls_handshake_timeout` (a stalled or trickling peer).
+    #[error("tls: handshake timed out")]
+    TlsHandshakeTimeout,
     /// A kernel call failed.
     #[error(transparent)]
     Io(#[from] io::Error),

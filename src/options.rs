@@ -33,6 +33,7 @@ pub struct Options {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) half_open_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
@@ -91,6 +92,7 @@ impl Default for Options {
             idle_timeout: None,
             close_timeout: Duration::from_secs(10),
             half_open_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             tcp_nodelay: true,
             tcp_keepalive: None,
@@ -210,6 +212,18 @@ impl Options {
         /// once per period, so such a connection closes between one and two
         /// periods after its last progress. Default 30 s.
         half_open_timeout: Duration
+    );
+    setter!(
+        /// How long a TLS connection's handshake may take (listeners bound
+        /// with `EngineBuilder::bind_tls`, `Client::dial_tls`); a peer
+        /// that stalls, or sends its handshake a byte at a time, is closed
+        /// with [`Error::TlsHandshakeTimeout`] passed to `on_close`.
+        /// Default 10 s.
+        ///
+        /// ```
+        /// let options = netloom::Options::default().tls_handshake_timeout(std::time::Duration::from_secs(3));
+        /// ```
+        tls_handshake_timeout: Duration
     );
     setter!(
         /// How long [`Engine::stop`](crate::Engine::stop) waits for outbound data to flush.
@@ -366,6 +380,9 @@ impl Options {
         }
         if self.half_open_timeout.is_zero() {
             return bad("half_open_timeout must be positive");
+        }
+        if self.tls_handshake_timeout.is_zero() {
+            return bad("tls_handshake_timeout must be positive");
         }
         if matches!(self.backlog, Some(b) if b <= 0) {
             return bad("backlog must be positive");

@@ -4,6 +4,7 @@
 pub mod flags;
 pub mod hist;
 pub mod procfs;
+pub mod tls;
 
 /// Builds the tokio runtime a peer runs on: `threads == 0` is the
 /// current-thread scheduler (everything on the calling thread), otherwise the

@@ -1,4 +1,5 @@
 // cargo run --release --example http -- --addr tcp://127.0.0.1:8080 --loops 2 [--idle-timeout 10]
+// cargo run --release --features tls --example http -- --addr tcp://127.0.0.1:8443 --tls-self-signed   (then: curl --cacert PEM https://localhost:8443/plaintext)
 //! An HTTP/1.1 server for the TechEmpower plaintext and JSON tests, on
 //! netloom's callback engine.
 //!
@@ -39,8 +40,11 @@ use server::HttpServer;
 #[path = "../support/stream_url.rs"]
 mod stream_url;
 use stream_url::stream_url;
+#[path = "../support/tls_flags.rs"]
+mod tls_flags;
 #[path = "../support/usage.rs"]
 mod usage;
+use tls_flags::{TlsFlags, TLS_USAGE};
 use usage::exit_with_usage;
 
 /// How long one request (head and body) may take to arrive once it began.
@@ -50,6 +54,7 @@ fn main() {
     let mut addr = "tcp://127.0.0.1:8080".to_string();
     let mut loops = 0;
     let mut idle_timeout = Duration::from_secs(10);
+    let mut tls = TlsFlags::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -73,12 +78,16 @@ fn main() {
                 idle_timeout = Duration::from_secs(secs);
             }
             "-h" | "--help" => usage(""),
+            other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
     let options = HttpServer::options(loops, idle_timeout).stop_on_signals(true);
     let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
-    let builder = Engine::builder().bind(&addr).options(options);
+    let builder = Engine::builder().options(options);
+    let builder = tls
+        .bind("http", builder, &[addr], &[b"http/1.1"])
+        .unwrap_or_else(|e| usage(&e));
     serve("http", builder, server, |engine, addr| {
         format!("listening on {addr} with {} loops", engine.loops())
     });
@@ -87,7 +96,9 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
-        "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS]",
+        &format!(
+            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE}"
+        ),
         problem,
     )
 }

@@ -1,4 +1,5 @@
 // cargo run --release --example redis -- --addr tcp://127.0.0.1:6380 --loops 2
+// cargo run --release --features tls --example redis -- --addr tcp://127.0.0.1:6390 --tls-self-signed   (then: redis-cli --tls --cacert PEM -p 6390 ping)
 //! A RESP2 (Redis protocol) server on netloom's callback engine.
 //!
 //! - Commands: PING, ECHO, SET (EX / PX / NX / XX / KEEPTTL), GET, DEL,
@@ -46,14 +47,18 @@ use server::{RedisServer, DEFAULT_MAX_PENDING_INPUT};
 #[path = "../support/stream_url.rs"]
 mod stream_url;
 use stream_url::stream_url;
+#[path = "../support/tls_flags.rs"]
+mod tls_flags;
 #[path = "../support/usage.rs"]
 mod usage;
+use tls_flags::{TlsFlags, TLS_USAGE};
 use usage::exit_with_usage;
 
 fn main() {
     let mut addr = "tcp://127.0.0.1:6380".to_string();
     let mut loops = 0;
     let mut max_pending_input = DEFAULT_MAX_PENDING_INPUT;
+    let mut tls = TlsFlags::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -74,6 +79,7 @@ fn main() {
                 max_pending_input = mib << 20;
             }
             "-h" | "--help" => usage(""),
+            other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -81,9 +87,10 @@ fn main() {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let builder = Engine::builder()
-        .bind(&addr)
-        .options(RedisServer::options(loops).stop_on_signals(true));
+    let builder = Engine::builder().options(RedisServer::options(loops).stop_on_signals(true));
+    let builder = tls
+        .bind("redis", builder, &[addr], &[])
+        .unwrap_or_else(|e| usage(&e));
     serve(
         "redis",
         builder,
@@ -95,7 +102,7 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "redis",
-        "usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB]",
+        &format!("usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB] {TLS_USAGE}"),
         problem,
     )
 }

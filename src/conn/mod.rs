@@ -2,6 +2,8 @@
 //! the thread-safe handle.
 
 mod state;
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+mod tls;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use crate::reactor::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
 pub(crate) use state::{ConnState, ConnTimer, Effect, Limits, ReadMode, TimerVerdict};
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+pub(crate) use tls::{OutboundSink, TlsConn};
 
 /// What the engine should do after a callback returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +44,29 @@ pub(crate) type WriteDone = Box<dyn FnOnce(Result<()>) + Send>;
 /// Where a waiting dialer gets the outcome of its connect.
 pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
 
+/// A connected stream for a loop to serve: accepted, or adopted by a
+/// client.
+pub(crate) struct Incoming {
+    pub(crate) socket: Socket,
+    pub(crate) peer: Addr,
+    /// Its TLS session (server side when accepted, client side when
+    /// adopted with `Client::adopt_tls`): the handshake runs before `on_open`.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) tls: Option<Box<TlsConn>>,
+}
+
+impl Incoming {
+    /// A plain (not TLS) connection.
+    pub(crate) fn plain(socket: Socket, peer: Addr) -> Incoming {
+        Incoming {
+            socket,
+            peer,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls: None,
+        }
+    }
+}
+
 /// An outbound connection for a loop to open. Its context travels beside
 /// it: as a value for a dial made on the loop itself (`Conn::dial`, so the
 /// context need not be `Send`), boxed in a [`SentContext`] across threads.
@@ -49,6 +76,9 @@ pub(crate) struct Dial<C> {
     pub(crate) addr: Addr,
     pub(crate) timeout: Option<Duration>,
     pub(crate) reply: Option<DialReply<C>>,
+    /// The client session that starts once connected.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) tls: Option<Box<TlsConn>>,
 }
 
 /// A dial's context sent to a loop from another thread (a `Client`, whose
@@ -65,8 +95,8 @@ pub(crate) struct DrainWaiter<C> {
 
 /// Messages to a loop's inbox.
 pub(crate) enum Command<C> {
-    /// A connection accepted by another loop's acceptor.
-    Register(Socket, Addr),
+    /// A connection accepted by another loop's acceptor, or adopted.
+    Register(Incoming),
     Write {
         token: Token,
         data: Vec<u8>,
@@ -127,6 +157,8 @@ impl<C> ConnRecord<C> {
                 outbound: OutboundQueue::default(),
                 state,
                 datagram: None,
+                #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                tls: None,
             },
             peer,
             inbound: InboundBuffer::default(),
@@ -181,6 +213,10 @@ pub(crate) struct ConnIo {
     /// UDP sockets only: the datagram being handled and the send queue
     /// (`outbound` stays empty). Boxed: streams pay one pointer for it.
     pub(crate) datagram: Option<Box<DatagramIo>>,
+    /// A TLS connection's session (stream connections only): the stream
+    /// paths encrypt and decrypt through it.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) tls: Option<Box<TlsConn>>,
 }
 
 impl ConnIo {
@@ -188,8 +224,17 @@ impl ConnIo {
     pub(crate) fn pending(&self) -> usize {
         match &self.datagram {
             Some(d) => d.pending(),
-            None => self.outbound.len(),
+            None => self.outbound.len() + self.staged(),
         }
+    }
+
+    /// TLS plaintext staged to be sealed: backlog like the ciphertext.
+    fn staged(&self) -> usize {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(tls) = &self.tls {
+            return tls.staged();
+        }
+        0
     }
 
     /// Queues one datagram (UDP sockets only).
@@ -219,6 +264,22 @@ impl ConnIo {
     /// Writes `data` to a stream now if nothing is queued, queueing what
     /// the kernel does not take; the caller checked that writes are taken.
     pub(crate) fn send_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(tls) = &mut self.tls {
+            // Sealed into the queue; the loop sends it when it settles the
+            // connection, after the callback's other writes.
+            let mut out = OutboundSink {
+                queue: &mut self.outbound,
+                pool,
+            };
+            return match tls.write(data, &mut out) {
+                Err(Error::Tls(e)) => {
+                    self.state.fail(Error::Tls(e.clone()));
+                    Err(Error::Tls(e))
+                }
+                other => other,
+            };
+        }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
         if self.outbound.is_empty() && total > 0 && !self.state.is_connecting() {
@@ -260,11 +321,67 @@ impl ConnIo {
             let to = d.sender;
             return self.send_to(to, &[&data]);
         }
-        if self.outbound.is_empty() {
+        if self.outbound.is_empty() || self.is_tls() {
             return self.send_slices(&[&data], pool);
         }
         self.outbound.push_owned(data, pool);
         Ok(())
+    }
+
+    /// Seals what the TLS session staged into the queue; a failure fails
+    /// the connection.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn seal_staged(&mut self, pool: &mut BufferPool) {
+        if let Some(tls) = &mut self.tls {
+            let mut out = OutboundSink {
+                queue: &mut self.outbound,
+                pool,
+            };
+            if let Err(e) = tls.seal(&mut out) {
+                self.state.fail(e);
+            }
+        }
+    }
+
+    /// Seals what the TLS session staged, or, once a close or FIN is due
+    /// (`arriving`: handle bytes still on their way, which go first), our
+    /// `close_notify`; then hands the queue to the kernel unless it is
+    /// already known to be full (`waiting_writable`). A failure fails the
+    /// connection.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn seal_tls(
+        &mut self,
+        arriving: usize,
+        waiting_writable: bool,
+        pool: &mut BufferPool,
+    ) {
+        let Some(tls) = &mut self.tls else {
+            return;
+        };
+        let mut out = OutboundSink {
+            queue: &mut self.outbound,
+            pool,
+        };
+        let sealed = if self.state.wants_close_notify(arriving) {
+            tls.close_notify(&mut out)
+        } else {
+            tls.seal(&mut out)
+        };
+        if let Err(e) = sealed {
+            self.state.fail(e);
+        }
+        if !self.outbound.is_empty() && !waiting_writable && !self.state.is_connecting() {
+            self.flush_outbound(pool);
+        }
+    }
+
+    /// Whether the connection speaks TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
     }
 
     /// Writes queued bytes until the kernel pushes back. Returns true if
@@ -553,6 +670,8 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn flush(&mut self) -> Result<()> {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        self.rec.io.seal_staged(self.env.pool);
         self.rec.io.flush_outbound(self.env.pool);
         if self.rec.io.state.is_failed() {
             return Err(Error::ConnClosed);
@@ -823,9 +942,58 @@ impl<'a, C> Conn<'a, C> {
             addr,
             timeout,
             reply: None,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls: None,
         };
         self.env.dials.push((dial, ctx));
         Ok(())
+    }
+
+    /// As [`Conn::dial`], over TLS (feature `tls`): the new connection
+    /// runs a client handshake through `connector`, verifying the server as
+    /// `server_name`, before its `on_open`; a failed handshake gets only
+    /// `on_close` with the error.
+    ///
+    /// # Errors
+    /// As [`Conn::dial`]; [`Error::Tls`] for an invalid `server_name`.
+    ///
+    /// ```no_run
+    /// # fn f(conn: &mut netloom::Conn<'_, ()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// let backend: std::net::SocketAddr = "127.0.0.1:8443".parse().unwrap();
+    /// conn.dial_tls(backend, None, connector, "localhost", ())?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn dial_tls(
+        &mut self,
+        addr: impl Into<Addr>,
+        timeout: Option<Duration>,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+        ctx: C,
+    ) -> Result<()> {
+        let session = connector.session(server_name)?;
+        self.dial(addr, timeout, ctx)?;
+        if let Some((dial, _)) = self.env.dials.last_mut() {
+            dial.tls = Some(TlsConn::new(session));
+        }
+        Ok(())
+    }
+
+    /// What the TLS handshake negotiated (SNI, ALPN, the peer's
+    /// certificates, version, cipher suite, resumption); `None` on a
+    /// connection without TLS (feature `tls`).
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// if let Some(tls) = conn.tls() {
+    ///     println!("{:?} for {:?}", tls.version(), tls.server_name());
+    /// }
+    /// # }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.rec.io.tls.as_ref().and_then(|tls| tls.info())
     }
 
     /// Stops reading from this connection (netty's `autoRead = false`):
@@ -868,6 +1036,10 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn resume_reading(&mut self) {
         self.rec.io.state.hold_reading(false);
+        if self.rec.io.is_tls() && self.inbound_len() > 0 {
+            // Decrypted while paused: no new bytes will raise an edge.
+            self.wake();
+        }
     }
 
     /// Pauses reading from this connection until `peer` (on any loop) has

@@ -19,6 +19,14 @@
 //! queue is empty, FIN sent), why reading is paused (outbound backpressure,
 //! the handler's hold), and the error `on_close` will see.
 //!
+//! TLS (feature `tls`) fits into the same machine: a flag beside the phase
+//! says the handshake is still running (`on_open` waits for its end, a
+//! handshake timer bounds it); the peer's `close_notify` is its end of
+//! stream ([`ConnState::read_eof`]); a FIN without one is still an end of
+//! stream for the handler (`on_eof`), and [`ConnState::report_at_close`]
+//! keeps [`Error::TlsTruncated`] for `on_close`; our `close_notify` is
+//! queued as the last bytes before the FIN ([`ConnState::wants_close_notify`]).
+//!
 //! Half-close: when the read side reaches end of stream in the Open phase,
 //! [`ConnState::read_eof`] asks for the handler's `on_eof`. A handler that
 //! keeps the connection open goes on writing; the connection closes when it
@@ -70,6 +78,9 @@ pub(crate) struct Limits {
     pub(crate) close_timeout: Duration,
     pub(crate) half_open_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    /// How long a TLS handshake may take.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) handshake_timeout: Duration,
 }
 
 /// What the loop does with readable input.
@@ -105,6 +116,9 @@ pub(crate) enum ConnTimer {
     Linger,
     /// A half-open connection that makes no progress.
     HalfOpen,
+    /// A TLS handshake that has not finished in time.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    Handshake,
 }
 
 /// What [`ConnState::settle`] decided.
@@ -156,6 +170,8 @@ pub(crate) struct ConnState {
     /// `error` is reported after the queue flushes (the peer may still read
     /// the replies to its earlier input); otherwise the error is fatal.
     error_deferred: bool,
+    /// A TLS handshake is running: `on_open` waits for its end.
+    handshaking: bool,
 }
 
 impl ConnState {
@@ -175,6 +191,7 @@ impl ConnState {
             last_active: now,
             error: None,
             error_deferred: false,
+            handshaking: false,
         }
     }
 
@@ -183,6 +200,41 @@ impl ConnState {
         ConnState {
             phase: Phase::Connecting,
             ..ConnState::accepted(now)
+        }
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    /// A TLS handshake starts (the caller arms [`ConnTimer::Handshake`]).
+    pub(crate) fn begin_handshake(&mut self) {
+        self.handshaking = true;
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    /// The TLS handshake finished: the connection opens for the handler.
+    pub(crate) fn handshake_done(&mut self) {
+        self.handshaking = false;
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    /// Whether our TLS `close_notify` is due now: a close or a FIN was asked
+    /// for and nothing written is still on its way from a handle (those
+    /// bytes go before it). Never after a fatal error.
+    pub(crate) fn wants_close_notify(&self, arriving: usize) -> bool {
+        arriving == 0
+            && !self.is_failed()
+            && (matches!(self.phase, Phase::Closing | Phase::Draining)
+                || self.write != WriteSide::Open)
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    /// Records `err` for `on_close` without closing: the connection goes on
+    /// (a TLS peer's FIN without `close_notify`, [`Error::TlsTruncated`]:
+    /// the handler still gets `on_eof` and may answer). An earlier error
+    /// wins.
+    pub(crate) fn report_at_close(&mut self, err: Error) {
+        if self.error.is_none() {
+            self.error = Some(err);
+            self.error_deferred = true;
         }
     }
 
@@ -275,9 +327,10 @@ impl ConnState {
     }
 
     /// A read returned end of stream. True when the handler is to be told
-    /// (`on_eof`): the first end of stream of an open connection.
+    /// (`on_eof`): the first end of stream of an open connection (not
+    /// during a TLS handshake: its handler has not seen `on_open`).
     pub(crate) fn read_eof(&mut self) -> bool {
-        let tell = self.phase == Phase::Open && self.read != ReadSide::Eof;
+        let tell = self.phase == Phase::Open && !self.handshaking && self.read != ReadSide::Eof;
         self.read = ReadSide::Eof;
         tell
     }
@@ -469,6 +522,13 @@ impl ConnState {
                 TimerVerdict::Close
             }
             ConnTimer::Linger => TimerVerdict::Nothing,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            ConnTimer::Handshake if self.handshaking && self.phase == Phase::Open => {
+                self.fail(Error::TlsHandshakeTimeout);
+                TimerVerdict::Close
+            }
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            ConnTimer::Handshake => TimerVerdict::Nothing,
             ConnTimer::HalfOpen => {
                 self.half_open_armed = false;
                 if self.phase != Phase::Open || self.read != ReadSide::Eof {
@@ -497,6 +557,8 @@ mod tests {
         close_timeout: Duration::from_secs(10),
         half_open_timeout: Duration::from_secs(30),
         idle_timeout: Some(Duration::from_secs(60)),
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        handshake_timeout: Duration::from_secs(5),
     };
 
     fn peer() -> Addr {
@@ -832,6 +894,8 @@ mod tests {
             ConnTimer::Connect,
             ConnTimer::Linger,
             ConnTimer::HalfOpen,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            ConnTimer::Handshake,
         ] {
             let v = s.on_timer(timer, 0, now + secs(1_000), &LIMITS, &peer());
             assert_eq!(v, TimerVerdict::Nothing);
@@ -876,5 +940,61 @@ mod tests {
         assert_eq!(s.settle(0, 3, now, false, &LIMITS).effect, Effect::None);
         assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::SendFin);
         assert!(!s.accepts_handle_writes());
+    }
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn handshake_timeout_closes_only_a_handshake_still_running() {
+        let now = t0();
+        let mut s = ConnState::accepted(now);
+        s.begin_handshake();
+        assert_eq!(
+            s.read_mode(),
+            ReadMode::Deliver,
+            "handshake records are read"
+        );
+        let at = now + LIMITS.handshake_timeout;
+        let v = s.on_timer(ConnTimer::Handshake, 0, at, &LIMITS, &peer());
+        assert_eq!(v, TimerVerdict::Close);
+        assert!(matches!(s.take_error(), Some(Error::TlsHandshakeTimeout)));
+
+        let mut done = ConnState::accepted(now);
+        done.begin_handshake();
+        done.handshake_done();
+        let v = done.on_timer(ConnTimer::Handshake, 0, at, &LIMITS, &peer());
+        assert_eq!(v, TimerVerdict::Nothing);
+        assert!(done.take_error().is_none());
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn close_notify_is_due_after_a_close_or_fin_once_handle_bytes_arrived() {
+        let now = t0();
+        let mut s = ConnState::accepted(now);
+        assert!(!s.wants_close_notify(0));
+        s.shutdown_write();
+        assert!(s.wants_close_notify(0));
+        assert!(!s.wants_close_notify(5), "a handle's bytes go first");
+        let mut s = ConnState::accepted(now);
+        s.close();
+        assert!(s.wants_close_notify(0));
+        // A fatal error sends no close_notify (its alert went out).
+        let mut s = ConnState::accepted(now);
+        s.fail(Error::TlsTruncated);
+        assert!(!s.wants_close_notify(0));
+    }
+
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    #[test]
+    fn truncation_is_reported_at_close_and_the_handler_still_gets_eof() {
+        let now = t0();
+        let mut s = ConnState::accepted(now);
+        s.report_at_close(Error::TlsTruncated);
+        assert!(!s.is_failed());
+        assert!(s.read_eof(), "on_eof is still delivered");
+        assert!(s.accepts_writes(), "the handler may still answer");
+        s.close();
+        assert_eq!(s.settle(4, 0, now, false, &LIMITS).effect, Effect::None);
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
+        assert!(matches!(s.take_error(), Some(Error::TlsTruncated)));
     }
 }

@@ -57,7 +57,9 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// A connection was accepted. Bytes written here are the greeting: they
-    /// go out before anything else.
+    /// go out before anything else. On a TLS address
+    /// (`EngineBuilder::bind_tls`, `Client::dial_tls`) it runs once the
+    /// handshake has finished, and `Conn::tls` tells what it negotiated.
     fn on_open(&self, conn: &mut Conn<'_, Self::Context>) -> Action {
         let _ = conn;
         Action::None
@@ -98,6 +100,9 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The connection closed: `err` is `None` for an orderly close (either
     /// side) and the cause otherwise. Writes are refused from here on.
+    /// A TLS connection whose handshake failed gets this without `on_open`
+    /// (as a failed dial does); one whose peer sent FIN without
+    /// `close_notify` gets [`Error::TlsTruncated`] after `on_eof`.
     fn on_close(&self, conn: &mut Conn<'_, Self::Context>, err: Option<&Error>) -> Action {
         let _ = (conn, err);
         Action::None

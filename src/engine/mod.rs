@@ -61,8 +61,17 @@ pub fn run<H: Handler>(handler: H, addr: &str, options: Options) -> Result<()> {
 /// ```
 #[derive(Debug, Default)]
 pub struct EngineBuilder {
-    addrs: Vec<String>,
+    binds: Vec<Bind>,
     options: Options,
+}
+
+/// One address to serve, and how.
+#[derive(Debug)]
+pub(crate) struct Bind {
+    addr: String,
+    /// Connections accepted there speak TLS.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl EngineBuilder {
@@ -75,7 +84,45 @@ impl EngineBuilder {
     /// let builder = netloom::Engine::builder().bind("tcp://127.0.0.1:0");
     /// ```
     pub fn bind(mut self, addr: &str) -> Self {
-        self.addrs.push(addr.to_string());
+        self.binds.push(Bind {
+            addr: addr.to_string(),
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls: None,
+        });
+        self
+    }
+
+    /// Adds a TLS address (feature `tls`): a `tcp://` or `unix://` URL as
+    /// for [`bind`](EngineBuilder::bind), whose connections run a TLS
+    /// handshake through `acceptor` before `on_open` (bounded by
+    /// `Options::tls_handshake_timeout`). The handler then reads and writes
+    /// plaintext, as on a plain address; [`Conn::tls`] tells what was
+    /// negotiated. Plain and TLS addresses mix in one engine.
+    /// [`TlsAcceptor::reload`](crate::tls::TlsAcceptor::reload) affects
+    /// the handshakes that start afterwards.
+    ///
+    /// A handshake that fails (a bad certificate, garbage, no common
+    /// protocol, the timeout) closes the connection with only `on_close`,
+    /// whose error says why, as a failed dial does.
+    ///
+    /// ```
+    /// use netloom::tls::{TlsAcceptor, TlsServerConfig};
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    /// let acceptor = TlsAcceptor::new(TlsServerConfig::from_pem(
+    ///     cert.cert.pem().as_bytes(),
+    ///     cert.key_pair.serialize_pem().as_bytes(),
+    /// )?)?;
+    /// let builder = netloom::Engine::builder()
+    ///     .bind("tcp://127.0.0.1:0")
+    ///     .bind_tls("tcp://127.0.0.1:0", acceptor);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn bind_tls(mut self, addr: &str, acceptor: crate::tls::TlsAcceptor) -> Self {
+        self.binds.push(Bind {
+            addr: addr.to_string(),
+            tls: Some(acceptor),
+        });
         self
     }
 
@@ -298,23 +345,23 @@ impl Engine {
 }
 
 fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
-    if builder.addrs.is_empty() {
+    if builder.binds.is_empty() {
         return Err(Error::InvalidOption("no address to listen on".into()));
     }
-    launch(&builder.addrs, builder.options, handler).map(|(engine, _)| engine)
+    launch(&builder.binds, builder.options, handler).map(|(engine, _)| engine)
 }
 
-/// Binds `addrs` (none for a client), starts the loops and returns the
+/// Binds `binds` (none for a client), starts the loops and returns the
 /// engine with every loop's inbox.
 pub(crate) fn launch<H: Handler>(
-    addrs: &[String],
+    binds: &[Bind],
     options: Options,
     handler: H,
 ) -> Result<(Engine, Peers<H::Context>)> {
     options.validate()?;
-    let addrs = addrs
+    let addrs = binds
         .iter()
-        .map(|a| ListenAddr::parse(a))
+        .map(|b| ListenAddr::parse(&b.addr))
         .collect::<Result<Vec<_>>>()?;
     let loops = match options.loops {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -327,15 +374,27 @@ pub(crate) fn launch<H: Handler>(
     let mut listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
     let mut datagram_sockets: Vec<Vec<Socket>> = (0..loops).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
-    for addr in &addrs {
+    for (addr, _bind) in addrs.iter().zip(binds) {
         let at = if addr.transport() == Transport::Udp {
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            if _bind.tls.is_some() {
+                return Err(Error::InvalidOption(format!(
+                    "{}: TLS needs a stream address (tcp:// or unix://)",
+                    _bind.addr
+                )));
+            }
             let (bound, at) = listen::bind_udp(addr, loops, &options)?;
             for (per_loop, socket) in datagram_sockets.iter_mut().zip(bound) {
                 per_loop.push(socket);
             }
             at
         } else {
-            let (bound, at) = listen::bind_stream(addr, loops, &options)?;
+            #[allow(unused_mut)]
+            let (mut bound, at) = listen::bind_stream(addr, loops, &options)?;
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            for listener in &mut bound {
+                listener.tls = _bind.tls.clone();
+            }
             for (per_loop, listener) in listeners.iter_mut().zip(bound) {
                 per_loop.push(listener);
             }

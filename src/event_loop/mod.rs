@@ -18,7 +18,7 @@ use socket2::Socket;
 use crate::buffer::BufferPool;
 use crate::conn::{
     Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
-    DrainWaiter, Effect, Limits, ReadMode, TimerVerdict,
+    DrainWaiter, Effect, Incoming, Limits, ReadMode, TimerVerdict,
 };
 use crate::listen::{Listener, StreamOptions};
 use crate::reactor::balancer::LoadBalancer;
@@ -33,6 +33,8 @@ use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+mod tls;
 
 /// Connections accepted per listener event before other events get a turn.
 const ACCEPT_BATCH: usize = 64;
@@ -134,6 +136,8 @@ impl LoopConfig {
                 low_water: options.low_water,
                 close_timeout: options.close_timeout,
                 half_open_timeout: options.half_open_timeout,
+                #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                handshake_timeout: options.tls_handshake_timeout,
                 idle_timeout: options.idle_timeout,
             },
             stream: StreamOptions::new(options),
@@ -405,6 +409,8 @@ impl<H: Callbacks> EventLoop<H> {
                 let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
                 match (&rec.io.stream).read(read_buf) {
                     Ok(0) => {
+                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                        tls::note_end_of_stream(&mut rec.io);
                         if rec.io.state.read_eof() {
                             let outcome = self.call(token, 0, |h, c| h.on_eof(c));
                             return self.apply(token, outcome);
@@ -414,6 +420,10 @@ impl<H: Callbacks> EventLoop<H> {
                         rec.io.state.active(self.now);
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
+                        }
+                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                        if rec.io.tls.is_some() {
+                            return self.tls_traffic(token, n);
                         }
                         let outcome = self.call(token, n, |h, c| h.on_traffic(c));
                         return self.apply(token, outcome);
@@ -544,11 +554,14 @@ impl<H: Callbacks> EventLoop<H> {
         if rec.io.datagram.is_some() {
             return self.settle_datagram(token);
         }
-        let queued = rec.io.pending();
         let arriving = rec
             .shared
             .as_ref()
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        rec.io
+            .seal_tls(arriving, rec.interest.is_writable(), &mut self.pool);
+        let queued = rec.io.pending();
         let settled = rec.io.state.settle(
             queued,
             arriving,
@@ -651,7 +664,19 @@ impl<H: Callbacks> EventLoop<H> {
                 Ok((stream, peer)) => {
                     *backoff = ACCEPT_BACKOFF_MIN / 2;
                     let balanced = listener.balanced;
-                    self.assign(stream, peer, balanced);
+                    #[allow(unused_mut)]
+                    let mut incoming = Incoming::plain(stream, peer);
+                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                    if let Some(acceptor) = &listener.tls {
+                        match acceptor.session() {
+                            Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
+                            Err(e) => {
+                                log::error!("netloom: TLS session for {}: {e}", incoming.peer);
+                                continue;
+                            }
+                        }
+                    }
+                    self.assign(incoming, balanced);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if socket::is_transient_accept_error(&e) => {}
@@ -686,27 +711,33 @@ impl<H: Callbacks> EventLoop<H> {
 
     /// Hands an accepted connection to a loop: this one when the kernel
     /// spreads connections (SO_REUSEPORT), otherwise the load balancer's choice.
-    fn assign(&mut self, stream: Socket, peer: Addr, balanced: bool) {
+    fn assign(&mut self, incoming: Incoming, balanced: bool) {
         let loads = &self.group.loads;
         let target = if !balanced {
             self.index
         } else {
             self.options
                 .load_balancer
-                .pick(&mut self.next_round_robin, &peer, loads)
+                .pick(&mut self.next_round_robin, &incoming.peer, loads)
         };
         loads[target].fetch_add(1, Ordering::Relaxed);
         if target == self.index {
-            self.register_conn(stream, peer);
+            self.register_conn(incoming);
         } else if self.peers[target]
-            .send(Lane::Urgent, Command::Register(stream, peer))
+            .send(Lane::Urgent, Command::Register(incoming))
             .is_err()
         {
             loads[target].fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    fn register_conn(&mut self, stream: Socket, peer: Addr) {
+    fn register_conn(&mut self, incoming: Incoming) {
+        let Incoming {
+            socket: stream,
+            peer,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls,
+        } = incoming;
         let loads = &self.group.loads[self.index];
         if let Err(e) = self.options.stream.apply(&stream, &peer) {
             log::warn!("netloom: socket options for {peer} failed: {e}");
@@ -722,7 +753,20 @@ impl<H: Callbacks> EventLoop<H> {
             return;
         }
         let state = ConnState::accepted(self.now);
-        let rec = ConnRecord::new(stream, peer, state, H::Context::default());
+        #[allow(unused_mut)]
+        let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if tls.is_some() {
+            rec.io.tls = tls;
+            if self.stopping {
+                // Accepted just before the stop: no handshake.
+                rec.io.state.close();
+            }
+            self.entries.insert(Entry::Conn(rec));
+            self.schedule_idle(token);
+            // on_open waits for the handshake.
+            return self.start_handshake(token);
+        }
         self.entries.insert(Entry::Conn(rec));
         self.schedule_idle(token);
         let outcome = self.call(token, 0, |h, c| h.on_open(c));
@@ -763,7 +807,7 @@ impl<H: Callbacks> EventLoop<H> {
 
     fn run_command(&mut self, command: Command<H::Context>) {
         match command {
-            Command::Register(stream, peer) => self.register_conn(stream, peer),
+            Command::Register(incoming) => self.register_conn(incoming),
             Command::Write { token, data, done } => {
                 let len = data.len();
                 let outcome =
@@ -849,6 +893,12 @@ impl<H: Callbacks> EventLoop<H> {
     fn resume_reading(&mut self, token: Token) {
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
             rec.io.state.hold_reading(false);
+            if rec.io.is_tls() && !rec.inbound.is_empty() && !rec.woken {
+                // Plaintext decrypted while paused: no new bytes will raise
+                // an edge, so on_traffic is called for it now.
+                rec.woken = true;
+                self.woken.push(token);
+            }
             self.settle(token);
         }
     }
@@ -930,6 +980,8 @@ impl<H: Callbacks> EventLoop<H> {
             addr,
             timeout,
             reply,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls,
         } = dial;
         let token = self.entries.next_token();
         let started = if self.stopping {
@@ -959,6 +1011,10 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::connecting(self.now);
         let mut rec = ConnRecord::new(socket, addr, state, ctx);
         rec.interest = Interest::WRITABLE;
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        {
+            rec.io.tls = tls;
+        }
         let failed = registered.err();
         if let Some(e) = failed {
             // Not registered: nothing to deregister, but `close_conn`
@@ -1001,6 +1057,19 @@ impl<H: Callbacks> EventLoop<H> {
             log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
         }
         self.schedule_idle(token);
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+            if rec.io.tls.is_some() {
+                // on_open (and a waiting dialer) wait for the handshake.
+                return self.start_handshake(token);
+            }
+        }
+        self.open_conn(token);
+    }
+
+    /// Calls `on_open` (a dialed connection once connected, a TLS one once
+    /// its handshake finished), then hands a waiting dialer its handle.
+    fn open_conn(&mut self, token: Token) {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
@@ -1238,6 +1307,8 @@ fn dial_failure(err: Option<&Error>) -> Error {
         },
         Some(Error::ConnectTimeout(addr)) => Error::ConnectTimeout(addr.clone()),
         Some(Error::EngineStopped) => Error::EngineStopped,
+        Some(Error::Tls(e)) => Error::Tls(e.clone()),
+        Some(Error::TlsHandshakeTimeout) => Error::TlsHandshakeTimeout,
         Some(other) => Error::Io(io::Error::other(other.to_string())),
         None => Error::ConnClosed,
     }

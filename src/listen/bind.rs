@@ -24,6 +24,10 @@ pub(crate) struct Listener {
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
     _socket_file: Option<SocketFile>,
+    /// Accepted connections speak TLS through this acceptor
+    /// (`EngineBuilder::bind_tls`).
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Listener {
@@ -67,6 +71,8 @@ pub(crate) fn bind_stream(
                     socket,
                     balanced: !kernel_balanced(options),
                     _socket_file: None,
+                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                    tls: None,
                 })
                 .collect();
             Ok((listeners, Addr::Inet(bound)))
@@ -138,6 +144,8 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
         socket,
         balanced: true,
         _socket_file: socket_file,
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        tls: None,
     })
 }
 

@@ -26,7 +26,7 @@ mod session;
 #[cfg(all(test, target_os = "linux"))]
 mod tests;
 
-pub(crate) use session::{TlsSession, STAGE_LIMIT};
+pub(crate) use session::{CiphertextSink, TlsSession, STAGE_LIMIT};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -154,9 +154,8 @@ impl TlsSession {
         self.peer_closed
     }
 
-    /// Plaintext staged and not yet sealed (the engine's water marks will
-    /// count it with the ciphertext).
-    #[cfg(test)]
+    /// Plaintext staged and not yet sealed (the engine's water marks count
+    /// it with the ciphertext).
     pub(crate) fn staged_len(&self) -> usize {
         self.staged.len()
     }

@@ -296,11 +296,21 @@ pub fn client_roundtrip(client: &Client, data: &[u8]) {
 /// Builds an example with the cargo running this test (same profile) and
 /// returns its path, for black-box tests of the example binaries.
 pub fn example_binary(name: &str) -> std::path::PathBuf {
+    example_binary_with(name, &[])
+}
+
+/// As [`example_binary`], built with the crate's `features` (`&["tls"]`
+/// for the examples' TLS flags; the test itself is built with them too, so
+/// the library is not rebuilt).
+pub fn example_binary_with(name: &str, features: &[&str]) -> std::path::PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut build = std::process::Command::new(cargo);
     build
         .args(["build", "--quiet", "--example", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
+    }
     if !cfg!(debug_assertions) {
         build.arg("--release");
     }

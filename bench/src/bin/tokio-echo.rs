@@ -1,18 +1,19 @@
 //! tokio echo peer: one task per connection, read then `write_all`.
 //!
-//! `tokio-echo --addr 127.0.0.1:7000 [--threads 0]` (0 = current-thread
-//! runtime, N = multi-thread runtime with N workers).
+//! `tokio-echo --addr 127.0.0.1:7000 [--threads 0] [--tls-cert PEM --tls-key PEM]`
+//! (0 = current-thread runtime, N = multi-thread runtime with N workers;
+//! with a certificate every connection is tokio-rustls first).
 
 use netloom_bench::flags::Flags;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Read buffer per connection: a 4 KiB message still takes one read, and
 /// an idle connection holds no more than it needs (this size favours tokio
 /// in the idle-memory scenario over the 16 KiB many echo servers use).
 const BUF: usize = 4 * 1024;
 
-async fn serve(mut socket: TcpStream) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S) {
     let mut buf = vec![0u8; BUF];
     loop {
         let n = match socket.read(&mut buf).await {
@@ -26,8 +27,12 @@ async fn serve(mut socket: TcpStream) {
 }
 
 fn main() -> std::io::Result<()> {
-    let flags = Flags::parse("tokio-echo", "--addr 127.0.0.1:7000 [--threads 0]");
+    let flags = Flags::parse(
+        "tokio-echo",
+        "--addr 127.0.0.1:7000 [--threads 0] [--tls-cert PEM] [--tls-key PEM]",
+    );
     let addr = flags.text("addr", "127.0.0.1:7000");
+    let tls = netloom_bench::tls::acceptor("tokio-echo", &flags);
     netloom_bench::tokio_runtime(flags.get("threads", 0))?.block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         println!("tokio-echo: listening on {}", listener.local_addr()?);
@@ -38,7 +43,7 @@ fn main() -> std::io::Result<()> {
                 Err(_) => continue,
             };
             let _ = socket.set_nodelay(true);
-            tokio::spawn(serve(socket));
+            netloom_bench::spawn_served!(&tls, socket, serve);
         }
     })
 }

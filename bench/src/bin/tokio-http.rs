@@ -4,14 +4,15 @@
 //! `Connection: close` is honoured, anything it cannot parse gets a 400 and a
 //! close.
 //!
-//! `tokio-http --addr 127.0.0.1:8080 [--threads 0]` (0 = current-thread).
+//! `tokio-http --addr 127.0.0.1:8080 [--threads 0] [--tls-cert PEM --tls-key PEM]`
+//! (0 = current-thread; with a certificate, HTTPS through tokio-rustls).
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use netloom_bench::flags::Flags;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 const MAX_HEAD: usize = 8 * 1024;
 
@@ -118,7 +119,7 @@ fn answer(inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> Next {
     next
 }
 
-async fn serve(mut socket: TcpStream) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S) {
     let mut inbuf = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -137,14 +138,20 @@ async fn serve(mut socket: TcpStream) {
             out.clear();
         }
         if let Next::Close = next {
+            // FIN (over TLS: close_notify first), as the netloom server does.
+            let _ = socket.shutdown().await;
             return;
         }
     }
 }
 
 fn main() -> std::io::Result<()> {
-    let flags = Flags::parse("tokio-http", "--addr 127.0.0.1:8080 [--threads 0]");
+    let flags = Flags::parse(
+        "tokio-http",
+        "--addr 127.0.0.1:8080 [--threads 0] [--tls-cert PEM] [--tls-key PEM]",
+    );
     let addr = flags.text("addr", "127.0.0.1:8080");
+    let tls = netloom_bench::tls::acceptor("tokio-http", &flags);
     netloom_bench::tokio_runtime(flags.get("threads", 0))?.block_on(async move {
         let listener = TcpListener::bind(&addr).await?;
         println!("tokio-http: listening on {}", listener.local_addr()?);
@@ -154,7 +161,7 @@ fn main() -> std::io::Result<()> {
                 Err(_) => continue,
             };
             let _ = socket.set_nodelay(true);
-            tokio::spawn(serve(socket));
+            netloom_bench::spawn_served!(&tls, socket, serve);
         }
     })
 }

@@ -212,7 +212,7 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
         let encoded = codec.encode(frame)?;
         self.rec.io.write_slices(
             &[encoded.head(), encoded.body(), encoded.tail()],
-            self.env.pool,
+            &mut self.env.pool,
         )
     }
 

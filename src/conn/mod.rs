@@ -419,13 +419,17 @@ pub(crate) struct ConnShared {
     pub(crate) outbound: AtomicUsize,
 }
 
-/// The per-loop resources a [`Conn`] reaches.
-pub(crate) struct ConnEnv<'a, C> {
-    pub(crate) pool: &'a mut BufferPool,
-    pub(crate) woken: &'a mut Vec<Token>,
-    pub(crate) inbox: &'a Arc<InboxSender<Command<C>>>,
+/// The per-loop resources a [`Conn`] reaches, kept by the loop as one field
+/// so a callback's `Conn` borrows them while the connection's record stays
+/// borrowed from the loop's slab.
+pub(crate) struct ConnEnv<C> {
+    pub(crate) pool: BufferPool,
+    /// Connections queued for an extra `on_traffic` this turn.
+    pub(crate) woken: Vec<Token>,
+    /// This loop's own inbox, for the handles a callback makes.
+    pub(crate) inbox: Arc<InboxSender<Command<C>>>,
     /// Outbound connections asked for by callbacks, opened after they return.
-    pub(crate) dials: &'a mut Vec<(Dial<C>, C)>,
+    pub(crate) dials: Vec<(Dial<C>, C)>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
 }
@@ -476,7 +480,7 @@ pub(crate) struct ConnEnv<'a, C> {
 pub struct Conn<'a, C> {
     pub(crate) rec: &'a mut ConnRecord<C>,
     pub(crate) token: Token,
-    pub(crate) env: ConnEnv<'a, C>,
+    pub(crate) env: &'a mut ConnEnv<C>,
     /// Newly read bytes still in the loop's shared buffer (empty when the
     /// connection had bytes left over, which are then in `rec.inbound`).
     pub(crate) fresh: &'a [u8],
@@ -486,12 +490,12 @@ impl<'a, C> Conn<'a, C> {
     pub(crate) fn new(
         rec: &'a mut ConnRecord<C>,
         token: Token,
-        env: ConnEnv<'a, C>,
+        env: &'a mut ConnEnv<C>,
         fresh: &'a [u8],
     ) -> Self {
         if !rec.inbound.is_empty() && !fresh.is_empty() {
             // Leftovers first: append so the handler sees one contiguous run.
-            rec.inbound.extend(fresh, env.pool);
+            rec.inbound.extend(fresh, &mut env.pool);
             return Conn {
                 rec,
                 token,
@@ -515,7 +519,7 @@ impl<'a, C> Conn<'a, C> {
             return;
         }
         if !self.fresh.is_empty() {
-            self.rec.inbound.extend(self.fresh, self.env.pool);
+            self.rec.inbound.extend(self.fresh, &mut self.env.pool);
         }
         let unconsumed = self.rec.inbound.len();
         if unconsumed > self.env.max_inbound {
@@ -524,7 +528,7 @@ impl<'a, C> Conn<'a, C> {
                 max: self.env.max_inbound,
             });
         }
-        self.rec.inbound.release_if_empty(self.env.pool);
+        self.rec.inbound.release_if_empty(&mut self.env.pool);
     }
 
     fn inbound(&self) -> &[u8] {
@@ -609,7 +613,7 @@ impl<'a, C> Conn<'a, C> {
             inbound,
             Writer {
                 io: &mut self.rec.io,
-                pool: self.env.pool,
+                pool: &mut self.env.pool,
             },
         )
     }
@@ -640,7 +644,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.rec.io.write_slices(&[data], self.env.pool)
+        self.rec.io.write_slices(&[data], &mut self.env.pool)
     }
 
     /// Writes several buffers with one `writev`, in order (on UDP: as one
@@ -655,7 +659,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn writev(&mut self, data: &[&[u8]]) -> Result<()> {
-        self.rec.io.write_slices(data, self.env.pool)
+        self.rec.io.write_slices(data, &mut self.env.pool)
     }
 
     /// Tries to hand queued bytes to the kernel now (the loop also flushes
@@ -671,8 +675,8 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn flush(&mut self) -> Result<()> {
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-        self.rec.io.seal_staged(self.env.pool);
-        self.rec.io.flush_outbound(self.env.pool);
+        self.rec.io.seal_staged(&mut self.env.pool);
+        self.rec.io.flush_outbound(&mut self.env.pool);
         if self.rec.io.state.is_failed() {
             return Err(Error::ConnClosed);
         }

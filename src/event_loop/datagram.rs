@@ -19,7 +19,7 @@ impl<H: Callbacks> EventLoop<H> {
             return;
         };
         if writable {
-            rec.io.flush_outbound(&mut self.pool);
+            rec.io.flush_outbound(&mut self.env.pool);
         }
         let slot = self.options.read_buffer_size;
         if readable && rec.interest.is_readable() {
@@ -89,7 +89,7 @@ impl<H: Callbacks> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
-        rec.io.flush_outbound(&mut self.pool);
+        rec.io.flush_outbound(&mut self.env.pool);
         let queued = rec.io.pending();
         let mut want = Interest::NONE;
         if queued <= self.options.limits.high_water {

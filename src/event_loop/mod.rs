@@ -159,40 +159,23 @@ pub(crate) struct EventLoop<H: Callbacks> {
     peers: Peers<H::Context>,
     entries: Slab<Entry<H::Context>>,
     timers: TimerHeap<TimerKey>,
-    pool: BufferPool,
+    /// The buffer pool, the woken list, the dials and the settings a
+    /// callback's `Conn` reaches.
+    env: ConnEnv<H::Context>,
     /// Stream reads use its first `read_buffer_size` bytes; a loop serving
     /// UDP has `udp_batch` slots of that size, one per datagram.
     read_buf: Box<[u8]>,
     /// `recvmmsg` headers (loops serving UDP only).
     recv_slots: Option<crate::sys::socket::RecvSlots>,
-    woken: Vec<Token>,
     /// Connections whose last read filled the read buffer (see `CONN_TRIGGER`).
     unread: Vec<Token>,
     commands: Vec<Command<H::Context>>,
-    /// Outbound connections asked for by callbacks, started after them.
-    dials: Vec<(Dial<H::Context>, H::Context)>,
     /// Dialers waiting for a connect on this loop to finish.
     dial_replies: Vec<(Token, DialReply<H::Context>)>,
     now: Instant,
     next_round_robin: usize,
     stopping: bool,
     bulk_pending: bool,
-}
-
-/// The per-loop resources a callback's [`Conn`] reaches. A macro rather than
-/// a method: it borrows these fields only, while the connection's record
-/// stays borrowed from `entries`.
-macro_rules! conn_env {
-    ($lp:expr) => {
-        ConnEnv {
-            pool: &mut $lp.pool,
-            woken: &mut $lp.woken,
-            inbox: &$lp.peers[$lp.index],
-            dials: &mut $lp.dials,
-            async_write_cap: $lp.options.async_write_cap,
-            max_inbound: $lp.options.max_inbound,
-        }
-    };
 }
 
 impl<H: Callbacks> EventLoop<H> {
@@ -207,6 +190,14 @@ impl<H: Callbacks> EventLoop<H> {
         let serves_udp = !seed.datagram_sockets.is_empty();
         let slots = if serves_udp { options.udp_batch } else { 1 };
         let core = Rc::new(Core::new(seed.core, runtime));
+        let env = ConnEnv {
+            pool: BufferPool::new(POOLED_BYTES),
+            woken: Vec::new(),
+            inbox: peers[seed.index].clone(),
+            dials: Vec::new(),
+            async_write_cap: options.async_write_cap,
+            max_inbound: options.max_inbound,
+        };
         let mut lp = EventLoop {
             index: seed.index,
             core,
@@ -222,11 +213,9 @@ impl<H: Callbacks> EventLoop<H> {
             peers,
             entries: Slab::for_loop(seed.index),
             timers: TimerHeap::new(),
-            pool: BufferPool::new(POOLED_BYTES),
-            woken: Vec::new(),
+            env,
             unread: Vec::new(),
             commands: Vec::new(),
-            dials: Vec::new(),
             dial_replies: Vec::new(),
             now: Instant::now(),
             next_round_robin: 0,
@@ -309,10 +298,10 @@ impl<H: Callbacks> EventLoop<H> {
             if self.stopping && self.entries.len() == 0 && assigned == 0 && self.core.is_done() {
                 return Ok(());
             }
-            let timeout = if !self.woken.is_empty()
+            let timeout = if !self.env.woken.is_empty()
                 || !self.unread.is_empty()
                 || self.bulk_pending
-                || !self.dials.is_empty()
+                || !self.env.dials.is_empty()
             {
                 Some(Duration::ZERO)
             } else {
@@ -395,7 +384,7 @@ impl<H: Callbacks> EventLoop<H> {
             }
             return;
         }
-        if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.pool) {
+        if writable && !rec.io.outbound.is_empty() && rec.io.flush_outbound(&mut self.env.pool) {
             rec.io.state.active(self.now);
         }
         let mode = if readable {
@@ -513,8 +502,7 @@ impl<H: Callbacks> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return None;
         };
-        let env = conn_env!(self);
-        let mut conn = Conn::new(rec, token, env, &self.read_buf[fresh]);
+        let mut conn = Conn::new(rec, token, &mut self.env, &self.read_buf[fresh]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
         conn.finish();
@@ -560,7 +548,7 @@ impl<H: Callbacks> EventLoop<H> {
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         rec.io
-            .seal_tls(arriving, rec.interest.is_writable(), &mut self.pool);
+            .seal_tls(arriving, rec.interest.is_writable(), &mut self.env.pool);
         let queued = rec.io.pending();
         let settled = rec.io.state.settle(
             queued,
@@ -625,8 +613,7 @@ impl<H: Callbacks> EventLoop<H> {
             let (_, reply) = self.dial_replies.swap_remove(i);
             let _ = reply.send(Err(dial_failure(err.as_ref())));
         }
-        let env = conn_env!(self);
-        let mut conn = Conn::new(&mut rec, token, env, &[]);
+        let mut conn = Conn::new(&mut rec, token, &mut self.env, &[]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             handler.on_close(&mut conn, err.as_ref())
@@ -637,9 +624,9 @@ impl<H: Callbacks> EventLoop<H> {
             Ok(_) => {}
             Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&*panic)),
         }
-        rec.io.outbound.clear(&mut self.pool);
+        rec.io.outbound.clear(&mut self.env.pool);
         rec.inbound.take(usize::MAX);
-        rec.inbound.release_if_empty(&mut self.pool);
+        rec.inbound.release_if_empty(&mut self.env.pool);
         self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         // Dropping `rec` closes the socket.
     }
@@ -842,7 +829,7 @@ impl<H: Callbacks> EventLoop<H> {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
                     if !rec.woken {
                         rec.woken = true;
-                        self.woken.push(token);
+                        self.env.woken.push(token);
                     }
                 }
             }
@@ -897,7 +884,7 @@ impl<H: Callbacks> EventLoop<H> {
                 // Plaintext decrypted while paused: no new bytes will raise
                 // an edge, so on_traffic is called for it now.
                 rec.woken = true;
-                self.woken.push(token);
+                self.env.woken.push(token);
             }
             self.settle(token);
         }
@@ -918,11 +905,11 @@ impl<H: Callbacks> EventLoop<H> {
 
     /// Starts the connects that callbacks asked for.
     fn start_dials(&mut self) {
-        if self.dials.is_empty() {
+        if self.env.dials.is_empty() {
             return;
         }
         // Dials made by callbacks of these dials wait for the next turn.
-        let dials = std::mem::take(&mut self.dials);
+        let dials = std::mem::take(&mut self.env.dials);
         for (dial, ctx) in dials {
             self.group.loads[self.index].fetch_add(1, Ordering::Relaxed);
             self.start_dial(dial, ctx);
@@ -1088,7 +1075,7 @@ impl<H: Callbacks> EventLoop<H> {
             None => None,
         };
         // Bytes written while connecting go out first.
-        rec.io.flush_outbound(&mut self.pool);
+        rec.io.flush_outbound(&mut self.env.pool);
         let outcome = self.call(token, 0, |h, c| h.on_open(c));
         self.apply(token, outcome);
         if let Some((reply, handle)) = waiting {
@@ -1111,13 +1098,13 @@ impl<H: Callbacks> EventLoop<H> {
         if !rec.io.state.accepts_handle_writes() {
             return Err(Error::ConnClosed);
         }
-        let outcome = write(&mut rec.io, &mut self.pool);
+        let outcome = write(&mut rec.io, &mut self.env.pool);
         self.settle(token);
         outcome
     }
 
     fn run_woken(&mut self) {
-        let woken = std::mem::take(&mut self.woken);
+        let woken = std::mem::take(&mut self.env.woken);
         for &token in &woken {
             let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
                 continue;
@@ -1129,10 +1116,10 @@ impl<H: Callbacks> EventLoop<H> {
             let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
             self.apply(token, outcome);
         }
-        if self.woken.is_empty() {
+        if self.env.woken.is_empty() {
             // Keep the allocation for the next turn.
-            self.woken = woken;
-            self.woken.clear();
+            self.env.woken = woken;
+            self.env.woken.clear();
         }
     }
 
@@ -1228,7 +1215,7 @@ impl<H: Callbacks> EventLoop<H> {
                         rec.io.state.fail(Error::EngineStopped);
                     }
                     rec.io.state.close();
-                    rec.io.flush_outbound(&mut self.pool);
+                    rec.io.flush_outbound(&mut self.env.pool);
                     self.settle(token);
                 }
                 None => {}
@@ -1245,7 +1232,7 @@ impl<H: Callbacks> EventLoop<H> {
         self.close_all(|| Error::EngineStopped);
         let mut commands = Vec::new();
         while self.inbox.drain(|c| commands.push(c)) {}
-        self.dials.clear();
+        self.env.dials.clear();
         for command in commands {
             match command {
                 Command::Register(..) => {

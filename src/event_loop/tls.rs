@@ -40,7 +40,7 @@ impl<H: Callbacks> EventLoop<H> {
             .schedule(at, TimerKey::Conn(token, ConnTimer::Handshake));
         let mut out = OutboundSink {
             queue: &mut rec.io.outbound,
-            pool: &mut self.pool,
+            pool: &mut self.env.pool,
         };
         if let Err(e) = tls.start(&mut out) {
             rec.io.state.fail(e);
@@ -61,7 +61,7 @@ impl<H: Callbacks> EventLoop<H> {
         let before = rec.inbound.len();
         let mut out = OutboundSink {
             queue: &mut rec.io.outbound,
-            pool: &mut self.pool,
+            pool: &mut self.env.pool,
         };
         let decrypted = tls.decrypt(&mut self.read_buf[..fresh], &mut out, &mut rec.inbound);
         let decrypted = match decrypted {
@@ -69,13 +69,13 @@ impl<H: Callbacks> EventLoop<H> {
             Err(e) => {
                 // The alert is queued: it flushes before the close.
                 rec.io.state.close_with_error(e);
-                rec.inbound.release_if_empty(&mut self.pool);
+                rec.inbound.release_if_empty(&mut self.env.pool);
                 return self.settle(token);
             }
         };
         let delivered = rec.inbound.len() > before;
         if !delivered {
-            rec.inbound.release_if_empty(&mut self.pool);
+            rec.inbound.release_if_empty(&mut self.env.pool);
         }
         if decrypted.opened {
             rec.io.state.handshake_done();

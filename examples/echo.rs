@@ -11,6 +11,8 @@
 //! connection closed, and the process exits with status 0.
 
 use netloom::{Action, Conn, Engine, Handler, LoadBalancer, Options};
+#[path = "support/engine_tls.rs"]
+mod engine_tls;
 #[path = "support/tls_flags.rs"]
 mod tls_flags;
 #[path = "support/usage.rs"]

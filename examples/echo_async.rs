@@ -1,4 +1,4 @@
-// cargo run --release --example echo_async -- --addr tcp://127.0.0.1:9000 --loops 2 [--reuseport] [--pin]
+// cargo run --release --example echo_async -- --addr tcp://127.0.0.1:9000 --loops 2 [--reuseport] [--pin] [--tls-self-signed]
 //! The echo server in the goroutine style: an accept loop, one task per
 //! connection, `read` then `write_all`. A connection waits for data with
 //! `readable()` before it takes a read buffer from its loop's spares, so
@@ -9,16 +9,23 @@
 //! `SO_REUSEPORT` listener and accept loop. Stops cleanly on Ctrl-C or
 //! SIGTERM: accepting stops at once, connections get a grace period, and the
 //! process exits with status 0.
+//!
+//! TLS: `--tls-cert PEM --tls-key PEM` or `--tls-self-signed`, with the
+//! `tls` feature (`cargo run --release --features tls --example echo_async
+//! -- --tls-self-signed`); try it with `openssl s_client -connect
+//! 127.0.0.1:9000`.
 
 use std::cell::RefCell;
 use std::io;
 
-use netloom::rt::net::TcpStream;
-
 #[path = "support/async_server.rs"]
 mod async_server;
+#[path = "support/tls_flags.rs"]
+mod tls_flags;
 #[path = "support/usage.rs"]
 mod usage;
+
+use async_server::Served;
 
 /// Size of the read buffers a loop lends its connections, and the largest
 /// one a connection that keeps filling its buffer (a bulk stream) grows to,
@@ -36,7 +43,7 @@ thread_local! {
     static SPARE_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-async fn echo(mut stream: TcpStream) -> io::Result<()> {
+async fn echo(mut stream: Served) -> io::Result<()> {
     loop {
         stream.readable().await?;
         let mut buf = SPARE_BUFFERS
@@ -51,6 +58,8 @@ async fn echo(mut stream: TcpStream) -> io::Result<()> {
             });
         }
         if !open? {
+            // Over TLS this sends close_notify: the client sees an orderly end.
+            let _ = stream.shutdown_write().await;
             return Ok(());
         }
     }
@@ -58,7 +67,7 @@ async fn echo(mut stream: TcpStream) -> io::Result<()> {
 
 /// `read` then `write_all` until a read comes back short (the socket is
 /// drained); false once the peer has closed.
-async fn echo_until_drained(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
+async fn echo_until_drained(stream: &mut Served, buf: &mut Vec<u8>) -> io::Result<bool> {
     loop {
         let n = stream.read(buf).await?;
         if n == 0 {
@@ -78,6 +87,7 @@ fn main() {
     async_server::AsyncServer {
         name: "echo_async",
         default_addr: "tcp://127.0.0.1:9000",
+        alpn: &[],
         idle_timeout: None,
         serve: |stream, _| echo(stream),
     }

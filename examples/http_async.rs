@@ -1,4 +1,4 @@
-// cargo run --release --example http_async -- --addr tcp://127.0.0.1:8080 --loops 2 [--reuseport] [--pin] [--idle-timeout-ms 60000]
+// cargo run --release --example http_async -- --addr tcp://127.0.0.1:8080 --loops 2 [--reuseport] [--pin] [--idle-timeout-ms 60000] [--tls-self-signed]
 //! The `http` example's HTTP/1.1 server on the async API, one task per
 //! connection: the same request parser and exchange (`http/parse.rs`,
 //! `http/session.rs`), so both answer, and refuse, exactly the same input.
@@ -20,13 +20,13 @@
 //!   way through one, whether it is silent or trickles bytes: a read
 //!   deadline on the stream.
 //!
+//! - TLS: `--tls-cert PEM --tls-key PEM` or `--tls-self-signed`, with the
+//!   `tls` feature, offering ALPN `http/1.1`.
+//!
 //! Try: `curl -i http://127.0.0.1:8080/plaintext`.
 
 use std::io;
-use std::net::Shutdown;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use netloom::rt::net::TcpStream;
 
 #[path = "support/async_server.rs"]
 mod async_server;
@@ -36,9 +36,12 @@ mod date;
 mod parse;
 #[path = "http/session.rs"]
 mod session;
+#[path = "support/tls_flags.rs"]
+mod tls_flags;
 #[path = "support/usage.rs"]
 mod usage;
 
+use async_server::Served;
 use date::{cached_http_date, HTTP_DATE_LEN};
 use parse::Limits;
 use session::{Answer, Reply, Session};
@@ -62,7 +65,7 @@ fn date() -> [u8; HTTP_DATE_LEN] {
 /// Gives the connection `idle_timeout` from now to complete its next
 /// request. Re-armed after each read that completes one, not after every
 /// read, so a peer trickling in a request byte by byte is closed as well.
-fn arm_idle_deadline(stream: &TcpStream, idle_timeout: Option<Duration>) -> io::Result<()> {
+fn arm_idle_deadline(stream: &Served, idle_timeout: Option<Duration>) -> io::Result<()> {
     match idle_timeout {
         Some(timeout) => stream.set_read_deadline(Some(Instant::now() + timeout)),
         None => Ok(()),
@@ -73,8 +76,8 @@ fn arm_idle_deadline(stream: &TcpStream, idle_timeout: Option<Duration>) -> io::
 /// discards input until the client closes or [`LINGER`] passes. Closing at
 /// once with the client's bytes unread would make the kernel send a reset,
 /// which can destroy the answer before the client reads it.
-async fn linger(mut stream: TcpStream) -> io::Result<()> {
-    stream.shutdown(Shutdown::Write)?;
+async fn linger(mut stream: Served) -> io::Result<()> {
+    stream.shutdown_write().await?;
     stream.set_read_deadline(Some(Instant::now() + LINGER))?;
     let mut sink = [0u8; 4096];
     while let Ok(n) = stream.read(&mut sink).await {
@@ -85,7 +88,7 @@ async fn linger(mut stream: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-async fn serve(mut stream: TcpStream, idle_timeout: Option<Duration>) -> io::Result<()> {
+async fn serve(mut stream: Served, idle_timeout: Option<Duration>) -> io::Result<()> {
     let limits = Limits::default();
     let mut session = Session::default();
     let mut inbound = vec![0u8; READ_BUF];
@@ -136,6 +139,7 @@ fn main() {
     async_server::AsyncServer {
         name: "http_async",
         default_addr: "tcp://127.0.0.1:8080",
+        alpn: &[b"http/1.1"],
         idle_timeout: Some(Duration::from_secs(60)),
         serve,
     }

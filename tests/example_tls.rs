@@ -144,10 +144,20 @@ fn openssl_s_client_verifies_echoes_and_resumes_its_session() {
 
 #[test]
 fn curl_keeps_one_tls_connection_alive_and_negotiates_alpn() {
+    curl_keeps_one_tls_connection_alive("http");
+}
+
+/// The async HTTP example: the same exchange over `rt`'s TLS streams.
+#[test]
+fn curl_keeps_one_tls_connection_alive_with_the_async_server() {
+    curl_keeps_one_tls_connection_alive("http_async");
+}
+
+fn curl_keeps_one_tls_connection_alive(example: &str) {
     if !util::require_tool("curl") {
         return;
     }
-    let (server, pem) = start_tls("http", &["--addr", "tcp://127.0.0.1:0", "--loops", "2"]);
+    let (server, pem) = start_tls(example, &["--addr", "tcp://127.0.0.1:0", "--loops", "2"]);
     let base = format!("https://localhost:{}", server.addr.port());
     let out = Command::new("curl")
         .args(["-sS", "-v", "--max-time", "10", "--cacert"])
@@ -282,7 +292,17 @@ fn redis_cli_and_redis_benchmark_speak_tls_without_errors() {
 /// every echoed byte checked.
 #[test]
 fn loadgen_over_tls_verifies_every_echoed_byte() {
-    let (server, pem) = start_tls("echo", &["--addr", "tcp://127.0.0.1:0", "--loops", "2"]);
+    loadgen_over_tls("echo");
+}
+
+/// The same against the async echo example (`rt`'s TLS streams).
+#[test]
+fn loadgen_over_tls_verifies_every_byte_the_async_echo_returns() {
+    loadgen_over_tls("echo_async");
+}
+
+fn loadgen_over_tls(example: &str) {
+    let (server, pem) = start_tls(example, &["--addr", "tcp://127.0.0.1:0", "--loops", "2"]);
     let addr = format!("tcp://{}", server.addr);
     let out = Command::new("timeout")
         .arg("60")

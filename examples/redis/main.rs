@@ -47,6 +47,8 @@ use server::{RedisServer, DEFAULT_MAX_PENDING_INPUT};
 #[path = "../support/stream_url.rs"]
 mod stream_url;
 use stream_url::stream_url;
+#[path = "../support/engine_tls.rs"]
+mod engine_tls;
 #[path = "../support/tls_flags.rs"]
 mod tls_flags;
 #[path = "../support/usage.rs"]

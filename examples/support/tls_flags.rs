@@ -4,9 +4,8 @@
 //! dependency or program is needed; its PEM path is printed on stderr for
 //! `curl --cacert`). TLS needs the `tls` feature (`cargo run --features tls
 //! --example ...`); it covers TCP and Unix addresses, UDP stays plain.
-//! Included with `#[path]`.
-
-use netloom::EngineBuilder;
+//! Included with `#[path]`; the callback examples bind with
+//! `engine_tls.rs`, the async ones wrap accepted streams (`async_server.rs`).
 
 /// The flags' usage text.
 pub const TLS_USAGE: &str = "[--tls-cert PEM --tls-key PEM | --tls-self-signed]";
@@ -31,21 +30,12 @@ impl TlsFlags {
         true
     }
 
-    /// Binds every URL of `urls` on `builder`: TCP and Unix ones through
-    /// TLS when the flags asked for it (offering `alpn`), the rest plain.
-    pub fn bind(
-        self,
-        name: &str,
-        mut builder: EngineBuilder,
-        urls: &[String],
-        alpn: &[&[u8]],
-    ) -> Result<EngineBuilder, String> {
-        let wanted = self.self_signed || self.cert.is_some() || self.key.is_some();
-        if !wanted {
-            for url in urls {
-                builder = builder.bind(url);
-            }
-            return Ok(builder);
+    /// The acceptor the flags ask for (offering `alpn`); `None` without TLS
+    /// flags. An error names what is wrong: a certificate without its key,
+    /// an unreadable file, or a build without the `tls` feature.
+    pub fn acceptor(self, name: &str, alpn: &[&[u8]]) -> Result<Option<Acceptor>, String> {
+        if !(self.self_signed || self.cert.is_some() || self.key.is_some()) {
+            return Ok(None);
         }
         #[cfg(not(any(feature = "tls-aws-lc-rs", feature = "tls-ring")))]
         {
@@ -56,33 +46,36 @@ impl TlsFlags {
         }
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         {
-            let acceptor = self.acceptor(name, alpn)?;
-            for url in urls {
-                builder = if url.starts_with("udp") {
-                    builder.bind(url)
-                } else {
-                    builder.bind_tls(url, acceptor.clone())
-                };
-            }
-            Ok(builder)
+            use netloom::tls::{TlsAcceptor, TlsServerConfig};
+            let config = match (self.cert, self.key, self.self_signed) {
+                (Some(cert), Some(key), false) => TlsServerConfig::from_pem_files(cert, key),
+                (None, None, true) => {
+                    let (cert, key) = self_signed(name)?;
+                    TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes())
+                }
+                _ => {
+                    return Err(
+                        "give --tls-cert and --tls-key together, or --tls-self-signed".into(),
+                    )
+                }
+            };
+            let config = config.map_err(|e| e.to_string())?.alpn(alpn);
+            TlsAcceptor::new(config)
+                .map(Some)
+                .map_err(|e| e.to_string())
         }
     }
-
-    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-    fn acceptor(self, name: &str, alpn: &[&[u8]]) -> Result<netloom::tls::TlsAcceptor, String> {
-        use netloom::tls::{TlsAcceptor, TlsServerConfig};
-        let config = match (self.cert, self.key, self.self_signed) {
-            (Some(cert), Some(key), false) => TlsServerConfig::from_pem_files(cert, key),
-            (None, None, true) => {
-                let (cert, key) = self_signed(name)?;
-                TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes())
-            }
-            _ => return Err("give --tls-cert and --tls-key together, or --tls-self-signed".into()),
-        };
-        let config = config.map_err(|e| e.to_string())?.alpn(alpn);
-        TlsAcceptor::new(config).map_err(|e| e.to_string())
-    }
 }
+
+/// What serves TLS: netloom's acceptor with the `tls` feature; without it
+/// there is none (the flags are refused).
+#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+pub type Acceptor = netloom::tls::TlsAcceptor;
+/// What serves TLS: netloom's acceptor with the `tls` feature; without it
+/// there is none (the flags are refused).
+#[cfg(not(any(feature = "tls-aws-lc-rs", feature = "tls-ring")))]
+#[derive(Clone)]
+pub enum Acceptor {}
 
 /// A certificate for localhost, written as `cert.pem` and `key.pem` into
 /// `$TMPDIR/netloom-NAME-PID/` (tests find it by the child's pid).

@@ -18,7 +18,13 @@
 #       examples/http/pipeline.lua, 16 requests deep; requests/s
 #   tls-handshakes   the same servers; wrk -t1 -c32 -H 'Connection: close':
 #       every request is a new connection with a full handshake (wrk does not
-#       resume sessions); handshakes/s
+#       resume sessions); handshakes/s. Also rustls's own in-memory rate on
+#       one core (bin tls-handshakes-mem: server-side CPU time only), the
+#       reference for netloom's handshakes per server CPU second.
+#
+# Besides the rates, the server's CPU time (user + system, from
+# /proc/PID/stat) over the measured window gives its CPU per message,
+# request or handshake: the figure the ratios compare.
 #
 # Settings: DURATION [5] WARMUP [1] RUNS [3] QUICK [0] SCENARIOS [all]
 # SERVER_CPU [0] CLIENT_CPU [1] BUILD [1] OUT [bench/results]
@@ -62,7 +68,7 @@ done
 if [ "${BUILD:-1}" != 0 ]; then
     log "building the tokio peers and netloom's examples with --features tls"
     cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --target-dir "$TARGET" \
-        --bin tokio-echo --bin tokio-http
+        --bin tokio-echo --bin tokio-http --bin tls-handshakes-mem
     (cd "$ROOT" && cargo build --release --quiet --features tls --target-dir "$TLS_TARGET" \
         --example echo --example http --example loadgen)
 fi
@@ -73,6 +79,7 @@ mkdir -p "$LOGS"
 CERT="$LOGS/cert.pem" KEY="$LOGS/key.pem"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -addext "basicConstraints=critical,CA:FALSE" \
     -keyout "$KEY" -out "$CERT" 2>/dev/null
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -80,7 +87,8 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
     local port
     while :; do
-        port=$((20000 + RANDOM % 30000))
+        # Below the ephemeral range, where clients' ports cannot collide.
+        port=$((20000 + RANDOM % 12000))
         listening "$port" || { echo "$port"; return; }
     done
 }
@@ -122,31 +130,55 @@ load() {
     esac
 }
 
+# ratio A B: A ÷ B to two places, or - when either is missing.
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else print "-"}'; }
+
 # The requests/s of a wrk report without errors or non-2xx answers.
 wrk_rate() {
     ! grep -q -e 'Non-2xx' -e 'Socket errors: connect [1-9]' -e 'read [1-9]' -e 'write [1-9]' "$1" || return 1
     awk '/^Requests\/sec:/ {print $2}' "$1"
 }
 
+# cpu_seconds PID: the process's user + system time so far.
+TICKS=$(getconf CLK_TCK)
+cpu_seconds() { awk -v hz="$TICKS" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
 median() { sort -g | awk '{v[NR]=$1} END {if (NR) print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 status=0
-table="| scenario | netloom | tokio-rustls | netloom ÷ tokio |\n|---|--:|--:|--:|\n"
+table="| scenario | netloom /s | tokio-rustls /s | rate netloom ÷ tokio | netloom CPU µs each | tokio-rustls CPU µs each | CPU netloom ÷ tokio |\n|---|--:|--:|--:|--:|--:|--:|\n"
 for sc in "${wanted[@]}"; do
     kind=echo
     [[ "$sc" == tls-echo-* ]] || kind=http
-    declare -A rates=()
+    declare -A rates=() costs=()
     for run in $(seq 1 "$RUNS"); do
         for server in netloom tokio; do
-            port=$(free_port)
             stem="$LOGS/$sc-$server-$run"
-            # shellcheck disable=SC2046
-            taskset -c "$SERVER_CPU" $(server_command $server $kind "$port") >"$stem.server.log" 2>&1 &
-            pid=$!
-            for _ in $(seq 1 500); do listening "$port" && break; sleep 0.02; done
-            if rate=$(load "$sc" "$port" "$stem.load.log") && [ -n "$rate" ]; then
+            # A port taken meanwhile ends the server at once: try another.
+            for _ in 1 2 3 4 5; do
+                port=$(free_port)
+                # shellcheck disable=SC2046
+                taskset -c "$SERVER_CPU" $(server_command $server $kind "$port") >"$stem.server.log" 2>&1 &
+                pid=$!
+                for _ in $(seq 1 500); do
+                    listening "$port" && break
+                    kill -0 "$pid" 2>/dev/null || break
+                    sleep 0.02
+                done
+                kill -0 "$pid" 2>/dev/null && break
+            done
+            # The load runs in the background so that the server's CPU time
+            # is read when its measured window starts (after the warm-up).
+            load "$sc" "$port" "$stem.load.log" >"$stem.rate" &
+            loader=$!
+            [[ "$sc" == tls-echo-* ]] && sleep "$WARMUP"
+            cpu_start=$(cpu_seconds "$pid")
+            if wait "$loader" && rate=$(cat "$stem.rate") && [ -n "$rate" ]; then
+                cost=$(awk -v a="$cpu_start" -v b="$(cpu_seconds "$pid")" -v r="$rate" -v d="$DURATION" \
+                    'BEGIN {printf "%.2f", (b - a) * 1e6 / (r * d)}')
                 rates[$server]+="$rate "
-                log "$sc $server run $run: $rate/s"
+                costs[$server]+="$cost "
+                log "$sc $server run $run: $rate/s, $cost µs of server CPU each"
             else
                 log "$sc $server run $run FAILED: see $stem.load.log"
                 status=1
@@ -157,15 +189,25 @@ for sc in "${wanted[@]}"; do
     done
     ours=$(echo ${rates[netloom]:-} | tr ' ' '\n' | median)
     theirs=$(echo ${rates[tokio]:-} | tr ' ' '\n' | median)
-    ratio=$(awk -v a="${ours:-0}" -v b="${theirs:-0}" 'BEGIN {if (a > 0 && b > 0) printf "%.2f", a / b; else print "-"}')
-    table+="| $sc | ${ours:--} | ${theirs:--} | $ratio |\n"
-    unset rates
+    our_cost=$(echo ${costs[netloom]:-} | tr ' ' '\n' | median)
+    their_cost=$(echo ${costs[tokio]:-} | tr ' ' '\n' | median)
+    table+="| $sc | ${ours:--} | ${theirs:--} | $(ratio "$ours" "$theirs") | ${our_cost:--} | ${their_cost:--} | $(ratio "$our_cost" "$their_cost") |\n"
+    if [ "$sc" = tls-handshakes ]; then
+        reference=$(for run in $(seq 1 "$RUNS"); do
+            taskset -c "$SERVER_CPU" "$TARGET/release/tls-handshakes-mem" --tls-cert "$CERT" --tls-key "$KEY" \
+                --duration "$DURATION" | grep -o '"server_handshakes_per_s":[0-9.]*' | cut -d: -f2
+        done | median)
+        ours_per_cpu=$(awk -v c="${our_cost:-0}" 'BEGIN {if (c > 0) printf "%.0f", 1e6 / c}')
+        table+="| handshakes per server CPU second: netloom ÷ rustls in memory ($reference/s) | $ours_per_cpu | | $(ratio "$ours_per_cpu" "$reference") | | | |\n"
+    fi
+    unset rates costs
 done
 
 report="$OUT/tls-$REPORT_NAME.md"
 {
     echo "TLS scenarios ($(date -u '+%Y-%m-%d %H:%M UTC'), $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)):"
-    echo "DURATION=$DURATION RUNS=$RUNS, medians of msgs/s (echo) or requests/s (https, handshakes);"
+    echo "DURATION=$DURATION RUNS=$RUNS, medians of msgs/s (echo) or requests/s (https, handshakes)"
+    echo "and of the server's CPU time per message, request or handshake;"
     echo "server on cpu $SERVER_CPU (1 loop / current-thread runtime), load on cpu $CLIENT_CPU."
     echo
     printf "%b" "$table"

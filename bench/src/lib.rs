@@ -13,11 +13,13 @@ pub fn tokio_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime>
     if threads == 0 {
         tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_io()
+            .enable_time()
             .build()
     }
 }

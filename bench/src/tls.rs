@@ -20,14 +20,25 @@ pub fn acceptor(program: &str, flags: &Flags) -> Option<TlsAcceptor> {
     if cert.is_empty() && key.is_empty() {
         return None;
     }
+    Some(TlsAcceptor::from(server_config(
+        program,
+        &cert,
+        key.as_str(),
+    )))
+}
+
+/// The server configuration of the peers: the certificate chain in PEM
+/// file `cert`, its key in `key`, ALPN `http/1.1`; exits with a message
+/// when they do not load.
+pub fn server_config(program: &str, cert: &str, key: &str) -> Arc<ServerConfig> {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("{program}: {what}: {e}");
         std::process::exit(2)
     };
-    let chain = CertificateDer::pem_file_iter(&cert)
+    let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .unwrap_or_else(|e| fail(&cert, &e));
-    let key = PrivateKeyDer::from_pem_file(&key).unwrap_or_else(|e| fail(&key, &e));
+        .unwrap_or_else(|e| fail(cert, &e));
+    let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| fail(key, &e));
     let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap_or_else(|e| fail("protocol versions", &e))
@@ -35,7 +46,7 @@ pub fn acceptor(program: &str, flags: &Flags) -> Option<TlsAcceptor> {
         .with_single_cert(chain, key)
         .unwrap_or_else(|e| fail("certificate", &e));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Some(TlsAcceptor::from(Arc::new(config)))
+    Arc::new(config)
 }
 
 /// Serves an accepted `socket` on a new task with `serve` (an `async fn`

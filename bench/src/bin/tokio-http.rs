@@ -33,7 +33,9 @@ fn push_date(out: &mut Vec<u8>) {
     });
 }
 
-fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, body: &[u8]) {
+/// Writes one answer; `close` adds `Connection: close` (the connection ends
+/// after it, as HTTP/1.1 asks a server to say).
+fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, body: &[u8], close: bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\nServer: tokio\r\nContent-Type: ");
@@ -42,6 +44,9 @@ fn respond(out: &mut Vec<u8>, status: &str, content_type: &str, body: &[u8]) {
     out.extend_from_slice(body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     push_date(out);
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
 }
@@ -67,12 +72,13 @@ fn answer(inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> Next {
                     "431 Request Header Fields Too Large",
                     "text/plain",
                     b"",
+                    true,
                 );
                 break Next::Close;
             }
             Ok(httparse::Status::Partial) => break Next::KeepReading,
             Err(_) => {
-                respond(out, "400 Bad Request", "text/plain", b"");
+                respond(out, "400 Bad Request", "text/plain", b"", true);
                 break Next::Close;
             }
         };
@@ -86,12 +92,12 @@ fn answer(inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> Next {
                 {
                     Some(n) => body_len = n,
                     None => {
-                        respond(out, "400 Bad Request", "text/plain", b"");
+                        respond(out, "400 Bad Request", "text/plain", b"", true);
                         return Next::Close;
                     }
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                respond(out, "501 Not Implemented", "text/plain", b"");
+                respond(out, "501 Not Implemented", "text/plain", b"", true);
                 return Next::Close;
             } else if h.name.eq_ignore_ascii_case("connection") {
                 close = h.value.eq_ignore_ascii_case(b"close");
@@ -101,14 +107,15 @@ fn answer(inbuf: &mut Vec<u8>, out: &mut Vec<u8>) -> Next {
             break Next::KeepReading;
         }
         match req.path {
-            Some("/plaintext") => respond(out, "200 OK", "text/plain", b"Hello, World!"),
+            Some("/plaintext") => respond(out, "200 OK", "text/plain", b"Hello, World!", close),
             Some("/json") => respond(
                 out,
                 "200 OK",
                 "application/json",
                 br#"{"message":"Hello, World!"}"#,
+                close,
             ),
-            _ => respond(out, "404 Not Found", "text/plain", b""),
+            _ => respond(out, "404 Not Found", "text/plain", b"", close),
         }
         at += head_len + body_len;
         if close {
@@ -138,8 +145,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S) {
             out.clear();
         }
         if let Next::Close = next {
-            // FIN (over TLS: close_notify first), as the netloom server does.
+            // FIN (over TLS: close_notify first), then read until the
+            // client closes (at most 2 s), as the netloom server does: closing
+            // with its bytes unread would send a reset instead of the answer.
             let _ = socket.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let linger = async { while let Ok(1..) = socket.read(&mut sink).await {} };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), linger).await;
             return;
         }
     }

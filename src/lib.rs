@@ -59,6 +59,7 @@ mod options;
 pub mod pool;
 mod reactor;
 pub mod rt;
+mod stats;
 mod sys;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 pub mod tls;
@@ -74,3 +75,4 @@ pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use options::{MulticastInterface, Options};
 pub use reactor::balancer::LoadBalancer;
 pub use reactor::token::Token;
+pub use stats::{ErrorCounts, LoopStats, Stats};

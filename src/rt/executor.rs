@@ -637,7 +637,10 @@ impl CoreSeed {
     }
 
     fn with_waker(selector: Selector, waker: Arc<EventFd>) -> CoreSeed {
-        let (tx, rx) = crate::reactor::inbox::inbox(waker.clone());
+        // The executor's queue depth is not reported (`Engine::stats`
+        // counts the loop's own inbox).
+        let unreported = Arc::default();
+        let (tx, rx) = crate::reactor::inbox::inbox(waker.clone(), unreported);
         CoreSeed {
             shared: Arc::new(LoopShared {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),

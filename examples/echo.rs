@@ -11,7 +11,7 @@
 //! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
 //! counters (`Engine::stats`) in the Prometheus text format at
 //! `http://HOST:PORT/metrics` (a plain HTTP/1.1 responder on a thread of its
-//! own): `curl -s http://127.0.0.1:9100/metrics | promtool check metrics`.
+//! own): `curl --silent http://127.0.0.1:9100/metrics | promtool check metrics`.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: outbound bytes are flushed, every
 //! connection closed, and the process exits with status 0.

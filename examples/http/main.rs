@@ -22,7 +22,7 @@
 //! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
 //! counters (`Engine::stats`) in the Prometheus text format at
 //! `http://HOST:PORT/metrics` (a plain HTTP/1.1 responder on a thread of its
-//! own): `curl -s http://127.0.0.1:9100/metrics | promtool check metrics`.
+//! own): `curl --silent http://127.0.0.1:9100/metrics | promtool check metrics`.
 //!
 //! Try it: `curl -i http://127.0.0.1:8080/json`, or
 //! `wrk -t1 -c256 -d10s -s examples/http/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`

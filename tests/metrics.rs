@@ -5,9 +5,11 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netloom::{Client, Engine, LoopStats, Options};
+use netloom::{Action, Client, Conn, ConnHandle, Engine, Handler, LoopStats, Options};
 use util::{connect, echo_roundtrip, pattern, start, stop, wait_until, Echo};
 
 const CONNS: usize = 6;
@@ -66,6 +68,10 @@ fn counts_connections_bytes_backpressure_and_closes_exactly() {
     for (i, c) in clients.iter().enumerate() {
         echo_roundtrip(c, &pattern(i as u64, BYTES_EACH));
     }
+    // Written bytes are counted as the loop settles a connection, just
+    // after the kernel took them.
+    let all = (CONNS * BYTES_EACH) as u64;
+    assert!(wait_until(WAIT, || total(&engine).bytes_written == all));
     let s = total(&engine);
     assert_eq!(s.accepted, CONNS as u64);
     assert_eq!(s.open_connections, CONNS as u64);
@@ -175,4 +181,62 @@ fn counts_timeouts_and_failed_connects_by_kind() {
     assert_eq!(s.errors.connect, 1, "{:?}", s.errors);
     client.stop();
     client.wait().unwrap();
+}
+
+/// Publishes each connection's handle; a connection that sends `block`
+/// holds its loop in `on_traffic` until the test releases it.
+#[derive(Default)]
+struct Blocker {
+    handles: Mutex<Vec<ConnHandle<()>>>,
+    blocking: AtomicBool,
+    release: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl Handler for Blocker {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        self.handles.lock().unwrap().push(conn.handle());
+        Action::None
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        if conn.next(usize::MAX) == b"block" {
+            self.blocking.store(true, Ordering::SeqCst);
+            if let Some(release) = self.release.lock().unwrap().take() {
+                let _ = release.recv_timeout(WAIT);
+            }
+        }
+        Action::None
+    }
+}
+
+#[test]
+fn inbox_depth_counts_messages_the_loop_has_not_taken() {
+    let (release, released) = mpsc::channel();
+    let blocker = Arc::new(Blocker {
+        release: Mutex::new(Some(released)),
+        ..Blocker::default()
+    });
+    let (engine, addr) = start(blocker.clone(), Options::default().loops(1));
+    let mut client = connect(addr);
+    assert!(wait_until(WAIT, || blocker.handles.lock().unwrap().len() == 1));
+    let handle = blocker.handles.lock().unwrap()[0].clone();
+    client.write_all(b"block").unwrap();
+    assert!(wait_until(WAIT, || blocker.blocking.load(Ordering::SeqCst)));
+
+    // The loop is held in a callback: handle writes wait in its inbox.
+    for byte in [b'x', b'y', b'z'] {
+        handle.async_write(vec![byte]).unwrap();
+    }
+    assert_eq!(total(&engine).inbox_depth, 3);
+
+    release.send(()).unwrap();
+    let mut got = [0u8; 3];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"xyz");
+    // Counted as the loop settles the connection, just after the kernel
+    // took the bytes.
+    assert!(wait_until(WAIT, || total(&engine).bytes_written == 3));
+    assert_eq!(total(&engine).inbox_depth, 0);
+    drop(client);
+    stop(engine);
 }

@@ -223,13 +223,16 @@ fn inbox_depth_counts_messages_the_loop_has_not_taken() {
     client.write_all(b"block").unwrap();
     assert!(wait_until(WAIT, || blocker.blocking.load(Ordering::SeqCst)));
 
-    // The loop is held in a callback: handle writes wait in its inbox.
+    // The loop is held in a callback: handle writes wait in its inbox, and
+    // a task spawned on it in its executor's.
     for byte in [b'x', b'y', b'z'] {
         handle.async_write(vec![byte]).unwrap();
     }
-    assert_eq!(total(&engine).inbox_depth, 3);
+    let task = engine.runtime().spawn_on(0, async { 6 * 7 });
+    assert_eq!(total(&engine).inbox_depth, 4);
 
     release.send(()).unwrap();
+    assert_eq!(engine.runtime().block_on(task), Ok(42));
     let mut got = [0u8; 3];
     client.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"xyz");

@@ -443,10 +443,11 @@ pub(crate) fn launch<H: Handler>(
             Trigger::Level,
         )?;
         let loop_counters = Arc::new(LoopCounters::default());
-        let (tx, rx) = inbox(waker.clone(), loop_counters.clone());
-        counters.push(loop_counters);
+        let (tx, rx) = inbox(waker.clone(), Some(loop_counters.clone()));
         senders.push(Arc::new(tx));
-        let core = CoreSeed::hosted(&selector, waker.clone())?;
+        // The executor's queue counts in the loop's inbox depth too.
+        let core = CoreSeed::hosted(&selector, waker.clone(), loop_counters.clone())?;
+        counters.push(loop_counters);
         wakers.push(waker);
         cores.push(core.shared.clone());
         seeds.push(LoopSeed {

@@ -20,15 +20,15 @@ pub(crate) struct InboxSender<M> {
     urgent: Sender<M>,
     bulk: Sender<M>,
     waker: Arc<Waker>,
-    /// The loop's counters: the inbox depth.
-    counters: Arc<LoopCounters>,
+    /// Where the inbox depth is counted, if it is reported.
+    counters: Option<Arc<LoopCounters>>,
 }
 
 /// The loop's side.
 pub(crate) struct InboxReceiver<M> {
     urgent: Receiver<M>,
     bulk: Receiver<M>,
-    counters: Arc<LoopCounters>,
+    counters: Option<Arc<LoopCounters>>,
 }
 
 /// Which lane a message travels on.
@@ -38,10 +38,11 @@ pub(crate) enum Lane {
     Bulk,
 }
 
-/// The inbox of the loop woken by `waker`, counting its depth in `counters`.
+/// The inbox of the loop woken by `waker`, counting its depth in
+/// `counters` if given.
 pub(crate) fn inbox<M>(
     waker: Arc<Waker>,
-    counters: Arc<LoopCounters>,
+    counters: Option<Arc<LoopCounters>>,
 ) -> (InboxSender<M>, InboxReceiver<M>) {
     let (urgent_tx, urgent_rx) = mpsc::channel();
     let (bulk_tx, bulk_rx) = mpsc::channel();
@@ -69,9 +70,13 @@ impl<M> InboxSender<M> {
             Lane::Bulk => &self.bulk,
         };
         // Counted before it can be taken, so the depth never looks negative.
-        self.counters.enqueuing();
+        if let Some(counters) = &self.counters {
+            counters.enqueuing();
+        }
         if let Err(e) = queue.send(msg) {
-            self.counters.not_enqueued();
+            if let Some(counters) = &self.counters {
+                counters.not_enqueued();
+            }
             return Err(e.0);
         }
         if let Err(e) = self.waker.wake() {
@@ -90,16 +95,19 @@ impl<M> InboxReceiver<M> {
     /// Delivers queued messages to `f`: all urgent ones, then up to
     /// [`BULK_BATCH`] bulk ones. Returns true if bulk messages remain.
     pub(crate) fn drain(&self, mut f: impl FnMut(M)) -> bool {
+        let Some(counters) = &self.counters else {
+            return self.drain_uncounted(f);
+        };
         let mut taken = 0;
-        let more = self.drain_counting(|m| {
+        let more = self.drain_uncounted(|m| {
             taken += 1;
             f(m)
         });
-        self.counters.dequeued(taken);
+        counters.dequeued(taken);
         more
     }
 
-    fn drain_counting(&self, mut f: impl FnMut(M)) -> bool {
+    fn drain_uncounted(&self, mut f: impl FnMut(M)) -> bool {
         while let Ok(m) = self.urgent.try_recv() {
             f(m);
         }
@@ -125,7 +133,7 @@ mod tests {
     fn urgent_messages_overtake_a_bulk_flood() {
         let waker = Arc::new(Waker::new().unwrap());
         let counters = Arc::new(LoopCounters::default());
-        let (tx, rx) = inbox::<(Lane, u32)>(waker, counters.clone());
+        let (tx, rx) = inbox::<(Lane, u32)>(waker, Some(counters.clone()));
         for i in 0..1000 {
             tx.send(Lane::Bulk, (Lane::Bulk, i)).unwrap();
         }

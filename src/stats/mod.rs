@@ -85,8 +85,9 @@ pub struct LoopStats {
     /// Connections whose reading is paused because their outbound bytes
     /// passed the high-water mark.
     pub backpressure_paused: u64,
-    /// Messages (writes, closes, wake-ups, connections to register, tasks)
-    /// waiting in the loop's inbox.
+    /// Messages from other threads waiting in the loop's inboxes: writes,
+    /// closes and wake-ups from handles, connections to register, tasks,
+    /// and its async executor's spawns and task wake-ups.
     pub inbox_depth: u64,
     /// Failures, by kind.
     pub errors: ErrorCounts,

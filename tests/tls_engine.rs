@@ -188,6 +188,16 @@ fn plain_and_tls_listeners_echo_byte_for_byte_and_on_open_sees_the_handshake() {
     }
     read_until(&mut tls, &mut got, sent.len());
     assert!(got == sent, "echoed plaintext differs");
+    // Plaintext is counted once the loop settles the connection; the
+    // socket bytes of both connections carry the TLS records' overhead.
+    let mib = 1 << 20;
+    let counted = util::wait_until(Duration::from_secs(10), || {
+        engine.stats().total().tls_plaintext_written == mib
+    });
+    let stats = engine.stats().total();
+    assert!(counted, "{stats:?}");
+    assert_eq!(stats.tls_plaintext_read, mib);
+    assert!(stats.bytes_read > 100_000 + mib, "{stats:?}");
 
     // An orderly end: close_notify, then FIN; the server answers in kind.
     tls.conn.send_close_notify();

@@ -572,6 +572,11 @@ impl<H: Callbacks> EventLoop<H> {
             .as_ref()
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(tls) = &mut rec.io.tls {
+            self.counters
+                .tls_plaintext_written(tls.take_unreported_written());
+        }
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         rec.io
             .seal_tls(arriving, rec.interest.is_writable(), &mut self.pool);
         let queued = rec.io.pending();

@@ -12,9 +12,10 @@
 //!
 //! What is counted: the callback engine's stream connections (TCP and Unix,
 //! accepted or dialed, plain or TLS; bytes are socket bytes, so ciphertext
-//! for TLS). UDP sockets and the async front-end's streams ([`rt`](crate::rt))
-//! are not connections of a loop and are not counted, but the time their
-//! work takes on a loop is part of its busy time.
+//! for TLS, whose plaintext is counted apart). UDP sockets and the async
+//! front-end's streams ([`rt`](crate::rt)) are not connections of a loop
+//! and are not counted, but the time their work takes on a loop is part of
+//! its busy time, and their cross-thread wake-ups part of its inbox depth.
 
 mod prometheus;
 
@@ -79,6 +80,10 @@ pub struct LoopStats {
     pub bytes_read: u64,
     /// Bytes the kernel took for sending (ciphertext for TLS).
     pub bytes_written: u64,
+    /// TLS connections' plaintext delivered to the handler (feature `tls`).
+    pub tls_plaintext_read: u64,
+    /// TLS connections' plaintext the handler wrote (feature `tls`).
+    pub tls_plaintext_written: u64,
     /// Bytes written and not yet taken by the kernel, over all connections
     /// of the loop, as of their last settling.
     pub outbound_queued_bytes: u64,
@@ -161,6 +166,8 @@ impl LoopStats {
             closed: self.closed + o.closed,
             bytes_read: self.bytes_read + o.bytes_read,
             bytes_written: self.bytes_written + o.bytes_written,
+            tls_plaintext_read: self.tls_plaintext_read + o.tls_plaintext_read,
+            tls_plaintext_written: self.tls_plaintext_written + o.tls_plaintext_written,
             outbound_queued_bytes: self.outbound_queued_bytes + o.outbound_queued_bytes,
             backpressure_paused: self.backpressure_paused + o.backpressure_paused,
             inbox_depth: self.inbox_depth + o.inbox_depth,
@@ -290,6 +297,8 @@ struct LoopOwned {
     closed: OwnedCounter,
     bytes_read: OwnedCounter,
     bytes_written: OwnedCounter,
+    tls_plaintext_read: OwnedCounter,
+    tls_plaintext_written: OwnedCounter,
     outbound_queued_bytes: OwnedCounter,
     backpressure_paused: OwnedCounter,
     /// Inbox messages taken by the loop.
@@ -327,6 +336,20 @@ impl LoopCounters {
 
     pub(crate) fn read(&self, n: usize) {
         self.owned.0.bytes_read.add(n as u64);
+    }
+
+    /// A TLS connection decrypted `n` bytes of plaintext for its handler.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn tls_plaintext_read(&self, n: usize) {
+        self.owned.0.tls_plaintext_read.add(n as u64);
+    }
+
+    /// A TLS connection's handler wrote `n` bytes of plaintext.
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub(crate) fn tls_plaintext_written(&self, n: u64) {
+        if n > 0 {
+            self.owned.0.tls_plaintext_written.add(n);
+        }
     }
 
     pub(crate) fn error(&self, kind: ErrorKind) {
@@ -411,6 +434,8 @@ impl LoopCounters {
             closed,
             bytes_read: owned.bytes_read.get(),
             bytes_written: owned.bytes_written.get(),
+            tls_plaintext_read: owned.tls_plaintext_read.get(),
+            tls_plaintext_written: owned.tls_plaintext_written.get(),
             outbound_queued_bytes: owned.outbound_queued_bytes.get(),
             backpressure_paused: owned.backpressure_paused.get(),
             inbox_depth: enqueued.saturating_sub(dequeued),

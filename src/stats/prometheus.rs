@@ -22,7 +22,7 @@ struct Family {
     value: fn(&LoopStats) -> u64,
 }
 
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 11] = [
     Family {
         name: "netloom_open_connections",
         kind: Kind::Gauge,
@@ -58,6 +58,18 @@ const FAMILIES: [Family; 9] = [
         kind: Kind::Counter,
         help: "Bytes the kernel took for sending (ciphertext for TLS).",
         value: |l| l.bytes_written,
+    },
+    Family {
+        name: "netloom_tls_plaintext_read_bytes_total",
+        kind: Kind::Counter,
+        help: "Plaintext decrypted for the handlers of TLS connections.",
+        value: |l| l.tls_plaintext_read,
+    },
+    Family {
+        name: "netloom_tls_plaintext_written_bytes_total",
+        kind: Kind::Counter,
+        help: "Plaintext the handlers of TLS connections wrote.",
+        value: |l| l.tls_plaintext_written,
     },
     Family {
         name: "netloom_outbound_queued_bytes",
@@ -167,6 +179,8 @@ mod tests {
             closed: 8,
             bytes_read: 4096,
             bytes_written: 8192,
+            tls_plaintext_read: 3000,
+            tls_plaintext_written: 6000,
             outbound_queued_bytes: 512,
             backpressure_paused: 1,
             inbox_depth: 2,
@@ -208,6 +222,14 @@ netloom_read_bytes_total{loop="1"} 0
 # TYPE netloom_written_bytes_total counter
 netloom_written_bytes_total{loop="0"} 8192
 netloom_written_bytes_total{loop="1"} 0
+# HELP netloom_tls_plaintext_read_bytes_total Plaintext decrypted for the handlers of TLS connections.
+# TYPE netloom_tls_plaintext_read_bytes_total counter
+netloom_tls_plaintext_read_bytes_total{loop="0"} 3000
+netloom_tls_plaintext_read_bytes_total{loop="1"} 0
+# HELP netloom_tls_plaintext_written_bytes_total Plaintext the handlers of TLS connections wrote.
+# TYPE netloom_tls_plaintext_written_bytes_total counter
+netloom_tls_plaintext_written_bytes_total{loop="0"} 6000
+netloom_tls_plaintext_written_bytes_total{loop="1"} 0
 # HELP netloom_outbound_queued_bytes Bytes written and not yet taken by the kernel.
 # TYPE netloom_outbound_queued_bytes gauge
 netloom_outbound_queued_bytes{loop="0"} 512

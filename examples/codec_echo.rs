@@ -185,6 +185,7 @@ fn main() {
         builder,
         Framed(FrameEcho { settings }),
         |_, addr| format!("{codec} frames on {addr}"),
+        |_| {},
     );
 }
 

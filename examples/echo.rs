@@ -1,5 +1,6 @@
 // cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32]
 // cargo run --release --features tls --example echo -- --addr tcp://127.0.0.1:9443 --tls-self-signed
+// cargo run --release --example echo -- --metrics-addr tcp://127.0.0.1:9100   (then: curl http://127.0.0.1:9100/metrics)
 //! An echo server: writes back every byte it reads, in order, over TCP and
 //! Unix domain stream sockets; over UDP it answers each datagram with the
 //! same datagram. Several `--addr` of any scheme are served by the same loops.
@@ -7,16 +8,24 @@
 //! With `--tls-cert PEM --tls-key PEM` or `--tls-self-signed` (feature
 //! `tls`) the TCP and Unix addresses speak TLS; UDP stays plain.
 //!
+//! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
+//! counters (`Engine::stats`) in the Prometheus text format at
+//! `http://HOST:PORT/metrics` (a plain HTTP/1.1 responder on a thread of its
+//! own): `curl --silent http://127.0.0.1:9100/metrics | promtool check metrics`.
+//!
 //! Stops cleanly on Ctrl-C or SIGTERM: outbound bytes are flushed, every
 //! connection closed, and the process exits with status 0.
 
 use netloom::{Action, Conn, Engine, Handler, LoadBalancer, Options};
 #[path = "support/engine_tls.rs"]
 mod engine_tls;
+#[path = "support/metrics.rs"]
+mod metrics;
 #[path = "support/tls_flags.rs"]
 mod tls_flags;
 #[path = "support/usage.rs"]
 mod usage;
+use metrics::{MetricsFlag, METRICS_USAGE};
 use tls_flags::{TlsFlags, TLS_USAGE};
 use usage::exit_with_usage;
 
@@ -44,6 +53,7 @@ fn main() {
     let mut addrs = Vec::new();
     let mut options = Options::default().stop_on_signals(true);
     let mut tls = TlsFlags::default();
+    let mut metrics = MetricsFlag::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -76,6 +86,7 @@ fn main() {
             }
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
+            other if metrics.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -97,6 +108,7 @@ fn main() {
             engine.loops()
         );
     }
+    metrics.serve("echo", &engine);
     if let Err(e) = engine.wait() {
         eprintln!("echo: {e}");
         std::process::exit(1);
@@ -104,5 +116,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE}"), problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE} {METRICS_USAGE}"), problem)
 }

@@ -173,9 +173,13 @@ fn main() {
     for addr in &addrs {
         builder = builder.bind(addr);
     }
-    serve("proxy", builder, proxy, |engine, addr| {
-        format!("{addr} -> {backend} with {} loops", engine.loops())
-    });
+    serve(
+        "proxy",
+        builder,
+        proxy,
+        |engine, addr| format!("{addr} -> {backend} with {} loops", engine.loops()),
+        |_| {},
+    );
 }
 
 fn usage(problem: &str) -> ! {

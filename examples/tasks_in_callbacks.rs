@@ -182,9 +182,13 @@ fn main() {
         idle: Duration::from_millis(idle_ms),
     };
     let builder = Engine::builder().bind(&addr).options(options);
-    serve("tasks_in_callbacks", builder, server, |_, local| {
-        format!("listening on {local}")
-    });
+    serve(
+        "tasks_in_callbacks",
+        builder,
+        server,
+        |_, local| format!("listening on {local}"),
+        |_| {},
+    );
 }
 
 const USAGE: &str = "usage: tasks_in_callbacks [--addr URL (tcp://127.0.0.1:9000)] \

@@ -8,6 +8,7 @@
 //! | sockets | `listen` | listen URLs, binding listeners and UDP sockets, socket options |
 //! | event loop | `event_loop` | one thread: poll, dispatch, drain inbox, fire timers; carries out each connection's state machine |
 //! | engine | [`Engine`], [`Handler`], [`Options`] | the callback front door: binding, start, stop |
+//! | statistics | [`Stats`] | per-loop counters written by their loop only ([`Engine::stats`]), their Prometheus text exposition |
 //! | transports | [`Addr`], [`Transport`] | TCP, Unix domain streams and UDP (`recvmmsg`/`sendmmsg`) on the same loops |
 //! | client | [`Client`] | non-blocking outbound connects on the same loops |
 //! | connection | [`Conn`], [`ConnHandle`] | the lifecycle as a pure state machine (`conn::state`), the callback view and the thread-safe handle |
@@ -59,6 +60,7 @@ mod options;
 pub mod pool;
 mod reactor;
 pub mod rt;
+mod stats;
 mod sys;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 pub mod tls;
@@ -74,3 +76,4 @@ pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use options::{MulticastInterface, Options};
 pub use reactor::balancer::LoadBalancer;
 pub use reactor::token::Token;
+pub use stats::{ErrorCounts, LoopStats, Stats};

@@ -87,6 +87,12 @@ fn emfile_backs_off_keeps_serving_and_recovers() {
         engine.conn_count() < 21,
         "some connections wait for descriptors"
     );
+    // Each failed accept is counted; the back-off keeps them few.
+    let failed = engine.stats().total().errors.accept;
+    assert!(
+        (1..=50).contains(&failed),
+        "{failed} failed accepts counted"
+    );
 
     // Descriptors come back: every queued connection is accepted and served.
     set_soft_fd_limit(hard);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use netloom::tls::{TlsAcceptor, TlsClientConfig, TlsConnector, TlsServerConfig};
-use netloom::{Action, Client, Conn, Engine, Error, Handler, Options, TlsError};
+use netloom::{Action, Client, Conn, Engine, Error, Handler, LoopStats, Options, TlsError};
 
 /// A self-signed certificate for localhost: (cert PEM, key PEM).
 fn localhost_cert() -> (String, String) {
@@ -188,6 +188,16 @@ fn plain_and_tls_listeners_echo_byte_for_byte_and_on_open_sees_the_handshake() {
     }
     read_until(&mut tls, &mut got, sent.len());
     assert!(got == sent, "echoed plaintext differs");
+    // Plaintext is counted once the loop settles the connection; the
+    // socket bytes of both connections carry the TLS records' overhead.
+    let mib = 1 << 20;
+    let counted = util::wait_until(Duration::from_secs(10), || {
+        engine.stats().total().tls_plaintext_written == mib
+    });
+    let stats = engine.stats().total();
+    assert!(counted, "{stats:?}");
+    assert_eq!(stats.tls_plaintext_read, mib);
+    assert!(stats.bytes_read > 100_000 + mib, "{stats:?}");
 
     // An orderly end: close_notify, then FIN; the server answers in kind.
     tls.conn.send_close_notify();
@@ -252,8 +262,9 @@ fn a_fin_without_close_notify_is_a_truncation_reported_after_on_eof() {
 }
 
 /// Sends `bytes` to the TLS address and returns what on_close reported
-/// (the connection never opened) and the server's bytes until it closed.
-fn hostile(bytes: &[u8], options: Options) -> (Vec<Seen>, Vec<u8>, Duration) {
+/// (the connection never opened), the server's bytes until it closed, and
+/// the engine's counters once the close is counted.
+fn hostile(bytes: &[u8], options: Options) -> (Vec<Seen>, Vec<u8>, Duration, LoopStats) {
     let cert = localhost_cert();
     let acceptor = TlsAcceptor::new(server_config(&cert)).unwrap();
     let rec = Arc::new(Recorder::default());
@@ -264,13 +275,21 @@ fn hostile(bytes: &[u8], options: Options) -> (Vec<Seen>, Vec<u8>, Duration) {
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer); // the alert, then FIN (or a reset)
     let seen = rec.wait_closes(1);
+    let counted = util::wait_until(Duration::from_secs(10), || {
+        engine.stats().total().closed == 1
+    });
+    assert!(counted, "the close is counted: {:?}", engine.stats());
+    let stats = engine.stats().total();
     util::stop(engine);
-    (seen, answer, started.elapsed())
+    (seen, answer, started.elapsed(), stats)
 }
 
 #[test]
 fn garbage_gets_an_alert_and_a_typed_error_without_on_open() {
-    let (seen, answer, _) = hostile(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Options::default());
+    let (seen, answer, _, stats) =
+        hostile(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Options::default());
+    assert_eq!((stats.accepted, stats.open_connections), (1, 0));
+    assert_eq!(stats.errors.tls, 1, "{:?}", stats.errors);
     assert_eq!(seen.len(), 1, "no on_open: {seen:?}");
     let Seen::Close(Some(err)) = &seen[0] else {
         panic!("an error: {seen:?}")
@@ -289,7 +308,7 @@ fn a_huge_record_length_is_refused_before_any_buffering() {
     // filler: refused at the header, nothing waits for the body.
     let mut bytes = vec![0x16, 0x03, 0x01, 0xff, 0xff];
     bytes.extend(std::iter::repeat_n(0u8, 1024));
-    let (seen, _, _) = hostile(&bytes, Options::default());
+    let (seen, _, _, _) = hostile(&bytes, Options::default());
     let Seen::Close(Some(err)) = &seen[0] else {
         panic!("an error: {seen:?}")
     };
@@ -324,6 +343,10 @@ fn a_trickled_handshake_is_closed_by_the_handshake_timeout() {
     assert!(cut_off, "the server closed the trickling peer");
     let seen = rec.wait_closes(1);
     assert_eq!(seen, vec![Seen::Close(Some("TlsHandshakeTimeout".into()))]);
+    let counted = util::wait_until(Duration::from_secs(10), || {
+        engine.stats().total().errors.timeout == 1
+    });
+    assert!(counted, "counted as a timeout: {:?}", engine.stats());
     let elapsed = started.elapsed();
     assert!(
         elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(8),

@@ -1,5 +1,6 @@
 // cargo run --release --example http -- --addr tcp://127.0.0.1:8080 --loops 2 [--idle-timeout 10]
 // cargo run --release --features tls --example http -- --addr tcp://127.0.0.1:8443 --tls-self-signed   (then: curl --cacert PEM https://localhost:8443/plaintext)
+// cargo run --release --example http -- --metrics-addr tcp://127.0.0.1:9100   (then: curl http://127.0.0.1:9100/metrics)
 //! An HTTP/1.1 server for the TechEmpower plaintext and JSON tests, on
 //! netloom's callback engine.
 //!
@@ -18,17 +19,25 @@
 //!   keep the connection.
 //! - Silent connections close after `--idle-timeout` seconds (default 10).
 //!
+//! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
+//! counters (`Engine::stats`) in the Prometheus text format at
+//! `http://HOST:PORT/metrics` (a plain HTTP/1.1 responder on a thread of its
+//! own): `curl --silent http://127.0.0.1:9100/metrics | promtool check metrics`.
+//!
 //! Try it: `curl -i http://127.0.0.1:8080/json`, or
 //! `wrk -t1 -c256 -d10s -s examples/http/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`
 //! (from the repository root; the script pipelines 16 requests per write).
 //! Ctrl-C or SIGTERM stops it cleanly.
 
 mod date;
+#[path = "../support/metrics.rs"]
+mod metrics;
 mod parse;
 #[path = "../support/serve.rs"]
 mod serve;
 mod server;
 mod session;
+use metrics::{MetricsFlag, METRICS_USAGE};
 use serve::serve;
 
 use std::time::Duration;
@@ -57,6 +66,7 @@ fn main() {
     let mut loops = 0;
     let mut idle_timeout = Duration::from_secs(10);
     let mut tls = TlsFlags::default();
+    let mut metrics = MetricsFlag::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -81,6 +91,7 @@ fn main() {
             }
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
+            other if metrics.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -90,16 +101,20 @@ fn main() {
     let builder = tls
         .bind("http", builder, &[addr], &[b"http/1.1"])
         .unwrap_or_else(|e| usage(&e));
-    serve("http", builder, server, |engine, addr| {
-        format!("listening on {addr} with {} loops", engine.loops())
-    });
+    serve(
+        "http",
+        builder,
+        server,
+        |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
+        |engine| metrics.serve("http", engine),
+    );
 }
 
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE} {METRICS_USAGE}"
         ),
         problem,
     )

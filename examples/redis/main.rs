@@ -1,5 +1,6 @@
 // cargo run --release --example redis -- --addr tcp://127.0.0.1:6380 --loops 2
 // cargo run --release --features tls --example redis -- --addr tcp://127.0.0.1:6390 --tls-self-signed   (then: redis-cli --tls --cacert PEM -p 6390 ping)
+// cargo run --release --example redis -- --metrics-addr tcp://127.0.0.1:9100   (then: curl http://127.0.0.1:9100/metrics)
 //! A RESP2 (Redis protocol) server on netloom's callback engine.
 //!
 //! - Commands: PING, ECHO, SET (EX / PX / NX / XX / KEEPTTL), GET, DEL,
@@ -27,18 +28,26 @@
 //!   of unfinished commands, past which a connection whose unfinished
 //!   command grows gets `-ERR` and a close.
 //!
+//! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
+//! counters (`Engine::stats`) in the Prometheus text format at
+//! `http://HOST:PORT/metrics` (a plain HTTP/1.1 responder on a thread of its
+//! own): `curl --silent http://127.0.0.1:9100/metrics | promtool check metrics`.
+//!
 //! Try it: `redis-cli -p 6380`, or `redis-benchmark -p 6380 -q` (every
 //! default test), or `redis-benchmark -p 6380 -P 16 -t get,set -q`.
 //! Ctrl-C or SIGTERM stops it cleanly.
 
 mod collections;
 mod commands;
+#[path = "../support/metrics.rs"]
+mod metrics;
 mod resp;
 #[path = "../support/serve.rs"]
 mod serve;
 mod server;
 mod store;
 mod values;
+use metrics::{MetricsFlag, METRICS_USAGE};
 use serve::serve;
 
 use netloom::Engine;
@@ -61,6 +70,7 @@ fn main() {
     let mut loops = 0;
     let mut max_pending_input = DEFAULT_MAX_PENDING_INPUT;
     let mut tls = TlsFlags::default();
+    let mut metrics = MetricsFlag::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -82,6 +92,7 @@ fn main() {
             }
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
+            other if metrics.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -98,13 +109,14 @@ fn main() {
         builder,
         RedisServer::new(resolved_loops).max_pending_input(max_pending_input),
         |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
+        |engine| metrics.serve("redis", engine),
     );
 }
 
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "redis",
-        &format!("usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB] {TLS_USAGE}"),
+        &format!("usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB] {TLS_USAGE} {METRICS_USAGE}"),
         problem,
     )
 }

@@ -7,12 +7,14 @@
 use netloom::{Addr, Engine, EngineBuilder, Handler};
 
 /// Runs `handler` on `builder` until the engine stops; `banner` words the
-/// line printed for each local address.
+/// line printed for each local address; `started` runs once they are
+/// printed (the `--metrics-addr` endpoint starts there).
 pub fn serve<H: Handler>(
     name: &str,
     builder: EngineBuilder,
     handler: H,
     banner: impl Fn(&Engine, &Addr) -> String,
+    started: impl FnOnce(&Engine),
 ) {
     let engine = builder.start(handler).unwrap_or_else(|e| {
         eprintln!("{name}: {e}");
@@ -21,6 +23,7 @@ pub fn serve<H: Handler>(
     for addr in engine.local_addrs() {
         println!("{name}: {}", banner(&engine, addr));
     }
+    started(&engine);
     if let Err(e) = engine.wait() {
         eprintln!("{name}: {e}");
         std::process::exit(1);

@@ -17,6 +17,7 @@ use socket2::Socket;
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::datagram::DatagramIo;
 use crate::reactor::inbox::{InboxSender, Lane};
+use crate::stats::Reported;
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
 pub(crate) use state::{ConnState, ConnTimer, Effect, Limits, ReadMode, TimerVerdict};
@@ -145,6 +146,8 @@ pub(crate) struct ConnRecord<C> {
     pub(crate) shared: Option<Arc<ConnShared>>,
     /// A connection to resume once this one's outbound bytes drain.
     pub(crate) drain_waiter: Option<Box<DrainWaiter<C>>>,
+    /// What the connection last added to its loop's counters.
+    pub(crate) reported: Reported,
     pub(crate) ctx: C,
 }
 
@@ -167,6 +170,7 @@ impl<C> ConnRecord<C> {
             unread: false,
             shared: None,
             drain_waiter: None,
+            reported: Reported::default(),
             ctx,
         }
     }

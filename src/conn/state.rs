@@ -319,6 +319,16 @@ impl ConnState {
         self.sent += n as u64;
     }
 
+    /// Bytes the kernel took over the connection's life.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Reading is paused because outbound passed the high-water mark.
+    pub(crate) fn is_backpressured(&self) -> bool {
+        self.backpressured
+    }
+
     /// The poller reported the peer's FIN (once, edge-triggered).
     pub(crate) fn fin_reported(&mut self) {
         if self.read == ReadSide::Open {

@@ -57,6 +57,9 @@ pub(crate) struct TlsConn {
     info: Option<TlsInfo>,
     /// Our `close_notify` is queued.
     close_queued: bool,
+    /// Plaintext taken by `write` and not yet reported to the loop's
+    /// counters.
+    unreported_written: u64,
 }
 
 impl TlsConn {
@@ -66,6 +69,7 @@ impl TlsConn {
             carry: Vec::new(),
             info: None,
             close_queued: false,
+            unreported_written: 0,
         })
     }
 
@@ -163,9 +167,15 @@ impl TlsConn {
                     });
                 }
                 rest = &rest[taken..];
+                self.unreported_written += taken as u64;
             }
         }
         Ok(())
+    }
+
+    /// Plaintext written since the last call (for the loop's counters).
+    pub(crate) fn take_unreported_written(&mut self) -> u64 {
+        std::mem::take(&mut self.unreported_written)
     }
 
     /// Seals the staged plaintext into `out` (nothing during the handshake).

@@ -18,6 +18,7 @@ use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::inbox;
 use crate::reactor::token::Token;
 use crate::rt::{CoreSeed, RuntimeShared};
+use crate::stats::{LoopCounters, Stats};
 use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::unwind::lock;
@@ -295,7 +296,7 @@ impl Engine {
         self.group.loops()
     }
 
-    /// Open connections over all loops.
+    /// Open connections over all loops (as `stats().total().open_connections`).
     ///
     /// ```
     /// # fn f(engine: &netloom::Engine) {
@@ -315,6 +316,22 @@ impl Engine {
     /// ```
     pub fn conn_counts(&self) -> Vec<usize> {
         self.group.conn_counts().collect()
+    }
+
+    /// The loops' counters now: connections, bytes, outbound backlog,
+    /// backpressure, inbox depth, failures by kind, busy time, per loop and
+    /// in total. Cheap: each loop keeps its own counters as it works, and
+    /// this only reads them. See [`Stats`] for what is counted and
+    /// [`Stats::write_prometheus`] for the Prometheus exposition.
+    ///
+    /// ```
+    /// # fn f(engine: &netloom::Engine) {
+    /// let total = engine.stats().total();
+    /// println!("{} open, {} closed", total.open_connections, total.closed);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        Stats::new(self.group.stats().collect())
     }
 
     /// Blocks until every loop has exited and `on_shutdown` has returned.
@@ -414,6 +431,7 @@ pub(crate) fn launch<H: Handler>(
     let mut senders = Vec::with_capacity(loops);
     let mut wakers = Vec::with_capacity(loops);
     let mut cores = Vec::with_capacity(loops);
+    let mut counters = Vec::with_capacity(loops);
     let per_loop = listeners.into_iter().zip(datagram_sockets);
     for (index, (loop_listeners, loop_datagram_sockets)) in per_loop.enumerate() {
         let selector = Selector::new()?;
@@ -424,9 +442,12 @@ pub(crate) fn launch<H: Handler>(
             Interest::READABLE,
             Trigger::Level,
         )?;
-        let (tx, rx) = inbox(waker.clone());
+        let loop_counters = Arc::new(LoopCounters::default());
+        let (tx, rx) = inbox(waker.clone(), Some(loop_counters.clone()));
         senders.push(Arc::new(tx));
-        let core = CoreSeed::hosted(&selector, waker.clone())?;
+        // The executor's queue counts in the loop's inbox depth too.
+        let core = CoreSeed::hosted(&selector, waker.clone(), loop_counters.clone())?;
+        counters.push(loop_counters);
         wakers.push(waker);
         cores.push(core.shared.clone());
         seeds.push(LoopSeed {
@@ -442,7 +463,7 @@ pub(crate) fn launch<H: Handler>(
 
     let runtime = Arc::new(RuntimeShared::new(cores, options.shutdown_grace));
     let engine = Engine {
-        group: Arc::new(LoopGroup::new(wakers)),
+        group: Arc::new(LoopGroup::new(wakers, counters)),
         runtime: runtime.clone(),
         local_addrs: local_addrs.into(),
         stop_signals: Arc::new(Mutex::new(stop_signals)),

@@ -28,6 +28,7 @@ use crate::reactor::timer::TimerHeap;
 use crate::reactor::token::{Slab, Token};
 use crate::rt::RuntimeShared;
 use crate::rt::{Core, CoreSeed};
+use crate::stats::{ErrorKind, LoopCounters};
 use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
@@ -68,6 +69,9 @@ pub(crate) struct LoopSeed<C> {
 pub(crate) type Peers<C> = Arc<[Arc<InboxSender<Command<C>>>]>;
 
 /// What a slab slot holds.
+// Nearly every entry is a connection: boxing it would cost an allocation
+// per connection and a pointer chase per event to shrink a few listeners.
+#[allow(clippy::large_enum_variant)]
 enum Entry<C> {
     Conn(ConnRecord<C>),
     Listener {
@@ -150,6 +154,8 @@ pub(crate) struct EventLoop<H: Callbacks> {
     handler: Arc<H>,
     /// The engine's loops: the stop flag and every loop's connection count.
     group: Arc<LoopGroup>,
+    /// This loop's counters (`Engine::stats`), written by this thread only.
+    counters: Arc<LoopCounters>,
     options: Arc<LoopConfig>,
     /// The loop's executor: async tasks and their descriptors (`rt`).
     core: Rc<Core>,
@@ -202,6 +208,7 @@ impl<H: Callbacks> EventLoop<H> {
             index: seed.index,
             core,
             handler,
+            counters: group.counters[seed.index].clone(),
             group,
             // Zeroed allocation: untouched pages of the UDP slots cost no memory.
             read_buf: vec![0; options.read_buffer_size * slots].into_boxed_slice(),
@@ -311,6 +318,10 @@ impl<H: Callbacks> EventLoop<H> {
                     (a, b) => a.or(b),
                 }
             };
+            // Busy time: from the end of the last wait to this one; one
+            // clock read per turn beside the one after the wait.
+            let waiting_from = Instant::now();
+            self.counters.busy(waiting_from - self.now);
             if let Err(e) = self.selector.wait(&mut self.events, timeout) {
                 log::error!("netloom: loop {}: epoll_wait failed: {e}", self.index);
                 self.close_all(|| Error::Io(io::Error::other("event loop failed")));
@@ -406,6 +417,7 @@ impl<H: Callbacks> EventLoop<H> {
                         }
                     }
                     Ok(n) => {
+                        self.counters.read(n);
                         rec.io.state.active(self.now);
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
@@ -443,11 +455,12 @@ impl<H: Callbacks> EventLoop<H> {
                     rec.io.state.read_eof();
                     break;
                 }
-                Ok(_) if reads == 16 => {
+                Ok(n) if reads == 16 => {
+                    self.counters.read(n);
                     read_again_later(&mut self.unread, rec, token);
                     break;
                 }
-                Ok(_) => {}
+                Ok(n) => self.counters.read(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // A reset now costs nothing: our bytes were all sent.
@@ -547,9 +560,15 @@ impl<H: Callbacks> EventLoop<H> {
             .as_ref()
             .map_or(0, |s| s.in_flight.load(Ordering::Acquire));
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(tls) = &mut rec.io.tls {
+            self.counters
+                .tls_plaintext_written(tls.take_unreported_written());
+        }
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         rec.io
             .seal_tls(arriving, rec.interest.is_writable(), &mut self.env.pool);
         let queued = rec.io.pending();
+        let was_paused = rec.io.state.is_backpressured();
         let settled = rec.io.state.settle(
             queued,
             arriving,
@@ -557,6 +576,11 @@ impl<H: Callbacks> EventLoop<H> {
             self.stopping,
             &self.options.limits,
         );
+        let sent = rec.io.state.sent();
+        self.counters.settled(&mut rec.reported, sent, queued);
+        if rec.io.state.is_backpressured() != was_paused {
+            self.counters.backpressure(!was_paused);
+        }
         match settled.effect {
             Effect::None => {}
             Effect::Close => return self.close_conn(token),
@@ -628,6 +652,10 @@ impl<H: Callbacks> EventLoop<H> {
         rec.inbound.take(usize::MAX);
         rec.inbound.release_if_empty(&mut self.env.pool);
         self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+        // After the load: whoever sees the close counted sees it gone.
+        let (sent, paused) = (rec.io.state.sent(), rec.io.state.is_backpressured());
+        self.counters
+            .closed(&mut rec.reported, sent, paused, err.as_ref());
         // Dropping `rec` closes the socket.
     }
 
@@ -659,6 +687,7 @@ impl<H: Callbacks> EventLoop<H> {
                             Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
                             Err(e) => {
                                 log::error!("netloom: TLS session for {}: {e}", incoming.peer);
+                                self.counters.error(ErrorKind::Tls);
                                 continue;
                             }
                         }
@@ -666,8 +695,11 @@ impl<H: Callbacks> EventLoop<H> {
                     self.assign(incoming, balanced);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if socket::is_transient_accept_error(&e) => {}
+                Err(e) if socket::is_transient_accept_error(&e) => {
+                    self.counters.error(ErrorKind::Accept)
+                }
                 Err(e) => {
+                    self.counters.error(ErrorKind::Accept);
                     // EMFILE and friends leave the listener readable: stop watching
                     // it for a while instead of spinning, and keep serving.
                     *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
@@ -739,6 +771,7 @@ impl<H: Callbacks> EventLoop<H> {
             loads.fetch_sub(1, Ordering::Relaxed);
             return;
         }
+        self.counters.accepted();
         let state = ConnState::accepted(self.now);
         #[allow(unused_mut)]
         let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
@@ -970,6 +1003,7 @@ impl<H: Callbacks> EventLoop<H> {
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = dial;
+        self.counters.dialed();
         let token = self.entries.next_token();
         let started = if self.stopping {
             Err(Error::EngineStopped)

@@ -74,6 +74,7 @@ impl<H: Callbacks> EventLoop<H> {
             }
         };
         let delivered = rec.inbound.len() > before;
+        self.counters.tls_plaintext_read(rec.inbound.len() - before);
         if !delivered {
             rec.inbound.release_if_empty(&mut self.env.pool);
         }

@@ -1,12 +1,14 @@
 //! What the loops of one engine share, and their threads: the stop flag
 //! and the wakers that make every loop notice it, each loop's connection
 //! count (read by the least-connections balancer and `Engine::conn_count`),
-//! how many loops still run, and the threads to join.
+//! each loop's counters (`Engine::stats`), how many loops still run, and
+//! the threads to join.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use crate::stats::{LoopCounters, LoopStats};
 use crate::sys::Waker;
 use crate::{Error, Result};
 
@@ -17,18 +19,22 @@ pub(crate) struct LoopGroup {
     /// Connections each loop serves, counted from the moment one is
     /// assigned to it (still in its inbox included).
     pub(crate) loads: Vec<AtomicUsize>,
+    /// One per loop, written by that loop.
+    pub(crate) counters: Vec<Arc<LoopCounters>>,
     live_loops: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<Result<()>>>>,
 }
 
 impl LoopGroup {
-    /// The group of the loops woken by `wakers`, one each.
-    pub(crate) fn new(wakers: Vec<Arc<Waker>>) -> LoopGroup {
+    /// The group of the loops woken by `wakers` and counting in
+    /// `counters`, one each.
+    pub(crate) fn new(wakers: Vec<Arc<Waker>>, counters: Vec<Arc<LoopCounters>>) -> LoopGroup {
         let loops = wakers.len();
         LoopGroup {
             stopping: AtomicBool::new(false),
             wakers,
             loads: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
+            counters,
             live_loops: AtomicUsize::new(loops),
             threads: Mutex::new(Vec::new()),
         }
@@ -63,6 +69,15 @@ impl LoopGroup {
     /// Connections per loop.
     pub(crate) fn conn_counts(&self) -> impl Iterator<Item = usize> + '_ {
         self.loads.iter().map(|l| l.load(Ordering::Relaxed))
+    }
+
+    /// Each loop's counters now.
+    pub(crate) fn stats(&self) -> impl Iterator<Item = LoopStats> + '_ {
+        let loads = self.loads.iter();
+        self.counters
+            .iter()
+            .zip(loads)
+            .map(|(c, load)| c.snapshot(load))
     }
 
     /// Runs `run(seed)` on a thread per seed, named `netloom-loop-<i>`. If

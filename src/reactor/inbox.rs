@@ -7,7 +7,9 @@
 //! write or a registration by more than one batch.
 
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 
+use crate::stats::LoopCounters;
 use crate::sys::Waker;
 
 /// Bulk tasks run per loop turn before I/O is polled again.
@@ -17,13 +19,16 @@ pub(crate) const BULK_BATCH: usize = 256;
 pub(crate) struct InboxSender<M> {
     urgent: Sender<M>,
     bulk: Sender<M>,
-    waker: std::sync::Arc<Waker>,
+    waker: Arc<Waker>,
+    /// Where the inbox depth is counted, if it is reported.
+    counters: Option<Arc<LoopCounters>>,
 }
 
 /// The loop's side.
 pub(crate) struct InboxReceiver<M> {
     urgent: Receiver<M>,
     bulk: Receiver<M>,
+    counters: Option<Arc<LoopCounters>>,
 }
 
 /// Which lane a message travels on.
@@ -33,7 +38,12 @@ pub(crate) enum Lane {
     Bulk,
 }
 
-pub(crate) fn inbox<M>(waker: std::sync::Arc<Waker>) -> (InboxSender<M>, InboxReceiver<M>) {
+/// The inbox of the loop woken by `waker`, counting its depth in
+/// `counters` if given.
+pub(crate) fn inbox<M>(
+    waker: Arc<Waker>,
+    counters: Option<Arc<LoopCounters>>,
+) -> (InboxSender<M>, InboxReceiver<M>) {
     let (urgent_tx, urgent_rx) = mpsc::channel();
     let (bulk_tx, bulk_rx) = mpsc::channel();
     (
@@ -41,10 +51,12 @@ pub(crate) fn inbox<M>(waker: std::sync::Arc<Waker>) -> (InboxSender<M>, InboxRe
             urgent: urgent_tx,
             bulk: bulk_tx,
             waker,
+            counters: counters.clone(),
         },
         InboxReceiver {
             urgent: urgent_rx,
             bulk: bulk_rx,
+            counters,
         },
     )
 }
@@ -57,7 +69,16 @@ impl<M> InboxSender<M> {
             Lane::Urgent => &self.urgent,
             Lane::Bulk => &self.bulk,
         };
-        queue.send(msg).map_err(|e| e.0)?;
+        // Counted before it can be taken, so the depth never looks negative.
+        if let Some(counters) = &self.counters {
+            counters.enqueuing();
+        }
+        if let Err(e) = queue.send(msg) {
+            if let Some(counters) = &self.counters {
+                counters.not_enqueued();
+            }
+            return Err(e.0);
+        }
         if let Err(e) = self.waker.wake() {
             // The message is queued; the loop will see it on its next turn.
             log::error!("netloom: waking event loop failed: {e}");
@@ -74,6 +95,19 @@ impl<M> InboxReceiver<M> {
     /// Delivers queued messages to `f`: all urgent ones, then up to
     /// [`BULK_BATCH`] bulk ones. Returns true if bulk messages remain.
     pub(crate) fn drain(&self, mut f: impl FnMut(M)) -> bool {
+        let Some(counters) = &self.counters else {
+            return self.drain_uncounted(f);
+        };
+        let mut taken = 0;
+        let more = self.drain_uncounted(|m| {
+            taken += 1;
+            f(m)
+        });
+        counters.dequeued(taken);
+        more
+    }
+
+    fn drain_uncounted(&self, mut f: impl FnMut(M)) -> bool {
         while let Ok(m) = self.urgent.try_recv() {
             f(m);
         }
@@ -94,12 +128,12 @@ impl<M> InboxReceiver<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn urgent_messages_overtake_a_bulk_flood() {
         let waker = Arc::new(Waker::new().unwrap());
-        let (tx, rx) = inbox::<(Lane, u32)>(waker);
+        let counters = Arc::new(LoopCounters::default());
+        let (tx, rx) = inbox::<(Lane, u32)>(waker, Some(counters.clone()));
         for i in 0..1000 {
             tx.send(Lane::Bulk, (Lane::Bulk, i)).unwrap();
         }
@@ -107,6 +141,10 @@ mod tests {
         let mut seen = Vec::new();
         let more = rx.drain(|m| seen.push(m));
         assert!(more, "bulk work is bounded per turn");
+        assert_eq!(
+            counters.snapshot(&Default::default()).inbox_depth,
+            1001 - seen.len() as u64
+        );
         assert_eq!(seen[0], (Lane::Urgent, 0));
         assert_eq!(seen.len(), 1 + BULK_BATCH);
         let bulk: Vec<u32> = seen[1..].iter().map(|m| m.1).collect();

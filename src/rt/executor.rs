@@ -54,6 +54,7 @@ use super::RuntimeShared;
 use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::reactor::timer::TimerHeap;
 use crate::reactor::token::{Slab, Token};
+use crate::stats::LoopCounters;
 use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
 use crate::unwind::{lock, panic_message};
 
@@ -613,9 +614,18 @@ impl CoreSeed {
     /// A core hosted by an engine loop: in the loop's epoll set, and woken
     /// through the loop's own eventfd, so a burst of commands and task
     /// wake-ups costs one eventfd write. The loop reports that eventfd's
-    /// events with [`Core::inbox_woken`].
-    pub(crate) fn hosted(selector: &Selector, waker: Arc<EventFd>) -> io::Result<CoreSeed> {
-        Ok(CoreSeed::with_waker(selector.try_clone()?, waker))
+    /// events with [`Core::inbox_woken`]. Its queue counts in the loop's
+    /// inbox depth (`counters`).
+    pub(crate) fn hosted(
+        selector: &Selector,
+        waker: Arc<EventFd>,
+        counters: Arc<LoopCounters>,
+    ) -> io::Result<CoreSeed> {
+        Ok(CoreSeed::with_waker(
+            selector.try_clone()?,
+            waker,
+            Some(counters),
+        ))
     }
 
     /// A core with a poller and an eventfd of its own (`block_on`'s).
@@ -628,7 +638,7 @@ impl CoreSeed {
             Interest::READABLE,
             Trigger::Level,
         )?;
-        Ok(CoreSeed::with_waker(selector, waker))
+        Ok(CoreSeed::with_waker(selector, waker, None))
     }
 
     /// The eventfd that wakes the core.
@@ -636,8 +646,12 @@ impl CoreSeed {
         self.waker.clone()
     }
 
-    fn with_waker(selector: Selector, waker: Arc<EventFd>) -> CoreSeed {
-        let (tx, rx) = crate::reactor::inbox::inbox(waker.clone());
+    fn with_waker(
+        selector: Selector,
+        waker: Arc<EventFd>,
+        counters: Option<Arc<LoopCounters>>,
+    ) -> CoreSeed {
+        let (tx, rx) = crate::reactor::inbox::inbox(waker.clone(), counters);
         CoreSeed {
             shared: Arc::new(LoopShared {
                 id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),

@@ -187,7 +187,10 @@ impl Builder {
         } else {
             (None, None)
         };
-        let group = Arc::new(LoopGroup::new(seeds.iter().map(CoreSeed::waker).collect()));
+        // A runtime's loops serve no callback connections: nothing counts.
+        let counters = (0..loops).map(|_| Arc::default()).collect();
+        let wakers = seeds.iter().map(CoreSeed::waker).collect();
+        let group = Arc::new(LoopGroup::new(wakers, counters));
         let (runtime, pin) = (shared.clone(), options.pin_loops);
         group.spawn(
             seeds.into_iter().enumerate().collect(),

@@ -33,6 +33,7 @@ use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
+mod proxy;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 mod tls;
 
@@ -410,7 +411,9 @@ impl<H: Callbacks> EventLoop<H> {
                 match (&rec.io.stream).read(read_buf) {
                     Ok(0) => {
                         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                        tls::note_end_of_stream(&mut rec.io);
+                        if !rec.io.state.awaits_proxy_header() {
+                            tls::note_end_of_stream(&mut rec.io);
+                        }
                         if rec.io.state.read_eof() {
                             let outcome = self.call(token, 0, |h, c| h.on_eof(c));
                             return self.apply(token, outcome);
@@ -420,6 +423,9 @@ impl<H: Callbacks> EventLoop<H> {
                         rec.io.state.active(self.now);
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
+                        }
+                        if rec.io.state.awaits_proxy_header() {
+                            return self.proxy_header_traffic(token, n);
                         }
                         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                         if rec.io.tls.is_some() {
@@ -664,10 +670,13 @@ impl<H: Callbacks> EventLoop<H> {
                 Ok((stream, peer)) => {
                     *backoff = ACCEPT_BACKOFF_MIN / 2;
                     let balanced = listener.balanced;
-                    #[allow(unused_mut)]
                     let mut incoming = Incoming::plain(stream, peer);
+                    let options = &listener.options;
+                    incoming.proxy = options
+                        .proxy_protocol
+                        .zip(Some(options.proxy_header_timeout));
                     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                    if let Some(acceptor) = &listener.tls {
+                    if let Some(acceptor) = &options.tls {
                         match acceptor.session() {
                             Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
                             Err(e) => {
@@ -735,6 +744,7 @@ impl<H: Callbacks> EventLoop<H> {
         let Incoming {
             socket: stream,
             peer,
+            proxy,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = incoming;
@@ -755,6 +765,14 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::accepted(self.now);
         #[allow(unused_mut)]
         let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
+        if let Some((version, timeout)) = proxy {
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            {
+                rec.io.tls = tls;
+            }
+            // on_open (and a TLS handshake) wait for the header.
+            return self.await_proxy_header(token, rec, version, timeout);
+        }
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if tls.is_some() {
             rec.io.tls = tls;
@@ -980,6 +998,7 @@ impl<H: Callbacks> EventLoop<H> {
             addr,
             timeout,
             reply,
+            proxy_header,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = dial;
@@ -1011,6 +1030,10 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::connecting(self.now);
         let mut rec = ConnRecord::new(socket, addr, state, ctx);
         rec.interest = Interest::WRITABLE;
+        if let Some(header) = proxy_header {
+            // First in the queue: before a TLS ClientHello and anything written.
+            rec.io.outbound.push_owned(header, &mut self.pool);
+        }
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         {
             rec.io.tls = tls;

@@ -6,7 +6,7 @@
 //! --example ...`); it covers TCP and Unix addresses, UDP stays plain.
 //! Included with `#[path]`.
 
-use netloom::EngineBuilder;
+use netloom::{EngineBuilder, ListenerOptions};
 
 /// The flags' usage text.
 pub const TLS_USAGE: &str = "[--tls-cert PEM --tls-key PEM | --tls-self-signed]";
@@ -31,19 +31,21 @@ impl TlsFlags {
         true
     }
 
-    /// Binds every URL of `urls` on `builder`: TCP and Unix ones through
-    /// TLS when the flags asked for it (offering `alpn`), the rest plain.
+    /// Binds every URL of `urls` on `builder` with `listener`'s options
+    /// (a PROXY protocol header): TCP and Unix ones through TLS when the
+    /// flags asked for it (offering `alpn`), after that header.
     pub fn bind(
         self,
         name: &str,
         mut builder: EngineBuilder,
         urls: &[String],
         alpn: &[&[u8]],
+        listener: ListenerOptions,
     ) -> Result<EngineBuilder, String> {
         let wanted = self.self_signed || self.cert.is_some() || self.key.is_some();
         if !wanted {
             for url in urls {
-                builder = builder.bind(url);
+                builder = builder.bind_with(url, listener.clone());
             }
             return Ok(builder);
         }
@@ -59,9 +61,9 @@ impl TlsFlags {
             let acceptor = self.acceptor(name, alpn)?;
             for url in urls {
                 builder = if url.starts_with("udp") {
-                    builder.bind(url)
+                    builder.bind_with(url, listener.clone())
                 } else {
-                    builder.bind_tls(url, acceptor.clone())
+                    builder.bind_with(url, listener.clone().tls(acceptor.clone()))
                 };
             }
             Ok(builder)

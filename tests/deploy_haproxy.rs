@@ -148,3 +148,44 @@ fn haproxy_with_send_proxy_v2_passes_the_client_address_and_wrk_sees_no_errors()
         assert!(backend.terminate().success(), "a backend exits cleanly");
     }
 }
+
+/// A chain of two PROXY protocol hops: HAProxy sends v2 to the `proxy`
+/// example (`--proxy-protocol v2`), which passes the client on to an
+/// `http` backend in a v1 header (`--send-proxy v1`); the handler at the
+/// end still sees curl's 127.0.0.2.
+#[test]
+fn the_proxy_example_passes_the_client_from_haproxy_on_to_its_backend() {
+    if !util::require_tool("haproxy") || !util::require_tool("curl") {
+        return;
+    }
+    let dir = TempDir::new("deploy-haproxy-chain");
+    let args = [
+        "--addr",
+        "tcp://127.0.0.1:0",
+        "--loops",
+        "1",
+        "--proxy-protocol",
+        "v1",
+    ];
+    let backend = ExampleServer::start("http", &args);
+    let backend_addr = backend.addr.to_string();
+    let proxy = ExampleServer::start(
+        "proxy",
+        &[
+            "--addr",
+            "tcp://127.0.0.1:0",
+            "--backend",
+            &backend_addr,
+            "--proxy-protocol",
+            "v2",
+            "--send-proxy",
+            "v1",
+        ],
+    );
+    let haproxy = Haproxy::start(&dir, &[proxy.addr]);
+    let seen: SocketAddr = whoami_from_127_0_0_2(haproxy.addr)
+        .parse()
+        .expect("an address");
+    assert_eq!(seen.ip().to_string(), "127.0.0.2");
+    assert!((42000..=42999).contains(&seen.port()), "{seen}");
+}

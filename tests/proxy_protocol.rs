@@ -230,3 +230,50 @@ fn a_netloom_dialer_sends_the_header_first() {
         util::stop(engine);
     }
 }
+
+/// Pauses reading in `on_open` and resumes through its handle (the
+/// `proxy` example's pattern while its backend connects), then echoes.
+struct PauseOnOpen;
+
+impl Handler for PauseOnOpen {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.pause_reading();
+        match conn.handle().resume_reading() {
+            Ok(()) => Action::None,
+            Err(_) => Action::Close,
+        }
+    }
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let data = conn.next(usize::MAX).to_vec();
+        match conn.write(&data) {
+            Ok(_) => Action::None,
+            Err(_) => Action::Close,
+        }
+    }
+}
+
+#[test]
+fn bytes_after_the_header_wait_while_on_open_paused_reading() {
+    let engine = Engine::builder()
+        .bind_with(
+            "tcp://127.0.0.1:0",
+            ListenerOptions::new().proxy_protocol(ProxyProtocol::V1),
+        )
+        .options(Options::default().loops(1))
+        .start(PauseOnOpen)
+        .expect("engine starts");
+    let addr = engine.local_addrs()[0].inet().unwrap();
+    for round in 0..20 {
+        // Header and request in one write: one read on loopback.
+        let mut wire = encode(ProxyProtocol::V1, Some((client(), addr)));
+        let request = format!("request {round}");
+        wire.extend_from_slice(request.as_bytes());
+        let mut stream = util::connect(addr);
+        stream.write_all(&wire).unwrap();
+        let mut echo = vec![0; request.len()];
+        stream.read_exact(&mut echo).expect("the request is echoed");
+        assert_eq!(echo, request.as_bytes());
+    }
+    util::stop(engine);
+}

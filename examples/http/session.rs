@@ -366,7 +366,7 @@ mod tests {
         let mut out = Vec::new();
         let input =
             b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\nPOST /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
-        serve(&mut session, input, &Limits::default(), &DATE, &mut out);
+        serve(&mut session, input, &Limits::default(), DATE, &mut out);
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(

@@ -204,6 +204,13 @@ impl<C> ConnRecord<C> {
         rec
     }
 
+    /// Whether inbound bytes may arrive that no read announces: plaintext
+    /// decrypted, or bytes after a PROXY header, while reading is paused.
+    /// Resuming then calls `on_traffic` for them.
+    pub(crate) fn fills_inbound_while_paused(&self) -> bool {
+        self.io.is_tls() || self.proxy.is_some()
+    }
+
     pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
         let outbound = self.io.pending();
         self.shared
@@ -1111,8 +1118,9 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn resume_reading(&mut self) {
         self.rec.io.state.hold_reading(false);
-        if self.rec.io.is_tls() && self.inbound_len() > 0 {
-            // Decrypted while paused: no new bytes will raise an edge.
+        if self.rec.fills_inbound_while_paused() && self.inbound_len() > 0 {
+            // Decrypted (or after a PROXY header) while paused: no new
+            // bytes will raise an edge.
             self.wake();
         }
     }

@@ -911,9 +911,10 @@ impl<H: Callbacks> EventLoop<H> {
     fn resume_reading(&mut self, token: Token) {
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
             rec.io.state.hold_reading(false);
-            if rec.io.is_tls() && !rec.inbound.is_empty() && !rec.woken {
-                // Plaintext decrypted while paused: no new bytes will raise
-                // an edge, so on_traffic is called for it now.
+            if rec.fills_inbound_while_paused() && !rec.inbound.is_empty() && !rec.woken {
+                // Plaintext decrypted (or bytes after a PROXY header) while
+                // paused: no new bytes will raise an edge, so on_traffic is
+                // called for them now.
                 rec.woken = true;
                 self.woken.push(token);
             }

@@ -79,6 +79,13 @@ impl<H: Callbacks> EventLoop<H> {
                 let outcome = self.call_with(token, consumed..fresh, |h, c| h.on_traffic(c));
                 self.apply(token, outcome);
             }
+            // `on_open` paused reading: the bytes wait in the connection's
+            // buffer for `on_traffic` after it resumes, as a TLS
+            // connection's first plaintext does.
+            Some(Entry::Conn(rec)) if !rec.io.state.is_closing() => {
+                rec.inbound
+                    .extend(&self.read_buf[consumed..fresh], &mut self.pool);
+            }
             _ => {}
         }
     }

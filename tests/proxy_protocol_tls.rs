@@ -21,7 +21,9 @@ struct Report(mpsc::Sender<(Addr, bool)>);
 impl Handler for Report {
     type Context = ();
     fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
-        let _ = self.0.send((conn.peer_addr().clone(), conn.tls().is_some()));
+        let _ = self
+            .0
+            .send((conn.peer_addr().clone(), conn.tls().is_some()));
         Action::None
     }
     fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {

@@ -9,7 +9,8 @@
 //! the parser before `on_open` on the addresses bound with
 //! [`ListenerOptions::proxy_protocol`](crate::ListenerOptions::proxy_protocol)
 //! and shows the outcome as [`Conn::peer_addr`](crate::Conn::peer_addr)
-//! and [`Conn::proxy`](crate::Conn::proxy).
+//! and [`Conn::proxy`](crate::Conn::proxy); an async task reads it with
+//! [`TcpStream::read_proxy_header`](crate::rt::net::TcpStream::read_proxy_header).
 //!
 //! | version | form | bound | addresses |
 //! |---|---|---|---|

@@ -278,10 +278,13 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        let client = self.proxy.as_ref().and_then(|header| match header.command() {
-            ProxyCommand::Proxy => header.source().and_then(crate::Addr::inet),
-            ProxyCommand::Local => None,
-        });
+        let client = self
+            .proxy
+            .as_ref()
+            .and_then(|header| match header.command() {
+                ProxyCommand::Proxy => header.source().and_then(crate::Addr::inet),
+                ProxyCommand::Local => None,
+            });
         match client {
             Some(client) => Ok(client),
             None => self.source.get_ref().peer_addr(),
@@ -334,7 +337,9 @@ impl TcpStream {
             }
             if let Some(header) = header {
                 let balancer = self.source.get_ref().peer_addr()?;
-                let header = self.proxy.insert(Box::new(header.with_balancer(balancer.into())));
+                let header = self
+                    .proxy
+                    .insert(Box::new(header.with_balancer(balancer.into())));
                 return Ok(header);
             }
         }

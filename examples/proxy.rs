@@ -108,8 +108,10 @@ impl Handler for Proxy {
         let timeout = Some(Duration::from_secs(5));
         let dialed = match self.send_proxy {
             Some(version) => {
+                // Behind a balancer: its client and the address they dialed.
                 let client = conn.peer_addr().inet();
-                let frontend = conn.local_addr().ok().and_then(|a| a.inet());
+                let dialed = conn.proxy().and_then(|p| p.destination()?.inet());
+                let frontend = dialed.or_else(|| conn.local_addr().ok()?.inet());
                 let header = encode(version, client.zip(frontend));
                 conn.dial_with_proxy_header(self.backend, timeout, header, backend)
             }

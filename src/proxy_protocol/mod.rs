@@ -486,7 +486,8 @@ impl HeaderParser {
     /// # Errors
     /// [`ProxyHeaderError`]: the bytes are not a valid header of the
     /// expected version, or exceed its bound. Feeding more after an error
-    /// or after `Done` is a misuse whose answers mean nothing.
+    /// or after `Done` is a misuse whose answers mean nothing (it never
+    /// panics).
     ///
     /// ```
     /// use netloom::proxy_protocol::{HeaderParser, Parsed, ProxyProtocol};
@@ -499,19 +500,6 @@ impl HeaderParser {
             ProxyProtocol::V1 => self.feed_v1(input),
             ProxyProtocol::V2 => self.feed_v2(input),
         }
-    }
-
-    /// Whether some of a header has arrived.
-    ///
-    /// ```
-    /// use netloom::proxy_protocol::{HeaderParser, ProxyProtocol};
-    /// let mut parser = HeaderParser::new(ProxyProtocol::V1);
-    /// parser.feed(b"PRO")?;
-    /// assert!(parser.is_started());
-    /// # Ok::<(), netloom::proxy_protocol::ProxyHeaderError>(())
-    /// ```
-    pub fn is_started(&self) -> bool {
-        !self.buf.is_empty()
     }
 
     fn feed_v1(&mut self, input: &[u8]) -> Result<Parsed, ProxyHeaderError> {
@@ -656,12 +644,7 @@ fn parse_v2(header: &[u8]) -> Result<ProxyHeader, ProxyHeaderError> {
         return Err(malformed("unknown address family or protocol"));
     }
     let body = &header[16..];
-    let address_len = match family {
-        1 => 12,
-        2 => 36,
-        3 => 216,
-        _ => 0,
-    };
+    let address_len = address_len(family);
     if body.len() < address_len {
         return Err(malformed("the length is too short for the addresses"));
     }
@@ -710,6 +693,17 @@ fn parse_v2(header: &[u8]) -> Result<ProxyHeader, ProxyHeaderError> {
     Ok(parsed)
 }
 
+/// Bytes of the address block of a version 2 `family` (AF_INET, AF_INET6,
+/// AF_UNIX; none for AF_UNSPEC).
+fn address_len(family: u8) -> usize {
+    match family {
+        1 => 12,
+        2 => 36,
+        3 => 216,
+        _ => 0,
+    }
+}
+
 /// A `sun_path` of 108 bytes: a NUL-terminated path, a leading NUL for an
 /// abstract name (up to the last non-NUL byte), all NULs for none.
 fn unix_name(raw: &[u8]) -> UnixAddr {
@@ -754,13 +748,7 @@ fn verify_crc32c(header: &[u8], expected: &[u8]) -> Result<(), ProxyHeaderError>
         .try_into()
         .map_err(|_| ProxyHeaderError::Malformed("the CRC32C TLV is not 4 bytes"))?;
     // The value's offset: the first CRC32C TLV's (what `find_tlv` found).
-    let mut at = 16
-        + match header[13] >> 4 {
-            1 => 12,
-            2 => 36,
-            3 => 216,
-            _ => 0,
-        };
+    let mut at = 16 + address_len(header[13] >> 4);
     while header[at] != PP2_TYPE_CRC32C {
         at += 3 + usize::from(u16::from_be_bytes([header[at + 1], header[at + 2]]));
     }

@@ -277,3 +277,18 @@ fn bytes_after_the_header_wait_while_on_open_paused_reading() {
     }
     util::stop(engine);
 }
+
+#[test]
+fn udp_addresses_refuse_the_proxy_protocol() {
+    let (tx, _rx) = mpsc::channel();
+    let started = Engine::builder()
+        .bind_with(
+            "udp://127.0.0.1:0",
+            ListenerOptions::new().proxy_protocol(ProxyProtocol::V2),
+        )
+        .start(Report(tx));
+    match started {
+        Err(Error::InvalidOption(reason)) => assert!(reason.contains("stream address"), "{reason}"),
+        other => panic!("expected InvalidOption, got {other:?}"),
+    }
+}

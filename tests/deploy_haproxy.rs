@@ -31,18 +31,21 @@ struct Haproxy {
 impl Haproxy {
     /// Writes a configuration into `dir` that balances `backends`
     /// round-robin, each with `send-proxy-v2`, and starts HAProxy on it.
+    /// Its HTTP health checks (`GET /whoami` every 100 ms) come with a
+    /// `LOCAL` header: a backend that refused them would be taken out after
+    /// three, and the requests of the tests would fail.
     fn start(dir: &TempDir, backends: &[SocketAddr]) -> Haproxy {
         let addr = free_port();
         let servers: String = backends
             .iter()
             .enumerate()
-            .map(|(i, at)| format!("    server app{i} {at} send-proxy-v2\n"))
+            .map(|(i, at)| format!("    server app{i} {at} send-proxy-v2 check inter 100ms\n"))
             .collect();
         let config = format!(
             "global\n    maxconn 512\n\
              defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
              frontend web\n    bind {addr}\n    default_backend app\n\
-             backend app\n    balance roundrobin\n{servers}"
+             backend app\n    balance roundrobin\n    option httpchk GET /whoami\n{servers}"
         );
         let path = dir.path("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
@@ -57,6 +60,8 @@ impl Haproxy {
         let listening =
             util::wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok());
         assert!(listening, "haproxy listens on {addr}");
+        // Long enough for several rounds of health checks.
+        std::thread::sleep(Duration::from_millis(500));
         haproxy
     }
 }

@@ -215,6 +215,37 @@ impl<C: Send + 'static> Client<C> {
         self.send_dial(dial, ctx)
     }
 
+    /// As [`Client::dial_tls`], and the connection sends `header` (a
+    /// PROXY protocol header from
+    /// [`proxy_protocol::encode`](crate::proxy_protocol::encode)) before
+    /// its ClientHello, as HAProxy's `send-proxy-v2` in front of a TLS
+    /// server does.
+    ///
+    /// # Errors
+    /// As [`Client::dial_tls`].
+    ///
+    /// ```no_run
+    /// use netloom::proxy_protocol::{encode, ProxyProtocol};
+    /// # fn f(client: &netloom::Client<()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// let header = encode(ProxyProtocol::V2, None);
+    /// client.dial_tls_with_proxy_header("tcp://127.0.0.1:8443", connector, "localhost", header, ())?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn dial_tls_with_proxy_header(
+        &self,
+        addr: &str,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+        header: Vec<u8>,
+        ctx: C,
+    ) -> Result<()> {
+        let mut dial = dial_to(stream_target(addr)?, self.options.connect_timeout, None)?;
+        dial.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        dial.proxy_header = Some(header);
+        self.send_dial(dial, ctx)
+    }
+
     /// As [`Client::dial_wait`], over TLS: the handle comes once the
     /// handshake has finished and `on_open` has run.
     ///

@@ -87,3 +87,67 @@ fn the_header_comes_before_the_client_hello_and_both_are_honoured() {
     assert!(negotiated, "on_open comes after the handshake");
     util::stop(engine);
 }
+
+/// Echoes nothing; reports `on_open` on the dialing side.
+struct Opened(mpsc::Sender<bool>);
+
+impl Handler for Opened {
+    type Context = ();
+    fn on_open(&self, conn: &mut Conn<'_, ()>) -> Action {
+        let _ = self.0.send(conn.tls().is_some());
+        Action::None
+    }
+    fn on_traffic(&self, _: &mut Conn<'_, ()>) -> Action {
+        Action::None
+    }
+}
+
+#[test]
+fn a_netloom_tls_dialer_sends_the_header_before_its_client_hello() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let acceptor = TlsAcceptor::new(
+        TlsServerConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let listener = ListenerOptions::new()
+        .proxy_protocol(ProxyProtocol::V1)
+        .tls(acceptor);
+    let engine = Engine::builder()
+        .bind_with("tcp://127.0.0.1:0", listener)
+        .options(Options::default().loops(1))
+        .start(Report(tx))
+        .expect("engine starts");
+    let addr = engine.local_addrs()[0].inet().unwrap();
+
+    let connector = netloom::tls::TlsConnector::new(
+        netloom::tls::TlsClientConfig::from_pem(cert_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let (opened_tx, opened_rx) = mpsc::channel();
+    let dialer = netloom::Client::start(Opened(opened_tx), Options::default().loops(1)).unwrap();
+    let client: SocketAddr = "203.0.113.10:62000".parse().unwrap();
+    let header = encode(ProxyProtocol::V1, Some((client, addr)));
+    dialer
+        .dial_tls_with_proxy_header(
+            &format!("tcp://{addr}"),
+            &connector,
+            "localhost",
+            header,
+            (),
+        )
+        .unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(
+        opened_rx.recv_timeout(wait),
+        Ok(true),
+        "the dialer's handshake"
+    );
+    let (peer, negotiated) = rx.recv_timeout(wait).expect("the server's on_open");
+    assert_eq!(peer, client);
+    assert!(negotiated);
+    dialer.stop();
+    dialer.wait().unwrap();
+    util::stop(engine);
+}

@@ -35,8 +35,10 @@ impl Handler for Report {
     }
 }
 
-#[test]
-fn the_header_comes_before_the_client_hello_and_both_are_honoured() {
+/// An engine on a TLS address (a self-signed certificate for localhost)
+/// that expects a PROXY header of `version` first; returns it, its
+/// address, what its `on_open` reports, and the certificate's PEM.
+fn serve(version: ProxyProtocol) -> (Engine, SocketAddr, mpsc::Receiver<(Addr, bool)>, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
     let acceptor = TlsAcceptor::new(
@@ -44,15 +46,19 @@ fn the_header_comes_before_the_client_hello_and_both_are_honoured() {
     )
     .unwrap();
     let (tx, rx) = mpsc::channel();
-    let listener = ListenerOptions::new()
-        .proxy_protocol(ProxyProtocol::V2)
-        .tls(acceptor);
+    let listener = ListenerOptions::new().proxy_protocol(version).tls(acceptor);
     let engine = Engine::builder()
         .bind_with("tcp://127.0.0.1:0", listener)
         .options(Options::default().loops(1))
         .start(Report(tx))
         .expect("engine starts");
     let addr = engine.local_addrs()[0].inet().unwrap();
+    (engine, addr, rx, cert_pem)
+}
+
+#[test]
+fn the_header_comes_before_the_client_hello_and_both_are_honoured() {
+    let (engine, addr, rx, cert_pem) = serve(ProxyProtocol::V2);
 
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -104,23 +110,7 @@ impl Handler for Opened {
 
 #[test]
 fn a_netloom_tls_dialer_sends_the_header_before_its_client_hello() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
-    let acceptor = TlsAcceptor::new(
-        TlsServerConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let listener = ListenerOptions::new()
-        .proxy_protocol(ProxyProtocol::V1)
-        .tls(acceptor);
-    let engine = Engine::builder()
-        .bind_with("tcp://127.0.0.1:0", listener)
-        .options(Options::default().loops(1))
-        .start(Report(tx))
-        .expect("engine starts");
-    let addr = engine.local_addrs()[0].inet().unwrap();
-
+    let (engine, addr, rx, cert_pem) = serve(ProxyProtocol::V1);
     let connector = netloom::tls::TlsConnector::new(
         netloom::tls::TlsClientConfig::from_pem(cert_pem.as_bytes()).unwrap(),
     )

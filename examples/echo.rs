@@ -6,7 +6,9 @@
 //! same datagram. Several `--addr` of any scheme are served by the same loops.
 //!
 //! With `--tls-cert PEM --tls-key PEM` or `--tls-self-signed` (feature
-//! `tls`) the TCP and Unix addresses speak TLS; UDP stays plain.
+//! `tls`) the TCP and Unix addresses speak TLS; UDP stays plain. With
+//! `--proxy-protocol v1|v2` connections must start with a PROXY protocol
+//! header (stream addresses only), which is not echoed.
 //!
 //! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
 //! counters (`Engine::stats`) in the Prometheus text format at
@@ -54,6 +56,7 @@ fn main() {
     let mut options = Options::default().stop_on_signals(true);
     let mut tls = TlsFlags::default();
     let mut metrics = MetricsFlag::default();
+    let mut listener = netloom::ListenerOptions::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -84,6 +87,10 @@ fn main() {
                     .unwrap_or_else(|e: netloom::Error| usage(&e.to_string()));
                 options = options.load_balancer(lb);
             }
+            "--proxy-protocol" => {
+                let version = value().parse().unwrap_or_else(|e: String| usage(&e));
+                listener = listener.proxy_protocol(version);
+            }
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
@@ -94,7 +101,13 @@ fn main() {
         addrs.push("tcp://127.0.0.1:9000".to_string());
     }
     let builder = tls
-        .bind("echo", Engine::builder().options(options), &addrs, &[])
+        .bind(
+            "echo",
+            Engine::builder().options(options),
+            &addrs,
+            &[],
+            listener,
+        )
         .unwrap_or_else(|e| usage(&e));
     let engine = builder.start(Echo).unwrap_or_else(|e| {
         eprintln!("echo: {e}");
@@ -116,5 +129,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE} {METRICS_USAGE}"), problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"), problem)
 }

@@ -90,7 +90,7 @@ async fn linger(mut stream: Served) -> io::Result<()> {
 
 async fn serve(mut stream: Served, idle_timeout: Option<Duration>) -> io::Result<()> {
     let limits = Limits::default();
-    let mut session = Session::default();
+    let mut session = Session::for_client(stream.peer_addr().ok());
     let mut inbound = vec![0u8; READ_BUF];
     let mut filled = 0;
     let mut out = Vec::new();

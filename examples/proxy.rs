@@ -1,4 +1,5 @@
 // cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:9000 --loops 2
+// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:8081 --send-proxy v2   (to an http example with --proxy-protocol v2)
 //! A TCP proxy: every client connection gets its own backend connection,
 //! dialed from the client's loop onto that same loop, so both sides of a
 //! pair live on one thread and forwarding needs no cross-thread hop.
@@ -16,11 +17,17 @@
 //! both of its directions are done; when either side closes for another
 //! reason, the other is closed after its pending bytes are flushed. A
 //! backend that cannot be reached closes the client connection.
+//!
+//! PROXY protocol: `--send-proxy v1|v2` sends the backend a header with the
+//! client's address before anything else, so the backend sees the client,
+//! not the proxy; `--proxy-protocol v1|v2` expects one from a balancer in
+//! front, and then passes that balancer's client on.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use netloom::{Action, Conn, ConnHandle, Engine, Error, Handler, Options};
+use netloom::proxy_protocol::{encode, ProxyProtocol};
+use netloom::{Action, Conn, ConnHandle, Engine, Error, Handler, ListenerOptions, Options};
 #[path = "support/serve.rs"]
 mod serve;
 use serve::serve;
@@ -42,6 +49,8 @@ struct Proxy {
     /// Pending bytes on the side being written to above which the proxy
     /// stops reading the other side.
     high_water: usize,
+    /// The PROXY protocol header sent to the backend first, if any.
+    send_proxy: Option<ProxyProtocol>,
 }
 
 impl Proxy {
@@ -96,7 +105,19 @@ impl Handler for Proxy {
             backend: true,
             peer: Some(me),
         };
-        match conn.dial(self.backend, Some(Duration::from_secs(5)), backend) {
+        let timeout = Some(Duration::from_secs(5));
+        let dialed = match self.send_proxy {
+            Some(version) => {
+                // Behind a balancer: its client and the address they dialed.
+                let client = conn.peer_addr().inet();
+                let dialed = conn.proxy().and_then(|p| p.destination()?.inet());
+                let frontend = dialed.or_else(|| conn.local_addr().ok()?.inet());
+                let header = encode(version, client.zip(frontend));
+                conn.dial_with_proxy_header(self.backend, timeout, header, backend)
+            }
+            None => conn.dial(self.backend, timeout, backend),
+        };
+        match dialed {
             Ok(()) => Action::None,
             Err(e) => {
                 eprintln!("proxy: cannot dial {}: {e}", self.backend);
@@ -138,6 +159,8 @@ fn main() {
     let mut addrs = Vec::new();
     let mut backend = "127.0.0.1:9000".to_string();
     let mut options = Options::default().stop_on_signals(true);
+    let mut send_proxy = None;
+    let mut listener = ListenerOptions::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -154,6 +177,8 @@ fn main() {
                         .unwrap_or_else(|_| usage("--loops takes a number")),
                 )
             }
+            "--send-proxy" => send_proxy = Some(version(&value())),
+            "--proxy-protocol" => listener = listener.proxy_protocol(version(&value())),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -168,10 +193,11 @@ fn main() {
     let proxy = Proxy {
         backend,
         high_water: 256 * 1024,
+        send_proxy,
     };
     let mut builder = Engine::builder().options(options.high_water(proxy.high_water));
     for addr in &addrs {
-        builder = builder.bind(addr);
+        builder = builder.bind_with(addr, listener.clone());
     }
     serve(
         "proxy",
@@ -185,7 +211,11 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "proxy",
-        "usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N]",
+        "usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N] [--send-proxy v1|v2] [--proxy-protocol v1|v2]",
         problem,
     )
+}
+
+fn version(given: &str) -> ProxyProtocol {
+    given.parse().unwrap_or_else(|e: String| usage(&e))
 }

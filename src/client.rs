@@ -131,6 +131,29 @@ impl<C: Send + 'static> Client<C> {
         }
     }
 
+    /// As [`Client::dial`] to a stream address, and the connection sends
+    /// `header` before any other byte: a PROXY protocol header from
+    /// [`proxy_protocol::encode`](crate::proxy_protocol::encode), for a
+    /// server that expects one (HAProxy's `send-proxy`).
+    ///
+    /// # Errors
+    /// As [`Client::dial`]; [`Error::Unsupported`] for a `udp://` address.
+    ///
+    /// ```no_run
+    /// use netloom::proxy_protocol::{encode, ProxyProtocol};
+    /// # fn f(client: &netloom::Client<()>) -> netloom::Result<()> {
+    /// let client_addr = "192.0.2.7:50000".parse().unwrap();
+    /// let frontend = "198.51.100.1:80".parse().unwrap();
+    /// let header = encode(ProxyProtocol::V1, Some((client_addr, frontend)));
+    /// client.dial_with_proxy_header("tcp://127.0.0.1:9000", header, ())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dial_with_proxy_header(&self, addr: &str, header: Vec<u8>, ctx: C) -> Result<()> {
+        let mut dial = dial_to(stream_target(addr)?, self.options.connect_timeout, None)?;
+        dial.proxy_header = Some(header);
+        self.send_dial(dial, ctx)
+    }
+
     /// Connects to `addr` and waits at most `timeout` for the outcome:
     /// the connection's handle once it is open (`on_open` has run), or the
     /// error (`on_close` gets it too).
@@ -189,6 +212,37 @@ impl<C: Send + 'static> Client<C> {
     ) -> Result<()> {
         let mut dial = dial_to(stream_target(addr)?, self.options.connect_timeout, None)?;
         dial.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        self.send_dial(dial, ctx)
+    }
+
+    /// As [`Client::dial_tls`], and the connection sends `header` (a
+    /// PROXY protocol header from
+    /// [`proxy_protocol::encode`](crate::proxy_protocol::encode)) before
+    /// its ClientHello, as HAProxy's `send-proxy-v2` in front of a TLS
+    /// server does.
+    ///
+    /// # Errors
+    /// As [`Client::dial_tls`].
+    ///
+    /// ```no_run
+    /// use netloom::proxy_protocol::{encode, ProxyProtocol};
+    /// # fn f(client: &netloom::Client<()>, connector: &netloom::tls::TlsConnector) -> netloom::Result<()> {
+    /// let header = encode(ProxyProtocol::V2, None);
+    /// client.dial_tls_with_proxy_header("tcp://127.0.0.1:8443", connector, "localhost", header, ())?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+    pub fn dial_tls_with_proxy_header(
+        &self,
+        addr: &str,
+        connector: &crate::tls::TlsConnector,
+        server_name: &str,
+        header: Vec<u8>,
+        ctx: C,
+    ) -> Result<()> {
+        let mut dial = dial_to(stream_target(addr)?, self.options.connect_timeout, None)?;
+        dial.tls = Some(crate::conn::TlsConn::new(connector.session(server_name)?));
+        dial.proxy_header = Some(header);
         self.send_dial(dial, ctx)
     }
 
@@ -400,6 +454,7 @@ fn dial_to<C>(
         addr,
         timeout,
         reply,
+        proxy_header: None,
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         tls: None,
     })
@@ -417,12 +472,13 @@ fn adoptable(socket: Socket) -> Result<Incoming> {
     Ok(Incoming::plain(socket, peer))
 }
 
-/// A stream address to dial (TLS does not run over UDP).
-#[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+/// A stream address to dial (neither TLS nor a PROXY header runs over UDP).
 fn stream_target(addr: &str) -> Result<Addr> {
     match resolve(addr)? {
         Target::Stream(addr) => Ok(addr),
-        Target::Udp(_) => Err(Error::Unsupported("TLS needs a stream address")),
+        Target::Udp(_) => Err(Error::Unsupported(
+            "TLS and PROXY headers need a stream address",
+        )),
     }
 }
 

@@ -120,6 +120,12 @@ pub enum Error {
     /// `Options::tls_handshake_timeout` (a stalled or trickling peer).
     #[error("tls: handshake timed out")]
     TlsHandshakeTimeout,
+    /// A connection on an address bound with
+    /// [`ListenerOptions::proxy_protocol`](crate::ListenerOptions::proxy_protocol)
+    /// sent no valid PROXY protocol header in time: it closes with only
+    /// `on_close`.
+    #[error("{0}")]
+    ProxyHeader(#[from] crate::proxy_protocol::ProxyHeaderError),
     /// A kernel call failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -1,6 +1,7 @@
 // cargo run --release --example http -- --addr tcp://127.0.0.1:8080 --loops 2 [--idle-timeout 10]
 // cargo run --release --features tls --example http -- --addr tcp://127.0.0.1:8443 --tls-self-signed   (then: curl --cacert PEM https://localhost:8443/plaintext)
 // cargo run --release --example http -- --metrics-addr tcp://127.0.0.1:9100   (then: curl http://127.0.0.1:9100/metrics)
+// cargo run --release --example http -- --addr tcp://127.0.0.1:8081 --proxy-protocol v2   (behind HAProxy's send-proxy-v2; README "Deploying")
 //! An HTTP/1.1 server for the TechEmpower plaintext and JSON tests, on
 //! netloom's callback engine.
 //!
@@ -17,6 +18,11 @@
 //!   501 any `Transfer-Encoding`, 505 other versions, 408 a request that
 //!   takes over 10 s to arrive. 404 (unknown path) and 405 (other methods)
 //!   keep the connection.
+//! - `GET /whoami`: the client's address as the handler sees it
+//!   (`127.0.0.2:41234\n`). With `--proxy-protocol v1|v2` every connection
+//!   must start with a PROXY protocol header (a load balancer such as
+//!   HAProxy with `send-proxy-v2` in front): `/whoami` then shows the
+//!   client behind the balancer, not the balancer.
 //! - Silent connections close after `--idle-timeout` seconds (default 10).
 //!
 //! With `--metrics-addr tcp://HOST:PORT` it also serves the engine's
@@ -67,6 +73,7 @@ fn main() {
     let mut idle_timeout = Duration::from_secs(10);
     let mut tls = TlsFlags::default();
     let mut metrics = MetricsFlag::default();
+    let mut listener = netloom::ListenerOptions::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -89,6 +96,10 @@ fn main() {
                 }
                 idle_timeout = Duration::from_secs(secs);
             }
+            "--proxy-protocol" => {
+                let version = value().parse().unwrap_or_else(|e: String| usage(&e));
+                listener = listener.proxy_protocol(version);
+            }
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
@@ -99,7 +110,7 @@ fn main() {
     let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
     let builder = Engine::builder().options(options);
     let builder = tls
-        .bind("http", builder, &[addr], &[b"http/1.1"])
+        .bind("http", builder, &[addr], &[b"http/1.1"], listener)
         .unwrap_or_else(|e| usage(&e));
     serve(
         "http",
@@ -114,7 +125,7 @@ fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE} {METRICS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"
         ),
         problem,
     )

@@ -89,6 +89,13 @@ impl HttpServer {
 impl Handler for HttpServer {
     type Context = HttpConn;
 
+    fn on_open(&self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        // Behind a balancer speaking the PROXY protocol: the client's address.
+        let client = conn.peer_addr().inet();
+        conn.context_mut().session = Session::for_client(client);
+        Action::None
+    }
+
     fn on_tick(&self, _: &Engine) -> (Duration, Action) {
         let now = unix_now();
         self.date_secs.store(now.as_secs(), Ordering::Relaxed);

@@ -1,6 +1,8 @@
 //! One connection's HTTP exchange as a pure state machine: bytes in, answers
 //! out. The netloom glue (`server.rs`) only moves bytes and time in and out.
 
+use std::net::SocketAddr;
+
 use crate::date::HTTP_DATE_LEN;
 use crate::parse::{parse_head, Head, Limits, Parsed, Rejection, Version};
 
@@ -19,9 +21,20 @@ pub struct Session {
     body_left: u64,
     /// The answer owed once that body has been skipped.
     owed: Option<Answer>,
+    /// The client's address as the handler sees it (behind a balancer
+    /// speaking the PROXY protocol: the client's, not the balancer's).
+    client: Option<SocketAddr>,
 }
 
 impl Session {
+    /// A session for a client at `client` (`None`: a Unix socket peer).
+    pub fn for_client(client: Option<SocketAddr>) -> Session {
+        Session {
+            client,
+            ..Session::default()
+        }
+    }
+
     /// Whether a request's head was read but its body is still arriving.
     pub fn is_mid_body(&self) -> bool {
         self.owed.is_some()
@@ -47,6 +60,8 @@ pub enum Reply {
     Plaintext,
     /// 200 with `{"message":"Hello, World!"}`.
     Json,
+    /// 200 with the client's address (`GET /whoami`).
+    WhoAmI(Option<SocketAddr>),
     /// 404: no such path.
     NotFound,
     /// 405: a known path with a method other than `GET` or `HEAD`.
@@ -71,14 +86,15 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer to a well-formed request head.
-    pub fn route(head: &Head<'_>) -> Answer {
+    /// The answer to a well-formed request head from `client`.
+    pub fn route(head: &Head<'_>, client: Option<SocketAddr>) -> Answer {
         let head_only = head.method == "HEAD";
         let readable = head_only || head.method == "GET";
         let reply = match head.path() {
             "/plaintext" if readable => Reply::Plaintext,
             "/json" if readable => Reply::Json,
-            "/plaintext" | "/json" => Reply::MethodNotAllowed,
+            "/whoami" if readable => Reply::WhoAmI(client),
+            "/plaintext" | "/json" | "/whoami" => Reply::MethodNotAllowed,
             _ => Reply::NotFound,
         };
         Answer {
@@ -109,6 +125,10 @@ impl Answer {
                 b"application/json",
                 Body::JsonMessage(JSON_MESSAGE),
             ),
+            Reply::WhoAmI(client) => {
+                let shown = client.map_or_else(|| "unix".to_string(), |a| a.to_string());
+                (b"200 OK", b"text/plain", Body::Line(shown))
+            }
             Reply::NotFound => (b"404 Not Found", b"text/plain", text(b"Not Found")),
             Reply::MethodNotAllowed => (
                 b"405 Method Not Allowed",
@@ -176,6 +196,8 @@ enum Body {
     /// rules ask for that rather than a constant, and this one object is
     /// small enough not to need a JSON library.
     JsonMessage(&'static str),
+    /// A line of text: `text` and `\n`.
+    Line(String),
 }
 
 impl Body {
@@ -185,6 +207,7 @@ impl Body {
     fn len(&self) -> usize {
         match self {
             Body::Bytes(bytes) => bytes.len(),
+            Body::Line(text) => text.len() + 1,
             Body::JsonMessage(message) => {
                 let escaped: usize = message.bytes().map(|b| json_escape(b).1).sum();
                 Self::JSON_PREFIX.len() + escaped + Self::JSON_SUFFIX.len()
@@ -195,6 +218,10 @@ impl Body {
     fn push(&self, out: &mut Vec<u8>) {
         match self {
             Body::Bytes(bytes) => out.extend_from_slice(bytes),
+            Body::Line(text) => {
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'\n');
+            }
             Body::JsonMessage(message) => {
                 out.extend_from_slice(Self::JSON_PREFIX);
                 for b in message.bytes() {
@@ -278,7 +305,7 @@ pub fn serve(
         match parse_head(rest, limits) {
             Ok(Parsed::Complete { head, len }) => {
                 batch.consumed += len;
-                let answer = Answer::route(&head);
+                let answer = Answer::route(&head, session.client);
                 if head.content_length > 0 {
                     if head.expect_continue {
                         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -330,6 +357,23 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nServer: netloom\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
               Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
         );
+    }
+
+    #[test]
+    fn whoami_answers_the_client_address() {
+        let client = "127.0.0.2:4000".parse().ok();
+        let mut session = Session::for_client(client);
+        let mut out = Vec::new();
+        let input =
+            b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\nPOST /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
+        serve(&mut session, input, &Limits::default(), DATE, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(
+            out.contains("Content-Length: 15\r\n\r\n127.0.0.2:4000\n"),
+            "{out}"
+        );
+        assert!(out.contains("HTTP/1.1 405 Method Not Allowed"), "{out}");
     }
 
     #[test]

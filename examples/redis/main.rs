@@ -102,7 +102,13 @@ fn main() {
     };
     let builder = Engine::builder().options(RedisServer::options(loops).stop_on_signals(true));
     let builder = tls
-        .bind("redis", builder, &[addr], &[])
+        .bind(
+            "redis",
+            builder,
+            &[addr],
+            &[],
+            netloom::ListenerOptions::new(),
+        )
         .unwrap_or_else(|e| usage(&e));
     serve(
         "redis",

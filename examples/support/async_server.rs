@@ -70,6 +70,11 @@ impl Served {
         }
     }
 
+    /// The client's address (the TCP stream's peer).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
     /// Sets the read deadline of the TCP stream underneath.
     pub fn set_read_deadline(&self, at: Option<Instant>) -> io::Result<()> {
         self.tcp().set_read_deadline(at)

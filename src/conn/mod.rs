@@ -16,6 +16,7 @@ use socket2::Socket;
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::datagram::DatagramIo;
+use crate::proxy_protocol::{HeaderParser, ProxyHeader, ProxyProtocol};
 use crate::reactor::inbox::{InboxSender, Lane};
 use crate::stats::Reported;
 use crate::sys::{socket, Interest};
@@ -50,6 +51,9 @@ pub(crate) type DialReply<C> = mpsc::SyncSender<Result<ConnHandle<C>>>;
 pub(crate) struct Incoming {
     pub(crate) socket: Socket,
     pub(crate) peer: Addr,
+    /// The PROXY protocol header it must send first, and how long it may
+    /// take (`ListenerOptions::proxy_protocol`).
+    pub(crate) proxy: Option<(ProxyProtocol, Duration)>,
     /// Its TLS session (server side when accepted, client side when
     /// adopted with `Client::adopt_tls`): the handshake runs before `on_open`.
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -62,6 +66,7 @@ impl Incoming {
         Incoming {
             socket,
             peer,
+            proxy: None,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls: None,
         }
@@ -77,6 +82,9 @@ pub(crate) struct Dial<C> {
     pub(crate) addr: Addr,
     pub(crate) timeout: Option<Duration>,
     pub(crate) reply: Option<DialReply<C>>,
+    /// Bytes sent before anything else once connected, TLS included: a
+    /// PROXY protocol header.
+    pub(crate) proxy_header: Option<Vec<u8>>,
     /// The client session that starts once connected.
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<Box<TlsConn>>,
@@ -148,7 +156,18 @@ pub(crate) struct ConnRecord<C> {
     pub(crate) drain_waiter: Option<Box<DrainWaiter<C>>>,
     /// What the connection last added to its loop's counters.
     pub(crate) reported: Reported,
+    /// The PROXY protocol header: being read, or what it said.
+    pub(crate) proxy: Option<Box<ProxyStage>>,
     pub(crate) ctx: C,
+}
+
+/// A connection's PROXY protocol header (accepted connections of an
+/// address bound with `ListenerOptions::proxy_protocol`).
+pub(crate) enum ProxyStage {
+    /// Still arriving: reads go to the parser, `on_open` waits.
+    Reading(HeaderParser),
+    /// Parsed; `peer` is its client where it names one.
+    Parsed(ProxyHeader),
 }
 
 impl<C> ConnRecord<C> {
@@ -171,6 +190,7 @@ impl<C> ConnRecord<C> {
             shared: None,
             drain_waiter: None,
             reported: Reported::default(),
+            proxy: None,
             ctx,
         }
     }
@@ -186,6 +206,13 @@ impl<C> ConnRecord<C> {
         let mut rec = ConnRecord::new(socket, unspecified, ConnState::accepted(now), ctx);
         rec.io.datagram = Some(Box::new(DatagramIo::new(batch, ipv6)));
         rec
+    }
+
+    /// Whether inbound bytes may arrive that no read announces: plaintext
+    /// decrypted, or bytes after a PROXY header, while reading is paused.
+    /// Resuming then calls `on_traffic` for them.
+    pub(crate) fn fills_inbound_while_paused(&self) -> bool {
+        self.io.is_tls() || self.proxy.is_some()
     }
 
     pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
@@ -950,11 +977,66 @@ impl<'a, C> Conn<'a, C> {
             addr,
             timeout,
             reply: None,
+            proxy_header: None,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls: None,
         };
         self.env.dials.push((dial, ctx));
         Ok(())
+    }
+
+    /// As [`Conn::dial`], and the new connection sends `header` before
+    /// any other byte (before a TLS ClientHello too): a PROXY protocol
+    /// header from [`proxy_protocol::encode`](crate::proxy_protocol::encode),
+    /// so that a server behind a proxy built on netloom sees the client's
+    /// address.
+    ///
+    /// # Errors
+    /// As [`Conn::dial`].
+    ///
+    /// ```
+    /// use netloom::proxy_protocol::{encode, ProxyProtocol};
+    /// fn open_backend(conn: &mut netloom::Conn<'_, ()>) -> netloom::Result<()> {
+    ///     let backend: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    ///     let client = conn.peer_addr().inet();
+    ///     let frontend = conn.local_addr()?.inet();
+    ///     let header = encode(ProxyProtocol::V2, client.zip(frontend));
+    ///     conn.dial_with_proxy_header(backend, None, header, ())
+    /// }
+    /// ```
+    pub fn dial_with_proxy_header(
+        &mut self,
+        addr: impl Into<Addr>,
+        timeout: Option<Duration>,
+        header: Vec<u8>,
+        ctx: C,
+    ) -> Result<()> {
+        self.dial(addr, timeout, ctx)?;
+        if let Some((dial, _)) = self.env.dials.last_mut() {
+            dial.proxy_header = Some(header);
+        }
+        Ok(())
+    }
+
+    /// The PROXY protocol header the connection began with (an address
+    /// bound with [`ListenerOptions::proxy_protocol`](crate::ListenerOptions::proxy_protocol)):
+    /// the client's and the frontend's addresses, the balancer's own
+    /// address (the socket's peer), the TLVs. `None` elsewhere.
+    /// [`Conn::peer_addr`] already is the client's address where the
+    /// header names one.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// if let Some(proxy) = conn.proxy() {
+    ///     println!("{} via {}", conn.peer_addr(), proxy.balancer());
+    /// }
+    /// # }
+    /// ```
+    pub fn proxy(&self) -> Option<&ProxyHeader> {
+        match self.rec.proxy.as_deref() {
+            Some(ProxyStage::Parsed(header)) => Some(header),
+            _ => None,
+        }
     }
 
     /// As [`Conn::dial`], over TLS (feature `tls`): the new connection
@@ -1044,8 +1126,9 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn resume_reading(&mut self) {
         self.rec.io.state.hold_reading(false);
-        if self.rec.io.is_tls() && self.inbound_len() > 0 {
-            // Decrypted while paused: no new bytes will raise an edge.
+        if self.rec.fills_inbound_while_paused() && self.inbound_len() > 0 {
+            // Decrypted (or after a PROXY header) while paused: no new
+            // bytes will raise an edge.
             self.wake();
         }
     }

@@ -36,6 +36,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::proxy_protocol::ProxyHeaderError;
 use crate::sys::Interest;
 use crate::{Addr, Error};
 
@@ -119,6 +120,8 @@ pub(crate) enum ConnTimer {
     /// A TLS handshake that has not finished in time.
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     Handshake,
+    /// A PROXY protocol header that has not arrived in time.
+    ProxyHeader,
 }
 
 /// What [`ConnState::settle`] decided.
@@ -172,6 +175,9 @@ pub(crate) struct ConnState {
     error_deferred: bool,
     /// A TLS handshake is running: `on_open` waits for its end.
     handshaking: bool,
+    /// The PROXY protocol header is still being read: `on_open` (and a
+    /// TLS handshake) wait for it.
+    awaiting_proxy_header: bool,
 }
 
 impl ConnState {
@@ -192,6 +198,7 @@ impl ConnState {
             error: None,
             error_deferred: false,
             handshaking: false,
+            awaiting_proxy_header: false,
         }
     }
 
@@ -201,6 +208,23 @@ impl ConnState {
             phase: Phase::Connecting,
             ..ConnState::accepted(now)
         }
+    }
+
+    /// Reading the PROXY protocol header starts (the caller arms
+    /// [`ConnTimer::ProxyHeader`]).
+    pub(crate) fn begin_proxy_header(&mut self) {
+        self.awaiting_proxy_header = true;
+    }
+
+    /// The PROXY protocol header is in: the connection opens (or its TLS
+    /// handshake starts).
+    pub(crate) fn proxy_header_done(&mut self) {
+        self.awaiting_proxy_header = false;
+    }
+
+    /// Whether reads still go to the PROXY protocol header.
+    pub(crate) fn awaits_proxy_header(&self) -> bool {
+        self.awaiting_proxy_header
     }
 
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -338,9 +362,16 @@ impl ConnState {
 
     /// A read returned end of stream. True when the handler is to be told
     /// (`on_eof`): the first end of stream of an open connection (not
-    /// during a TLS handshake: its handler has not seen `on_open`).
+    /// during a TLS handshake or before the PROXY header: its handler has
+    /// not seen `on_open`; a header cut short is an error).
     pub(crate) fn read_eof(&mut self) -> bool {
-        let tell = self.phase == Phase::Open && !self.handshaking && self.read != ReadSide::Eof;
+        if self.awaiting_proxy_header {
+            self.fail(ProxyHeaderError::Truncated.into());
+        }
+        let tell = self.phase == Phase::Open
+            && !self.handshaking
+            && !self.awaiting_proxy_header
+            && self.read != ReadSide::Eof;
         self.read = ReadSide::Eof;
         tell
     }
@@ -539,6 +570,11 @@ impl ConnState {
             }
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             ConnTimer::Handshake => TimerVerdict::Nothing,
+            ConnTimer::ProxyHeader if self.awaiting_proxy_header && self.phase == Phase::Open => {
+                self.fail(ProxyHeaderError::Timeout.into());
+                TimerVerdict::Close
+            }
+            ConnTimer::ProxyHeader => TimerVerdict::Nothing,
             ConnTimer::HalfOpen => {
                 self.half_open_armed = false;
                 if self.phase != Phase::Open || self.read != ReadSide::Eof {
@@ -904,6 +940,7 @@ mod tests {
             ConnTimer::Connect,
             ConnTimer::Linger,
             ConnTimer::HalfOpen,
+            ConnTimer::ProxyHeader,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             ConnTimer::Handshake,
         ] {
@@ -1006,5 +1043,39 @@ mod tests {
         assert_eq!(s.settle(4, 0, now, false, &LIMITS).effect, Effect::None);
         assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
         assert!(matches!(s.take_error(), Some(Error::TlsTruncated)));
+    }
+
+    #[test]
+    fn proxy_header_timeout_closes_only_a_header_still_awaited() {
+        let now = t0();
+        let mut s = ConnState::accepted(now);
+        s.begin_proxy_header();
+        assert_eq!(s.read_mode(), ReadMode::Deliver, "the header is read");
+        let v = s.on_timer(ConnTimer::ProxyHeader, 0, now + secs(5), &LIMITS, &peer());
+        assert_eq!(v, TimerVerdict::Close);
+        assert!(matches!(
+            s.take_error(),
+            Some(Error::ProxyHeader(ProxyHeaderError::Timeout))
+        ));
+
+        let mut done = ConnState::accepted(now);
+        done.begin_proxy_header();
+        done.proxy_header_done();
+        let v = done.on_timer(ConnTimer::ProxyHeader, 0, now + secs(5), &LIMITS, &peer());
+        assert_eq!(v, TimerVerdict::Nothing);
+        assert!(done.take_error().is_none());
+    }
+
+    #[test]
+    fn end_of_stream_inside_the_proxy_header_fails_without_on_eof() {
+        let now = t0();
+        let mut s = ConnState::accepted(now);
+        s.begin_proxy_header();
+        assert!(!s.read_eof(), "the handler has not seen on_open");
+        assert_eq!(s.settle(0, 0, now, false, &LIMITS).effect, Effect::Close);
+        assert!(matches!(
+            s.take_error(),
+            Some(Error::ProxyHeader(ProxyHeaderError::Truncated))
+        ));
     }
 }

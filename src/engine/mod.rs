@@ -22,7 +22,7 @@ use crate::stats::{LoopCounters, Stats};
 use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::unwind::lock;
-use crate::{Action, Addr, Conn, Error, Options, Result, Transport};
+use crate::{Action, Addr, Conn, Error, ListenerOptions, Options, Result, Transport};
 
 /// Starts an engine on `addr` and blocks until it has stopped.
 ///
@@ -70,9 +70,7 @@ pub struct EngineBuilder {
 #[derive(Debug)]
 pub(crate) struct Bind {
     addr: String,
-    /// Connections accepted there speak TLS.
-    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-    tls: Option<crate::tls::TlsAcceptor>,
+    options: ListenerOptions,
 }
 
 impl EngineBuilder {
@@ -84,11 +82,30 @@ impl EngineBuilder {
     /// ```
     /// let builder = netloom::Engine::builder().bind("tcp://127.0.0.1:0");
     /// ```
-    pub fn bind(mut self, addr: &str) -> Self {
+    pub fn bind(self, addr: &str) -> Self {
+        self.bind_with(addr, ListenerOptions::new())
+    }
+
+    /// Adds an address to serve as [`bind`](EngineBuilder::bind) does,
+    /// with per-address options: a PROXY protocol header expected from a
+    /// load balancer in front
+    /// ([`ListenerOptions::proxy_protocol`]), TLS
+    /// (`ListenerOptions::tls`, feature `tls`), or
+    /// both. Both need a stream address (`tcp://`, `unix://`).
+    ///
+    /// ```
+    /// use netloom::proxy_protocol::ProxyProtocol;
+    /// let builder = netloom::Engine::builder()
+    ///     .bind("tcp://127.0.0.1:0")
+    ///     .bind_with(
+    ///         "tcp://127.0.0.1:0",
+    ///         netloom::ListenerOptions::new().proxy_protocol(ProxyProtocol::V2),
+    ///     );
+    /// ```
+    pub fn bind_with(mut self, addr: &str, options: ListenerOptions) -> Self {
         self.binds.push(Bind {
             addr: addr.to_string(),
-            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-            tls: None,
+            options,
         });
         self
     }
@@ -119,12 +136,8 @@ impl EngineBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-    pub fn bind_tls(mut self, addr: &str, acceptor: crate::tls::TlsAcceptor) -> Self {
-        self.binds.push(Bind {
-            addr: addr.to_string(),
-            tls: Some(acceptor),
-        });
-        self
+    pub fn bind_tls(self, addr: &str, acceptor: crate::tls::TlsAcceptor) -> Self {
+        self.bind_with(addr, ListenerOptions::new().tls(acceptor))
     }
 
     /// Replaces the options.
@@ -391,13 +404,19 @@ pub(crate) fn launch<H: Handler>(
     let mut listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
     let mut datagram_sockets: Vec<Vec<Socket>> = (0..loops).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
-    for (addr, _bind) in addrs.iter().zip(binds) {
+    for (addr, bind) in addrs.iter().zip(binds) {
         let at = if addr.transport() == Transport::Udp {
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-            if _bind.tls.is_some() {
+            if bind.options.tls.is_some() {
                 return Err(Error::InvalidOption(format!(
                     "{}: TLS needs a stream address (tcp:// or unix://)",
-                    _bind.addr
+                    bind.addr
+                )));
+            }
+            if bind.options.proxy_protocol.is_some() {
+                return Err(Error::InvalidOption(format!(
+                    "{}: the PROXY protocol needs a stream address (tcp:// or unix://)",
+                    bind.addr
                 )));
             }
             let (bound, at) = listen::bind_udp(addr, loops, &options)?;
@@ -406,11 +425,9 @@ pub(crate) fn launch<H: Handler>(
             }
             at
         } else {
-            #[allow(unused_mut)]
             let (mut bound, at) = listen::bind_stream(addr, loops, &options)?;
-            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             for listener in &mut bound {
-                listener.tls = _bind.tls.clone();
+                listener.options = bind.options.clone();
             }
             for (per_loop, listener) in listeners.iter_mut().zip(bound) {
                 per_loop.push(listener);

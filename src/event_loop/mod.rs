@@ -34,6 +34,7 @@ use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
 
 mod datagram;
+mod proxy;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
 mod tls;
 
@@ -410,7 +411,9 @@ impl<H: Callbacks> EventLoop<H> {
                 match (&rec.io.stream).read(read_buf) {
                     Ok(0) => {
                         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                        tls::note_end_of_stream(&mut rec.io);
+                        if !rec.io.state.awaits_proxy_header() {
+                            tls::note_end_of_stream(&mut rec.io);
+                        }
                         if rec.io.state.read_eof() {
                             let outcome = self.call(token, 0, |h, c| h.on_eof(c));
                             return self.apply(token, outcome);
@@ -421,6 +424,9 @@ impl<H: Callbacks> EventLoop<H> {
                         rec.io.state.active(self.now);
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
+                        }
+                        if rec.io.state.awaits_proxy_header() {
+                            return self.proxy_header_traffic(token, n);
                         }
                         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                         if rec.io.tls.is_some() {
@@ -679,10 +685,13 @@ impl<H: Callbacks> EventLoop<H> {
                 Ok((stream, peer)) => {
                     *backoff = ACCEPT_BACKOFF_MIN / 2;
                     let balanced = listener.balanced;
-                    #[allow(unused_mut)]
                     let mut incoming = Incoming::plain(stream, peer);
+                    let options = &listener.options;
+                    incoming.proxy = options
+                        .proxy_protocol
+                        .zip(Some(options.proxy_header_timeout));
                     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                    if let Some(acceptor) = &listener.tls {
+                    if let Some(acceptor) = &options.tls {
                         match acceptor.session() {
                             Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
                             Err(e) => {
@@ -754,6 +763,7 @@ impl<H: Callbacks> EventLoop<H> {
         let Incoming {
             socket: stream,
             peer,
+            proxy,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = incoming;
@@ -775,6 +785,14 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::accepted(self.now);
         #[allow(unused_mut)]
         let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
+        if let Some((version, timeout)) = proxy {
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            {
+                rec.io.tls = tls;
+            }
+            // on_open (and a TLS handshake) wait for the header.
+            return self.await_proxy_header(token, rec, version, timeout);
+        }
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if tls.is_some() {
             rec.io.tls = tls;
@@ -913,9 +931,10 @@ impl<H: Callbacks> EventLoop<H> {
     fn resume_reading(&mut self, token: Token) {
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
             rec.io.state.hold_reading(false);
-            if rec.io.is_tls() && !rec.inbound.is_empty() && !rec.woken {
-                // Plaintext decrypted while paused: no new bytes will raise
-                // an edge, so on_traffic is called for it now.
+            if rec.fills_inbound_while_paused() && !rec.inbound.is_empty() && !rec.woken {
+                // Plaintext decrypted (or bytes after a PROXY header) while
+                // paused: no new bytes will raise an edge, so on_traffic is
+                // called for them now.
                 rec.woken = true;
                 self.env.woken.push(token);
             }
@@ -1000,6 +1019,7 @@ impl<H: Callbacks> EventLoop<H> {
             addr,
             timeout,
             reply,
+            proxy_header,
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             tls,
         } = dial;
@@ -1032,6 +1052,10 @@ impl<H: Callbacks> EventLoop<H> {
         let state = ConnState::connecting(self.now);
         let mut rec = ConnRecord::new(socket, addr, state, ctx);
         rec.interest = Interest::WRITABLE;
+        if let Some(header) = proxy_header {
+            // First in the queue: before a TLS ClientHello and anything written.
+            rec.io.outbound.push_owned(header, &mut self.env.pool);
+        }
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         {
             rec.io.tls = tls;

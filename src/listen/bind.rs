@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{unix_sockaddr, ListenAddr};
+use super::options::ListenerOptions;
 use super::sockopt;
 use crate::sys::{self, socket, Feature};
 use crate::{Addr, Error, Result, UnixAddr};
@@ -24,10 +25,9 @@ pub(crate) struct Listener {
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
     _socket_file: Option<SocketFile>,
-    /// Accepted connections speak TLS through this acceptor
-    /// (`EngineBuilder::bind_tls`).
-    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-    pub(crate) tls: Option<crate::tls::TlsAcceptor>,
+    /// What accepted connections go through before `on_open`: a PROXY
+    /// header, a TLS handshake (`EngineBuilder::bind_with`).
+    pub(crate) options: ListenerOptions,
 }
 
 impl Listener {
@@ -71,8 +71,7 @@ pub(crate) fn bind_stream(
                     socket,
                     balanced: !kernel_balanced(options),
                     _socket_file: None,
-                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                    tls: None,
+                    options: ListenerOptions::default(),
                 })
                 .collect();
             Ok((listeners, Addr::Inet(bound)))
@@ -144,8 +143,7 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
         socket,
         balanced: true,
         _socket_file: socket_file,
-        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-        tls: None,
+        options: ListenerOptions::default(),
     })
 }
 

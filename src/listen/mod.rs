@@ -6,10 +6,12 @@
 
 mod addr;
 mod bind;
+mod options;
 mod sockopt;
 
 pub(crate) use addr::{unix_sockaddr, ListenAddr};
 pub(crate) use bind::{bind_stream, bind_tcp, bind_udp, bind_unix, Listener, SocketFile};
+pub use options::ListenerOptions;
 pub(crate) use sockopt::StreamOptions;
 
 use crate::Error;

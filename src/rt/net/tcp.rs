@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::proxy_protocol::{
+    HeaderParser, Parsed, ProxyCommand, ProxyHeader, ProxyHeaderError, ProxyProtocol,
+};
 use crate::rt::scheduled_io::{Direction, IoOp, IoSource, Waiter};
 use crate::sys::socket;
 use crate::{listen, Options};
@@ -190,6 +193,8 @@ fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
 /// ```
 pub struct TcpStream {
     pub(crate) source: IoSource<std::net::TcpStream>,
+    /// The PROXY protocol header read by [`TcpStream::read_proxy_header`].
+    proxy: Option<Box<ProxyHeader>>,
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -204,6 +209,7 @@ impl TcpStream {
     fn from_nonblocking(stream: std::net::TcpStream) -> TcpStream {
         TcpStream {
             source: IoSource::new(stream),
+            proxy: None,
         }
     }
 
@@ -259,7 +265,9 @@ impl TcpStream {
         self.source.get_ref().set_nodelay(nodelay)
     }
 
-    /// The peer's address.
+    /// The peer's address: after [`TcpStream::read_proxy_header`], the
+    /// client the header names (the balancer's address is then in
+    /// [`TcpStream::proxy`]).
     ///
     /// # Errors
     /// The kernel's error.
@@ -270,7 +278,83 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.source.get_ref().peer_addr()
+        let client = self
+            .proxy
+            .as_ref()
+            .and_then(|header| match header.command() {
+                ProxyCommand::Proxy => header.source().and_then(crate::Addr::inet),
+                ProxyCommand::Local => None,
+            });
+        match client {
+            Some(client) => Ok(client),
+            None => self.source.get_ref().peer_addr(),
+        }
+    }
+
+    /// Reads the PROXY protocol header of `version` a load balancer sends
+    /// first (HAProxy's `send-proxy`, `send-proxy-v2`), and not one byte
+    /// more: it peeks at what has arrived and consumes only what the
+    /// incremental parser takes. Then [`TcpStream::peer_addr`] is the
+    /// client's address and [`TcpStream::proxy`] the whole header. Call it
+    /// first on a stream accepted behind a balancer; bound it with
+    /// [`timeout`](crate::rt::timeout) or a read deadline.
+    ///
+    /// # Errors
+    /// `InvalidData` wrapping a
+    /// [`ProxyHeaderError`](crate::proxy_protocol::ProxyHeaderError) for a
+    /// missing, malformed, oversized or cut-short header; the read's own
+    /// errors.
+    ///
+    /// ```no_run
+    /// use netloom::proxy_protocol::ProxyProtocol;
+    /// # async fn f(listener: netloom::rt::net::TcpListener) -> std::io::Result<()> {
+    /// let (mut stream, _balancer) = listener.accept().await?;
+    /// let wait = std::time::Duration::from_secs(5);
+    /// netloom::rt::timeout(wait, stream.read_proxy_header(ProxyProtocol::V2)).await??;
+    /// println!("client {}", stream.peer_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_proxy_header(&mut self, version: ProxyProtocol) -> io::Result<&ProxyHeader> {
+        let invalid = |e: ProxyHeaderError| io::Error::new(io::ErrorKind::InvalidData, e);
+        let mut parser = HeaderParser::new(version);
+        let mut buf = [0u8; 512];
+        loop {
+            let arrived = self.peek(&mut buf).await?;
+            if arrived == 0 {
+                return Err(invalid(ProxyHeaderError::Truncated));
+            }
+            let (header, taken) = match parser.feed(&buf[..arrived]).map_err(invalid)? {
+                Parsed::Incomplete => (None, arrived),
+                Parsed::Done { header, consumed } => (Some(header), consumed),
+            };
+            // Those bytes are in the kernel's buffer: the reads return them.
+            let mut read = 0;
+            while read < taken {
+                match self.read(&mut buf[read..taken]).await? {
+                    0 => return Err(invalid(ProxyHeaderError::Truncated)),
+                    n => read += n,
+                }
+            }
+            if let Some(header) = header {
+                let balancer = self.source.get_ref().peer_addr()?;
+                let header = self
+                    .proxy
+                    .insert(Box::new(header.with_balancer(balancer.into())));
+                return Ok(header);
+            }
+        }
+    }
+
+    /// The PROXY protocol header read by
+    /// [`TcpStream::read_proxy_header`], with the balancer's address.
+    ///
+    /// ```no_run
+    /// # fn f(stream: &netloom::rt::net::TcpStream) {
+    /// let balancer = stream.proxy().map(|p| p.balancer().clone());
+    /// # }
+    /// ```
+    pub fn proxy(&self) -> Option<&ProxyHeader> {
+        self.proxy.as_deref()
     }
 
     /// The local address.

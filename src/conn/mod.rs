@@ -428,6 +428,8 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) dials: &'a mut Vec<(Dial<C>, C)>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
+    /// The engine drains or stops (`Conn::is_draining`).
+    pub(crate) draining: bool,
 }
 
 /// A connection, as seen from inside a callback.
@@ -801,6 +803,22 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn peer_addr(&self) -> &Addr {
         &self.rec.peer
+    }
+
+    /// Whether the engine is draining ([`Engine::drain`](crate::Engine::drain),
+    /// a handoff to a new process) or stopping: it accepts no more
+    /// connections and stops once the open ones are closed, or when
+    /// `shutdown_grace` runs out. A request-response protocol answers the
+    /// request in progress and then closes (HTTP: `Connection: close`), so
+    /// that no client sees a connection cut mid-request.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let keep_alive = !conn.is_draining();
+    /// # }
+    /// ```
+    pub fn is_draining(&self) -> bool {
+        self.env.draining
     }
 
     /// The local address of the connection.

@@ -23,7 +23,7 @@ pub(crate) struct Listener {
     /// each loop keeps what it accepts.
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
-    _socket_file: Option<SocketFile>,
+    socket_file: Option<SocketFile>,
     /// Accepted connections speak TLS through this acceptor
     /// (`EngineBuilder::bind_tls`).
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -31,9 +31,27 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
+    /// A listener this process inherited (systemd, a handoff): it never
+    /// removes a socket file, which belongs to whoever bound it.
+    pub(crate) fn inherited(socket: Socket, balanced: bool) -> Listener {
+        Listener {
+            socket,
+            balanced,
+            socket_file: None,
+            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+            tls: None,
+        }
+    }
+
     /// The socket and the guard that removes its socket file when dropped.
     pub(crate) fn into_parts(self) -> (Socket, Option<SocketFile>) {
-        (self.socket, self._socket_file)
+        (self.socket, self.socket_file)
+    }
+
+    /// Takes the guard of its socket file, if it has one: the engine keeps
+    /// it, so that a listener handed to another process leaves the file.
+    pub(crate) fn take_socket_file(&mut self) -> Option<SocketFile> {
+        self.socket_file.take()
     }
 }
 
@@ -70,7 +88,7 @@ pub(crate) fn bind_stream(
                 .map(|socket| Listener {
                     socket,
                     balanced: !kernel_balanced(options),
-                    _socket_file: None,
+                    socket_file: None,
                     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                     tls: None,
                 })
@@ -80,6 +98,9 @@ pub(crate) fn bind_stream(
         // SO_REUSEPORT does not spread AF_UNIX connections: one acceptor,
         // whatever `Options::reuseport` says.
         ListenAddr::Unix(name) => Ok((vec![bind_unix(name, options)?], Addr::Unix(name.clone()))),
+        ListenAddr::Inherited(_) => Err(Error::Unsupported(
+            "an inherited socket is taken over, not bound",
+        )),
     }
 }
 
@@ -143,7 +164,7 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
     Ok(Listener {
         socket,
         balanced: true,
-        _socket_file: socket_file,
+        socket_file,
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         tls: None,
     })
@@ -214,8 +235,18 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Leaves the file in place: another process serves the socket now.
+    pub(crate) fn keep(mut self) {
+        self.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
         let ours = std::fs::symlink_metadata(&self.path)
             .map(|m| m.dev() == self.dev && m.ino() == self.ino)
             .unwrap_or(false);

@@ -102,5 +102,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE}"), problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME | systemd://[NAME] | fd://N]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE}"), problem)
 }

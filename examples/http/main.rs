@@ -22,6 +22,13 @@
 //! `wrk -t1 -c256 -d10s -s examples/http/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`
 //! (from the repository root; the script pipelines 16 requests per write).
 //! Ctrl-C or SIGTERM stops it cleanly.
+//!
+//! `--addr` also takes inherited sockets: `systemd://`, `systemd://NAME`
+//! (socket activation) and `fd://N`. Restart without dropping a request:
+//! start every generation with `--handoff /run/http.handoff` (the first binds
+//! its address, each next one takes the sockets over from the running one,
+//! which then answers its keep-alive clients' next request with
+//! `Connection: close`, drains and exits).
 
 mod date;
 mod parse;
@@ -29,8 +36,9 @@ mod parse;
 mod serve;
 mod server;
 mod session;
-use serve::serve;
+use serve::serve_restartable;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use netloom::Engine;
@@ -55,6 +63,7 @@ fn main() {
     let mut loops = 0;
     let mut idle_timeout = Duration::from_secs(10);
     let mut tls = TlsFlags::default();
+    let mut handoff: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -77,6 +86,7 @@ fn main() {
                 }
                 idle_timeout = Duration::from_secs(secs);
             }
+            "--handoff" => handoff = Some(value().into()),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
@@ -88,16 +98,20 @@ fn main() {
     let builder = tls
         .bind("http", builder, &[addr], &[b"http/1.1"])
         .unwrap_or_else(|e| usage(&e));
-    serve("http", builder, server, |engine, addr| {
-        format!("listening on {addr} with {} loops", engine.loops())
-    });
+    serve_restartable(
+        "http",
+        builder,
+        server,
+        handoff.as_deref(),
+        |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
+    );
 }
 
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT|unix:///PATH|systemd://[NAME]|fd://N] [--loops N] [--idle-timeout SECS] [--handoff PATH] {TLS_USAGE}"
         ),
         problem,
     )

@@ -4,25 +4,53 @@
 //! (Ctrl-C or SIGTERM with `stop_on_signals`), and exit with status 1 on an
 //! error. Included with `#[path]`.
 
+use std::path::Path;
+
 use netloom::{Addr, Engine, EngineBuilder, Handler};
 
 /// Runs `handler` on `builder` until the engine stops; `banner` words the
 /// line printed for each local address.
+#[allow(dead_code)] // an example that restarts uses `serve_restartable`
 pub fn serve<H: Handler>(
     name: &str,
     builder: EngineBuilder,
     handler: H,
     banner: impl Fn(&Engine, &Addr) -> String,
 ) {
-    let engine = builder.start(handler).unwrap_or_else(|e| {
+    serve_restartable(name, builder, handler, None, banner)
+}
+
+/// As [`serve`], restartable without downtime when `handoff` is given
+/// (`--handoff PATH`): the engine first takes over the sockets a running
+/// one offers at that path (binding them itself when none does), then
+/// offers its own there, to the next process started the same way, and
+/// drains once that one serves.
+pub fn serve_restartable<H: Handler>(
+    name: &str,
+    builder: EngineBuilder,
+    handler: H,
+    handoff: Option<&Path>,
+    banner: impl Fn(&Engine, &Addr) -> String,
+) {
+    let fail = |e: netloom::Error| -> ! {
         eprintln!("{name}: {e}");
         std::process::exit(1);
-    });
+    };
+    let builder = match handoff {
+        Some(path) => builder.inherit_from(path),
+        None => builder,
+    };
+    let engine = builder.start(handler).unwrap_or_else(|e| fail(e));
+    if let Some(path) = handoff {
+        engine.serve_handoff(path).unwrap_or_else(|e| fail(e));
+    }
     for addr in engine.local_addrs() {
         println!("{name}: {}", banner(&engine, addr));
     }
     if let Err(e) = engine.wait() {
-        eprintln!("{name}: {e}");
-        std::process::exit(1);
+        fail(e);
+    }
+    if engine.is_draining() {
+        println!("{name}: drained, exiting");
     }
 }

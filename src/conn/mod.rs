@@ -16,6 +16,7 @@ use socket2::Socket;
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::datagram::DatagramIo;
+use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::{InboxSender, Lane};
 use crate::sys::{socket, Interest};
 use crate::{Addr, Error, PeerCred, Result, Token, Transport};
@@ -428,8 +429,8 @@ pub(crate) struct ConnEnv<'a, C> {
     pub(crate) dials: &'a mut Vec<(Dial<C>, C)>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
-    /// The engine drains or stops (`Conn::is_draining`).
-    pub(crate) draining: bool,
+    /// The engine's loops: whether it drains or stops (`Conn::is_draining`).
+    pub(crate) group: &'a LoopGroup,
 }
 
 /// A connection, as seen from inside a callback.
@@ -818,7 +819,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn is_draining(&self) -> bool {
-        self.env.draining
+        self.env.group.is_draining() || self.env.group.is_stopping()
     }
 
     /// The local address of the connection.

@@ -120,7 +120,6 @@ fn offer_until_taken(engine: &Engine, path: &Path, listener: Socket, file: Optio
                     "netloom: sockets handed off at {}; draining",
                     path.display()
                 );
-                engine.drain();
                 return;
             }
             Err(e) => log::warn!(
@@ -156,6 +155,8 @@ fn hand_off(engine: &Engine, conn: &UnixStream, file: &mut Option<SocketFile>) -
     if let Some(sockets) = lock(&engine.sockets).take() {
         sockets.handed_off();
     }
+    // Draining before `done`: the new process's start returns to a drain.
+    engine.drain();
     if let Err(e) = (&*conn).write_all(&[DONE]) {
         log::warn!("netloom: handoff: telling the new process we are done: {e}");
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::event_loop::{Callbacks, EventLoop, LoopConfig, LoopSeed, Peers};
-use crate::listen::{self, InheritedSocket, ListenAddr, Listener};
+use crate::listen::{self, InheritedSocket, ListenAddr, Listener, SocketFile};
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::inbox;
 use crate::reactor::token::Token;
@@ -23,7 +23,7 @@ use crate::rt::{CoreSeed, RuntimeShared};
 use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::unwind::lock;
-use crate::{Action, Addr, Conn, Error, Options, Result, Transport};
+use crate::{Action, Addr, Conn, Error, Options, Result, Transport, UnixAddr};
 
 /// Starts an engine on `addr` and blocks until it has stopped.
 ///
@@ -324,7 +324,10 @@ impl Engine {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn drain(&self) {
-        self.group.drain();
+        if self.group.drain() {
+            // The copies kept for a handoff would keep the listeners open.
+            lock(&self.sockets).take();
+        }
     }
 
     /// Whether [`Engine::drain`] was called (or a handoff happened).
@@ -476,20 +479,29 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
 /// Sockets inherited for one address, placed on the loops: socket `i` on
 /// loop `i % loops`; with fewer sockets than loops, the acceptors hand
 /// connections to the load balancer.
+/// A handed-off Unix listener's socket file becomes this engine's to
+/// remove (`owns_files`); systemd's stay systemd's.
 fn place_inherited(
     sockets: Vec<InheritedSocket>,
+    owns_files: bool,
     loops: usize,
     listeners: &mut [Vec<Listener>],
     datagram_sockets: &mut [Vec<Socket>],
-) {
+) -> Result<()> {
     let balanced = sockets.len() < loops;
     for (i, inherited) in sockets.into_iter().enumerate() {
         if inherited.transport == Transport::Udp {
             datagram_sockets[i % loops].push(inherited.socket);
-        } else {
-            listeners[i % loops].push(Listener::inherited(inherited.socket, balanced));
+            continue;
         }
+        let file = match &inherited.addr {
+            Addr::Unix(UnixAddr::Path(path)) if owns_files => Some(SocketFile::claim(path)?),
+            _ => None,
+        };
+        let listener = Listener::inherited(inherited.socket, balanced).with_socket_file(file);
+        listeners[i % loops].push(listener);
     }
+    Ok(())
 }
 
 /// Binds `binds` (none for a client), starts the loops and returns the
@@ -521,6 +533,7 @@ pub(crate) fn launch<H: Handler>(
             (Some((transport, at)), Some(received)) => received.take(transport, &at),
             _ => Vec::new(),
         };
+        let owns_files = !handed_off.is_empty();
         let inherited = match addr {
             ListenAddr::Inherited(spec) => listen::take_inherited(spec, &_bind.addr)?,
             _ => handed_off,
@@ -540,7 +553,13 @@ pub(crate) fn launch<H: Handler>(
             }
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             let before: Vec<usize> = listeners.iter().map(Vec::len).collect();
-            place_inherited(inherited, loops, &mut listeners, &mut datagram_sockets);
+            place_inherited(
+                inherited,
+                owns_files,
+                loops,
+                &mut listeners,
+                &mut datagram_sockets,
+            )?;
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             for (per_loop, from) in listeners.iter_mut().zip(before) {
                 for listener in &mut per_loop[from..] {

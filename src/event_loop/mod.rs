@@ -200,7 +200,7 @@ macro_rules! conn_env {
             dials: &mut $lp.dials,
             async_write_cap: $lp.options.async_write_cap,
             max_inbound: $lp.options.max_inbound,
-            draining: $lp.stopping || $lp.drain_deadline.is_some(),
+            group: &$lp.group,
         }
     };
 }
@@ -1254,15 +1254,22 @@ impl<H: Callbacks> EventLoop<H> {
                     }
                 }
                 Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
-                    // Datagrams still queued get one try; UDP may drop them anyway.
-                    rec.io.flush_outbound(&mut self.pool);
-                    self.close_conn(token);
+                    self.close_datagram_socket(token)
                 }
                 _ => {}
             }
         }
         self.timers
             .schedule(self.now + DRAIN_CHECK, TimerKey::DrainCheck);
+    }
+
+    /// Closes a UDP socket at a drain or stop: it is no connection to wait
+    /// for. Replies still queued get one try (UDP may drop them anyway).
+    fn close_datagram_socket(&mut self, token: Token) {
+        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+            rec.io.flush_outbound(&mut self.pool);
+            self.close_conn(token);
+        }
     }
 
     /// Whether no loop of the engine has a connection left.
@@ -1278,6 +1285,9 @@ impl<H: Callbacks> EventLoop<H> {
                     if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
                         let _ = self.selector.deregister(l.socket.as_raw_fd());
                     }
+                }
+                Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
+                    self.close_datagram_socket(token)
                 }
                 Some(Entry::Conn(rec)) => {
                     if rec.io.state.is_connecting() {

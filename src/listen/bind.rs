@@ -43,6 +43,12 @@ impl Listener {
         }
     }
 
+    /// The listener, removing the socket file `file` when it goes.
+    pub(crate) fn with_socket_file(mut self, file: Option<SocketFile>) -> Listener {
+        self.socket_file = file;
+        self
+    }
+
     /// The socket and the guard that removes its socket file when dropped.
     pub(crate) fn into_parts(self) -> (Socket, Option<SocketFile>) {
         (self.socket, self.socket_file)
@@ -225,7 +231,8 @@ pub(crate) struct SocketFile {
 }
 
 impl SocketFile {
-    fn claim(path: &Path) -> Result<SocketFile> {
+    /// The socket file at `path`, which this process now answers for.
+    pub(crate) fn claim(path: &Path) -> Result<SocketFile> {
         let meta = std::fs::symlink_metadata(path)?;
         Ok(SocketFile {
             path: path.to_path_buf(),

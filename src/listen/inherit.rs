@@ -127,8 +127,10 @@ pub(crate) fn parse_listen_fds(
 struct Inheritance {
     /// systemd's descriptors; `None` until the environment has been read.
     systemd: Option<Vec<ListenFd>>,
-    /// Every descriptor taken so far: none is owned twice.
-    taken: Vec<RawFd>,
+    /// Every descriptor taken so far, with what it is open on
+    /// (`fd_passing::identity`): none is owned twice, while a later
+    /// descriptor that reuses a closed one's number may be taken.
+    taken: Vec<(RawFd, (u64, u64))>,
 }
 
 static INHERITANCE: Mutex<Inheritance> = Mutex::new(Inheritance {
@@ -197,23 +199,27 @@ pub(crate) fn take(spec: &Inherit, shown: &str) -> Result<Vec<InheritedSocket>> 
             matched.into_iter().map(|f| f.fd).collect()
         }
         Inherit::Fd(fd) => {
-            if state.taken.contains(fd) {
+            let Ok(identity) = fd_passing::identity(*fd) else {
+                return Err(invalid(format!("descriptor {fd} is not open")));
+            };
+            if state.taken.contains(&(*fd, identity)) {
                 return Err(invalid(format!("descriptor {fd} is already served")));
             }
             systemd.retain(|f| f.fd != *fd);
-            if !fd_passing::is_open(*fd) {
-                return Err(invalid(format!("descriptor {fd} is not open")));
-            }
             fd_passing::set_cloexec(*fd)?;
             vec![*fd]
         }
     };
-    state.taken.extend(&fds);
+    for &fd in &fds {
+        let identity = fd_passing::identity(fd)?;
+        state.taken.retain(|&(number, _)| number != fd);
+        state.taken.push((fd, identity));
+    }
     fds.into_iter()
         .map(|fd| {
-            // SAFETY: `fd` is open (systemd passed it, or `is_open` said so)
-            // and owned by nothing else in this process: every descriptor
-            // taken is recorded in `taken` and never taken again.
+            // SAFETY: `fd` is open (systemd passed it, or `identity` found
+            // it) and owned by nothing else in this process: every descriptor
+            // taken is recorded in `taken` and never taken again while open.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             classify(owned).map_err(invalid)
         })

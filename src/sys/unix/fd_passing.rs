@@ -134,10 +134,15 @@ pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether `fd` is an open descriptor of this process.
-pub(crate) fn is_open(fd: RawFd) -> bool {
-    // SAFETY: as in `set_cloexec`.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+/// What `fd` is open on, as `(st_dev, st_ino)`: tells a descriptor from a
+/// later one that reuses its number.
+pub(crate) fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: an all-zero stat is a valid value for fstat to overwrite.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one `stat` into the local value.
+    check(unsafe { libc::fstat(fd, &mut stat) })?;
+    #[allow(clippy::unnecessary_cast)] // the field types differ by platform
+    Ok((stat.st_dev as u64, stat.st_ino as u64))
 }
 
 /// `getsockopt` of an `int` option (`SO_ACCEPTCONN`).

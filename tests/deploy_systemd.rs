@@ -9,7 +9,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
@@ -42,8 +42,8 @@ impl Activated {
             .stderr(Stdio::piped())
             .spawn()
             .expect("systemd-socket-activate starts");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
+        let stdout = util::lines_of(child.stdout.take().unwrap());
+        let stderr = util::lines_of(child.stderr.take().unwrap());
         let mut activated = Activated {
             child,
             stdout,
@@ -73,20 +73,6 @@ impl Activated {
             }
         }
     }
-}
-
-/// The lines of `pipe`, read on a thread of their own.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 impl Drop for Activated {

@@ -57,6 +57,8 @@ const OFFER_POLL: Duration = Duration::from_millis(50);
 pub(crate) struct EngineSockets {
     sockets: Vec<Socket>,
     socket_files: Vec<SocketFile>,
+    /// The socket file of the handoff offer (`Engine::serve_handoff`).
+    offer_file: Option<SocketFile>,
 }
 
 /// An engine's sockets; `None` once it stopped or handed them off.
@@ -80,7 +82,8 @@ impl EngineSockets {
         fd_passing::send_fds(conn, HELLO, &fds)
     }
 
-    /// After a handoff: the new process serves the socket files.
+    /// After a handoff: the new process serves the socket files; the
+    /// offer's goes.
     fn handed_off(self) {
         self.socket_files.into_iter().for_each(SocketFile::keep);
     }
@@ -91,16 +94,28 @@ impl EngineSockets {
 pub(crate) fn offer(engine: &Engine, path: &Path) -> Result<()> {
     let name = UnixAddr::Path(path.to_path_buf());
     let (socket, file) = listen::bind_unix(&name, &Options::default())?.into_parts();
+    {
+        // The engine removes the file when it stops, drains or hands off.
+        let mut sockets = lock(&engine.sockets);
+        let Some(sockets) = sockets.as_mut() else {
+            return Err(Error::EngineStopped);
+        };
+        if sockets.offer_file.is_some() {
+            return Err(Error::InvalidOption(
+                "the engine already offers its sockets".into(),
+            ));
+        }
+        sockets.offer_file = file;
+    }
     let engine = engine.clone();
     let path = path.to_path_buf();
     std::thread::Builder::new()
         .name("netloom-handoff".into())
-        .spawn(move || offer_until_taken(&engine, &path, socket, file))?;
+        .spawn(move || offer_until_taken(&engine, &path, socket))?;
     Ok(())
 }
 
-fn offer_until_taken(engine: &Engine, path: &Path, listener: Socket, file: Option<SocketFile>) {
-    let mut file = file;
+fn offer_until_taken(engine: &Engine, path: &Path, listener: Socket) {
     while !engine.is_stopping() && !engine.is_draining() {
         let conn = match listener.accept() {
             Ok((conn, _)) => UnixStream::from(std::os::fd::OwnedFd::from(conn)),
@@ -114,7 +129,7 @@ fn offer_until_taken(engine: &Engine, path: &Path, listener: Socket, file: Optio
                 continue;
             }
         };
-        match hand_off(engine, &conn, &mut file) {
+        match hand_off(engine, &conn) {
             Ok(()) => {
                 log::info!(
                     "netloom: sockets handed off at {}; draining",
@@ -131,7 +146,7 @@ fn offer_until_taken(engine: &Engine, path: &Path, listener: Socket, file: Optio
 }
 
 /// Steps 2 to 5 on the old process's side.
-fn hand_off(engine: &Engine, conn: &UnixStream, file: &mut Option<SocketFile>) -> io::Result<()> {
+fn hand_off(engine: &Engine, conn: &UnixStream) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_write_timeout(Some(STEP_TIMEOUT))?;
     {
@@ -150,8 +165,7 @@ fn hand_off(engine: &Engine, conn: &UnixStream, file: &mut Option<SocketFile>) -
             "the new process answered something else than `serving`",
         ));
     }
-    // The path is free before the new process hears `done`.
-    drop(file.take());
+    // The offer's path is free before the new process hears `done`.
     if let Some(sockets) = lock(&engine.sockets).take() {
         sockets.handed_off();
     }

@@ -109,7 +109,7 @@ fn wrk_sees_no_error_through_two_restarts() {
     );
 
     std::thread::sleep(Duration::from_millis(700));
-    let third = Server::start(&url, &handoff);
+    let mut third = Server::start(&url, &handoff);
     let status = second.exits_within(Duration::from_secs(10));
     assert!(
         status.success(),
@@ -135,11 +135,8 @@ fn wrk_sees_no_error_through_two_restarts() {
         "{answer}"
     );
     // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(
-        unsafe { libc::kill(third.child.id() as i32, libc::SIGTERM) },
-        0
-    );
-    let mut third = third;
+    let signalled = unsafe { libc::kill(third.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(signalled, 0);
     assert!(third.exits_within(Duration::from_secs(10)).success());
     assert!(
         !handoff.exists(),

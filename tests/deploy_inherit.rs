@@ -152,14 +152,34 @@ fn handoff_moves_every_socket_and_the_old_engine_drains() {
 fn a_successor_that_never_serves_leaves_the_old_engine_serving() {
     let _serial = serial();
     let dir = util::TempDir::new("handoff-fail");
-    let handoff = dir.path("handoff.sock");
+    let (handoff, unix_path) = (dir.path("handoff.sock"), dir.path("served.sock"));
+    let unix_url = format!("unix://{}", unix_path.display());
     let old = Engine::builder()
         .bind("tcp://127.0.0.1:0")
+        .bind(&unix_url)
         .options(options(Duration::from_secs(10)))
         .start(Generation(b'A'))
         .unwrap();
     old.serve_handoff(&handoff).unwrap();
     let addr = old.local_addrs()[0].inet().unwrap();
+
+    // A successor that takes the sockets and fails to start (an address of
+    // its own is taken) leaves the old engine serving, socket file included.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let failed = Engine::builder()
+        .bind(&format!("tcp://{addr}"))
+        .bind(&unix_url)
+        .bind(&format!("tcp://{}", taken.local_addr().unwrap()))
+        .options(options(Duration::from_secs(10)))
+        .inherit_from(&handoff)
+        .start(Generation(b'X'));
+    assert!(
+        matches!(failed, Err(netloom::Error::AddrInUse(_))),
+        "{failed:?}"
+    );
+    assert!(!old.is_draining());
+    assert!(unix_path.exists());
+    assert_eq!(&ask(&mut unix_client(&unix_path), b"unix"), b"A-");
 
     // A successor that reads the offer and dies before it serves.
     let mut quitter = unix_client(&handoff);
@@ -174,12 +194,14 @@ fn a_successor_that_never_serves_leaves_the_old_engine_serving() {
     // The next one takes over.
     let new = Engine::builder()
         .bind(&format!("tcp://{addr}"))
+        .bind(&unix_url)
         .options(options(Duration::from_secs(10)))
         .inherit_from(&handoff)
         .start(Generation(b'B'))
         .unwrap();
     wait_stopped(old, Duration::from_secs(8));
     assert_eq!(&ask(&mut util::connect(addr), b"next"), b"B-");
+    assert_eq!(&ask(&mut unix_client(&unix_path), b"unix"), b"B-");
     util::stop(new);
 }
 

@@ -183,6 +183,9 @@ pub(crate) struct Received {
     conn: UnixStream,
     path: PathBuf,
     sockets: Vec<InheritedSocket>,
+    /// Socket files of the Unix listeners taken: the new engine removes
+    /// them when it stops, once it serves (not if it fails to start).
+    socket_files: Vec<PathBuf>,
 }
 
 impl Received {
@@ -229,22 +232,37 @@ impl Received {
             conn,
             path: path.to_path_buf(),
             sockets,
+            socket_files: Vec::new(),
         }))
     }
 
     /// Takes the received sockets bound to `addr` over `transport` (several
     /// for a `SO_REUSEPORT` group).
     pub(crate) fn take(&mut self, transport: Transport, addr: &Addr) -> Vec<InheritedSocket> {
-        let (matched, rest) = std::mem::take(&mut self.sockets)
+        let (matched, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sockets)
             .into_iter()
             .partition(|s| s.transport == transport && s.addr == *addr);
         self.sockets = rest;
+        match addr {
+            Addr::Unix(UnixAddr::Path(path)) if !matched.is_empty() => {
+                self.socket_files.push(path.clone())
+            }
+            _ => {}
+        }
         matched
     }
 
-    /// Steps 4 and 6, once the new engine serves: the old process stops
+    /// Steps 4 and 6, once `engine` serves: the old process stops
     /// offering and drains. Sockets no `bind` asked for are closed.
-    pub(crate) fn confirm(mut self) {
+    pub(crate) fn confirm(mut self, engine: &Engine) {
+        if let Some(sockets) = lock(&engine.sockets).as_mut() {
+            for path in &self.socket_files {
+                match SocketFile::claim(path) {
+                    Ok(file) => sockets.keep_file(file),
+                    Err(e) => log::warn!("netloom: handoff: {}: {e}", path.display()),
+                }
+            }
+        }
         for unused in &self.sockets {
             log::warn!(
                 "netloom: handed-off {:?} socket on {} is not bound here; closing it",

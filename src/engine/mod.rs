@@ -15,7 +15,7 @@ use std::time::Duration;
 use socket2::Socket;
 
 use crate::event_loop::{Callbacks, EventLoop, LoopConfig, LoopSeed, Peers};
-use crate::listen::{self, InheritedSocket, ListenAddr, Listener, SocketFile};
+use crate::listen::{self, InheritedSocket, ListenAddr, Listener};
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::inbox;
 use crate::reactor::token::Token;
@@ -23,7 +23,7 @@ use crate::rt::{CoreSeed, RuntimeShared};
 use crate::sys::signal::BlockedStopSignals;
 use crate::sys::{Interest, Selector, Trigger, Waker};
 use crate::unwind::lock;
-use crate::{Action, Addr, Conn, Error, Options, Result, Transport, UnixAddr};
+use crate::{Action, Addr, Conn, Error, Options, Result, Transport};
 
 /// Starts an engine on `addr` and blocks until it has stopped.
 ///
@@ -148,7 +148,8 @@ impl EngineBuilder {
     /// `SO_REUSEPORT` group: one per loop as far as they go, the load
     /// balancer spreading connections when there are fewer than loops).
     /// Once this engine runs, the old one is told to drain; received
-    /// sockets no address asked for are closed.
+    /// sockets no address asked for are closed. A Unix socket file moves
+    /// with its socket: this engine removes it when it stops.
     ///
     /// When nobody offers sockets at `path` (no socket file, or nobody
     /// listens on it), the addresses are bound as usual, so the same
@@ -471,7 +472,7 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     };
     let (engine, _) = launch(&builder.binds, builder.options, handler, received.as_mut())?;
     if let Some(received) = received {
-        received.confirm();
+        received.confirm(&engine);
     }
     Ok(engine)
 }
@@ -479,29 +480,20 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
 /// Sockets inherited for one address, placed on the loops: socket `i` on
 /// loop `i % loops`; with fewer sockets than loops, the acceptors hand
 /// connections to the load balancer.
-/// A handed-off Unix listener's socket file becomes this engine's to
-/// remove (`owns_files`); systemd's stay systemd's.
 fn place_inherited(
     sockets: Vec<InheritedSocket>,
-    owns_files: bool,
     loops: usize,
     listeners: &mut [Vec<Listener>],
     datagram_sockets: &mut [Vec<Socket>],
-) -> Result<()> {
+) {
     let balanced = sockets.len() < loops;
     for (i, inherited) in sockets.into_iter().enumerate() {
         if inherited.transport == Transport::Udp {
             datagram_sockets[i % loops].push(inherited.socket);
-            continue;
+        } else {
+            listeners[i % loops].push(Listener::inherited(inherited.socket, balanced));
         }
-        let file = match &inherited.addr {
-            Addr::Unix(UnixAddr::Path(path)) if owns_files => Some(SocketFile::claim(path)?),
-            _ => None,
-        };
-        let listener = Listener::inherited(inherited.socket, balanced).with_socket_file(file);
-        listeners[i % loops].push(listener);
     }
-    Ok(())
 }
 
 /// Binds `binds` (none for a client), starts the loops and returns the
@@ -533,7 +525,6 @@ pub(crate) fn launch<H: Handler>(
             (Some((transport, at)), Some(received)) => received.take(transport, &at),
             _ => Vec::new(),
         };
-        let owns_files = !handed_off.is_empty();
         let inherited = match addr {
             ListenAddr::Inherited(spec) => listen::take_inherited(spec, &_bind.addr)?,
             _ => handed_off,
@@ -553,13 +544,7 @@ pub(crate) fn launch<H: Handler>(
             }
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             let before: Vec<usize> = listeners.iter().map(Vec::len).collect();
-            place_inherited(
-                inherited,
-                owns_files,
-                loops,
-                &mut listeners,
-                &mut datagram_sockets,
-            )?;
+            place_inherited(inherited, loops, &mut listeners, &mut datagram_sockets);
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             for (per_loop, from) in listeners.iter_mut().zip(before) {
                 for listener in &mut per_loop[from..] {

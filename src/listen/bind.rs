@@ -43,12 +43,6 @@ impl Listener {
         }
     }
 
-    /// The listener, removing the socket file `file` when it goes.
-    pub(crate) fn with_socket_file(mut self, file: Option<SocketFile>) -> Listener {
-        self.socket_file = file;
-        self
-    }
-
     /// The socket and the guard that removes its socket file when dropped.
     pub(crate) fn into_parts(self) -> (Socket, Option<SocketFile>) {
         (self.socket, self.socket_file)

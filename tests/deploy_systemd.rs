@@ -3,9 +3,10 @@
 //! waits for the first client, then execs the `echo` example with the
 //! sockets as descriptors 3, 4, ... and `LISTEN_FDS`/`LISTEN_PID`/
 //! `LISTEN_FDNAMES`; the example serves them through `--addr systemd://`.
-//! TCP (picked by name), Unix and UDP, every byte checked; a connected
-//! socket (`--accept`) is refused with a clear error; and the variables are
-//! gone, the descriptors close-on-exec, once netloom took them.
+//! TCP (picked by name; also `echo_async`), Unix and UDP, every byte
+//! checked; a connected socket (`--accept`) is refused with a clear error;
+//! and the variables are gone, the descriptors close-on-exec, once netloom
+//! took them.
 
 mod util;
 
@@ -132,6 +133,20 @@ fn tcp_socket_picked_by_name() {
     );
     roundtrip(&mut client, 1);
     roundtrip(&mut util::connect(b.parse().unwrap()), 2);
+}
+
+#[test]
+fn async_front_end_takes_the_socket_too() {
+    if !util::require_tool(ACTIVATE) {
+        return;
+    }
+    let echo = util::example_binary("echo_async");
+    let at = format!("127.0.0.1:{}", free_port());
+    let mut server = Activated::spawn(&["-l", &at], 1, &echo, &["--addr", "systemd://"]);
+    let mut client = util::connect(at.parse().unwrap());
+    let banner = server.read_until(false, "listening");
+    assert!(banner.iter().any(|l| l.contains(&at)), "{banner:?}");
+    roundtrip(&mut client, 30);
 }
 
 #[test]

@@ -353,7 +353,8 @@ impl Engine {
     ///
     /// Why descriptor passing (and the exchange itself) is documented in
     /// `src/engine/handoff.rs`. Unix socket files this engine created are
-    /// left in place after a handoff: the new process serves them.
+    /// left in place after a handoff: the new process serves them, and
+    /// removes them when it stops.
     ///
     /// # Errors
     /// Binding `path` (an [`Error::AddrInUse`] if another engine offers

@@ -184,6 +184,7 @@ fn main() {
         "codec_echo",
         builder,
         Framed(FrameEcho { settings }),
+        None,
         |_, addr| format!("{codec} frames on {addr}"),
         |_| {},
     );

@@ -118,6 +118,10 @@ async fn serve(mut stream: Served, idle_timeout: Option<Duration>) -> io::Result
             return Ok(());
         }
         filled += n;
+        if netloom::rt::Handle::current().is_stopping() {
+            // Stopping within its grace: answer this request, then close.
+            session.close_after_next_answer();
+        }
         let batch = session::serve(&mut session, &inbound[..filled], &limits, &date(), &mut out);
         // Every answer to this read goes out in one write.
         if !out.is_empty() {

@@ -203,6 +203,7 @@ fn main() {
         "proxy",
         builder,
         proxy,
+        None,
         |engine, addr| format!("{addr} -> {backend} with {} loops", engine.loops()),
         |_| {},
     );

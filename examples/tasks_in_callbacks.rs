@@ -186,6 +186,7 @@ fn main() {
         "tasks_in_callbacks",
         builder,
         server,
+        None,
         |_, local| format!("listening on {local}"),
         |_| {},
     );

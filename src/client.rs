@@ -87,7 +87,7 @@ impl<C: Send + 'static> Client<C> {
     /// # Ok::<(), netloom::Error>(())
     /// ```
     pub fn start<H: Handler<Context = C>>(handler: H, options: Options) -> Result<Client<C>> {
-        let (engine, peers) = launch(&[], options.clone(), handler)?;
+        let (engine, peers) = launch(&[], options.clone(), handler, None)?;
         Ok(Client {
             engine,
             peers,

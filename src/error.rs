@@ -20,7 +20,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// The address has a scheme netloom does not serve.
-    #[error("unknown address scheme in `{0}` (expected tcp, tcp4, tcp6, udp, udp4, udp6 or unix)")]
+    #[error("unknown address scheme in `{0}` (expected tcp, tcp4, tcp6, udp, udp4, udp6, unix, systemd or fd)")]
     UnknownScheme(String),
     /// The address could not be parsed or resolved.
     #[error("invalid address `{addr}`: {reason}")]

@@ -226,7 +226,8 @@ impl Options {
         tls_handshake_timeout: Duration
     );
     setter!(
-        /// How long [`Engine::stop`](crate::Engine::stop) waits for outbound data to flush.
+        /// How long [`Engine::stop`](crate::Engine::stop) waits for outbound data to flush,
+        /// and [`Engine::drain`](crate::Engine::drain) for connections to finish.
         shutdown_grace: Duration
     );
     setter!(

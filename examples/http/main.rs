@@ -34,6 +34,13 @@
 //! `wrk -t1 -c256 -d10s -s examples/http/pipeline.lua http://127.0.0.1:8080/plaintext -- 16`
 //! (from the repository root; the script pipelines 16 requests per write).
 //! Ctrl-C or SIGTERM stops it cleanly.
+//!
+//! `--addr` also takes inherited sockets: `systemd://`, `systemd://NAME`
+//! (socket activation) and `fd://N`. Restart without dropping a request:
+//! start every generation with `--handoff /run/http.handoff` (the first binds
+//! its address, each next one takes the sockets over from the running one,
+//! which then answers its keep-alive clients' next request with
+//! `Connection: close`, drains and exits).
 
 mod date;
 #[path = "../support/metrics.rs"]
@@ -46,6 +53,7 @@ mod session;
 use metrics::{MetricsFlag, METRICS_USAGE};
 use serve::serve;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use netloom::Engine;
@@ -74,6 +82,7 @@ fn main() {
     let mut tls = TlsFlags::default();
     let mut metrics = MetricsFlag::default();
     let mut listener = netloom::ListenerOptions::new();
+    let mut handoff: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -100,6 +109,7 @@ fn main() {
                 let version = value().parse().unwrap_or_else(|e: String| usage(&e));
                 listener = listener.proxy_protocol(version);
             }
+            "--handoff" => handoff = Some(value().into()),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
@@ -116,6 +126,7 @@ fn main() {
         "http",
         builder,
         server,
+        handoff.as_deref(),
         |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
         |engine| metrics.serve("http", engine),
     );
@@ -125,7 +136,7 @@ fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT|unix:///PATH|systemd://[NAME]|fd://N] [--loops N] [--idle-timeout SECS] [--handoff PATH] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"
         ),
         problem,
     )

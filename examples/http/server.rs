@@ -120,6 +120,9 @@ impl Handler for HttpServer {
             out.clear();
             // The session moves out while `peek` borrows the connection.
             let mut session = std::mem::take(&mut conn.context_mut().session);
+            if conn.is_draining() {
+                session.close_after_next_answer();
+            }
             let batch = serve(
                 &mut session,
                 conn.peek(usize::MAX),

@@ -24,6 +24,9 @@ pub struct Session {
     /// The client's address as the handler sees it (behind a balancer
     /// speaking the PROXY protocol: the client's, not the balancer's).
     client: Option<SocketAddr>,
+    /// The server drains: the next answer says `Connection: close` and is
+    /// the last.
+    closing: bool,
 }
 
 impl Session {
@@ -38,6 +41,21 @@ impl Session {
     /// Whether a request's head was read but its body is still arriving.
     pub fn is_mid_body(&self) -> bool {
         self.owed.is_some()
+    }
+
+    /// From now on, the next answer closes the connection (the server is
+    /// draining for a restart or a stop), so a keep-alive client learns it
+    /// from `Connection: close` instead of a connection cut mid-request.
+    pub fn close_after_next_answer(&mut self) {
+        self.closing = true;
+    }
+
+    /// `answer` as this session sends it.
+    fn finish(&self, answer: Answer) -> Answer {
+        Answer {
+            keep_alive: answer.keep_alive && !self.closing,
+            ..answer
+        }
     }
 }
 
@@ -291,6 +309,7 @@ pub fn serve(
                 return batch;
             }
             session.owed = None;
+            let answer = session.finish(answer);
             answer.write(date, out);
             batch.answered += 1;
             if !answer.keep_alive {
@@ -314,6 +333,7 @@ pub fn serve(
                     session.owed = Some(answer);
                     continue;
                 }
+                let answer = session.finish(answer);
                 answer.write(date, out);
                 batch.answered += 1;
                 if !answer.keep_alive {
@@ -450,6 +470,24 @@ mod tests {
         assert_eq!(batch.answered, 1);
         assert!(out.starts_with(b"HTTP/1.1 405 Method Not Allowed\r\n"));
         assert!(String::from_utf8_lossy(&out).contains("\r\nAllow: GET, HEAD\r\n"));
+    }
+
+    #[test]
+    fn a_draining_session_closes_after_its_next_answer() {
+        let mut session = Session::default();
+        let (mut out, limits) = (Vec::new(), Limits::default());
+        let first = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+        let batch = serve(&mut session, first, &limits, DATE, &mut out);
+        assert!(!batch.close);
+        session.close_after_next_answer();
+        out.clear();
+        let two = [&first[..], &first[..]].concat();
+        let batch = serve(&mut session, &two, &limits, DATE, &mut out);
+        assert_eq!(
+            (batch.answered, batch.consumed, batch.close),
+            (1, first.len(), true)
+        );
+        assert!(String::from_utf8_lossy(&out).contains("\r\nConnection: close\r\n"));
     }
 
     #[test]

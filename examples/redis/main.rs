@@ -114,6 +114,7 @@ fn main() {
         "redis",
         builder,
         RedisServer::new(resolved_loops).max_pending_input(max_pending_input),
+        None,
         |engine, addr| format!("listening on {addr} with {} loops", engine.loops()),
         |engine| metrics.serve("redis", engine),
     );

@@ -89,6 +89,14 @@ impl Served {
     }
 }
 
+/// What one `--addr` asks for.
+enum ListenOn {
+    /// An address to bind.
+    Bind(SocketAddr),
+    /// An inherited listener: `systemd://`, `systemd://NAME` or `fd://N`.
+    Inherit(String),
+}
+
 /// An example server: what it prints and how it serves one connection.
 pub struct AsyncServer<F> {
     /// The example's name, for messages and usage.
@@ -163,7 +171,26 @@ where
         rt.block_on(async {
             // Bound inside block_on, so that the address is printed once every
             // descriptor of the runtime (this thread's poller too) exists.
-            for addr in addrs {
+            for listen_on in addrs {
+                let addr = match listen_on {
+                    ListenOn::Bind(addr) => addr,
+                    ListenOn::Inherit(url) => {
+                        // One inherited socket: one acceptor, spreading connections.
+                        let listener = TcpListener::inherit(&url)
+                            .unwrap_or_else(|e| self.fail(&e.to_string()));
+                        let bound = listener
+                            .local_addr()
+                            .unwrap_or_else(|e| self.fail(&e.to_string()));
+                        rt::spawn_local(self.accept_loop(
+                            listener,
+                            false,
+                            idle_timeout,
+                            acceptor.clone(),
+                        ));
+                        println!("{}: listening on {bound} ({url})", self.name);
+                        continue;
+                    }
+                };
                 let first = self.bind(addr, reuseport);
                 let bound = first
                     .local_addr()
@@ -237,10 +264,12 @@ where
         }
     }
 
-    /// `tcp://host:port` (also `tcp4://`, `tcp6://`, or a bare `host:port`).
-    fn parse_addr(&self, url: &str) -> SocketAddr {
+    /// `tcp://host:port` (also `tcp4://`, `tcp6://`, or a bare `host:port`),
+    /// or an inherited listener (`systemd://`, `systemd://NAME`, `fd://N`).
+    fn parse_addr(&self, url: &str) -> ListenOn {
         use std::net::ToSocketAddrs;
         let (family, rest) = match url.split_once("://") {
+            Some(("systemd" | "fd", _)) => return ListenOn::Inherit(url.to_string()),
             Some(("tcp", rest)) => (None, rest),
             Some(("tcp4", rest)) => (Some(true), rest),
             Some(("tcp6", rest)) => (Some(false), rest),
@@ -250,6 +279,7 @@ where
         rest.to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.find(|a| family.is_none_or(|v4| a.is_ipv4() == v4)))
+            .map(ListenOn::Bind)
             .unwrap_or_else(|| self.usage(&format!("cannot resolve {url}")))
     }
 
@@ -274,7 +304,7 @@ where
             ""
         };
         let text = format!(
-            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag} {TLS_USAGE}",
+            "usage: {} [--addr tcp://HOST:PORT|systemd://[NAME]|fd://N]... [--loops N] [--reuseport] [--pin]{idle_flag} {TLS_USAGE}",
             self.name
         );
         crate::usage::exit_with_usage(self.name, &text, problem)

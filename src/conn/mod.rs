@@ -17,6 +17,7 @@ use socket2::Socket;
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
 use crate::datagram::DatagramIo;
 use crate::proxy_protocol::{HeaderParser, ProxyHeader, ProxyProtocol};
+use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::{InboxSender, Lane};
 use crate::stats::Reported;
 use crate::sys::{socket, Interest};
@@ -463,6 +464,8 @@ pub(crate) struct ConnEnv<C> {
     pub(crate) dials: Vec<(Dial<C>, C)>,
     pub(crate) async_write_cap: usize,
     pub(crate) max_inbound: usize,
+    /// The engine's loops: whether it drains or stops (`Conn::is_draining`).
+    pub(crate) group: Arc<LoopGroup>,
 }
 
 /// A connection, as seen from inside a callback.
@@ -836,6 +839,22 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn peer_addr(&self) -> &Addr {
         &self.rec.peer
+    }
+
+    /// Whether the engine is draining ([`Engine::drain`](crate::Engine::drain),
+    /// a handoff to a new process) or stopping: it accepts no more
+    /// connections and stops once the open ones are closed, or when
+    /// `shutdown_grace` runs out. A request-response protocol answers the
+    /// request in progress and then closes (HTTP: `Connection: close`), so
+    /// that no client sees a connection cut mid-request.
+    ///
+    /// ```
+    /// # fn f(conn: &netloom::Conn<'_, ()>) {
+    /// let keep_alive = !conn.is_draining();
+    /// # }
+    /// ```
+    pub fn is_draining(&self) -> bool {
+        self.env.group.is_draining() || self.env.group.is_stopping()
     }
 
     /// The local address of the connection.

@@ -3,17 +3,19 @@
 //! bound to it, and stops them.
 
 mod handler;
+mod handoff;
 
 pub use handler::Handler;
 
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::Socket;
 
 use crate::event_loop::{Callbacks, EventLoop, LoopConfig, LoopSeed, Peers};
-use crate::listen::{self, ListenAddr, Listener};
+use crate::listen::{self, InheritedSocket, ListenAddr, Listener};
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::inbox;
 use crate::reactor::token::Token;
@@ -64,6 +66,8 @@ pub fn run<H: Handler>(handler: H, addr: &str, options: Options) -> Result<()> {
 pub struct EngineBuilder {
     binds: Vec<Bind>,
     options: Options,
+    /// Where a running engine may offer its sockets (`inherit_from`).
+    inherit_from: Option<PathBuf>,
 }
 
 /// One address to serve, and how.
@@ -73,11 +77,43 @@ pub(crate) struct Bind {
     options: ListenerOptions,
 }
 
+impl Bind {
+    /// Refuses the stream-only options (TLS, the PROXY protocol) for an
+    /// address that turned out to be a UDP socket.
+    fn refuse_for_datagrams(&self) -> Result<()> {
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if self.options.tls.is_some() {
+            return Err(Error::InvalidOption(format!(
+                "{}: TLS needs a stream address (tcp:// or unix://)",
+                self.addr
+            )));
+        }
+        if self.options.proxy_protocol.is_some() {
+            return Err(Error::InvalidOption(format!(
+                "{}: the PROXY protocol needs a stream address (tcp:// or unix://)",
+                self.addr
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl EngineBuilder {
     /// Adds an address to serve: `tcp://`, `tcp4://`, `tcp6://`, `udp://`,
     /// `udp4://`, `udp6://` (`host:port`), `unix:///path/to/socket` or
     /// `unix://@abstract-name`. One engine serves any mix of them on the
     /// same loops.
+    ///
+    /// Inherited sockets, which the engine serves instead of binding:
+    /// `systemd://` (every socket systemd's socket activation passed,
+    /// `LISTEN_FDS`), `systemd://NAME` (those with `FileDescriptorName=NAME`)
+    /// and `fd://N` (descriptor `N`, left open by whoever started the
+    /// process). Each may be a TCP or Unix stream listener or a UDP socket
+    /// (checked; anything else is an [`Error::InvalidAddress`]), and yields
+    /// one entry of [`Engine::local_addrs`] per address it serves. An
+    /// inherited socket is one socket: loop 0 accepts on it and the load
+    /// balancer spreads the connections (as for one listener without
+    /// `reuseport`); an inherited UDP socket is read by loop 0.
     ///
     /// ```
     /// let builder = netloom::Engine::builder().bind("tcp://127.0.0.1:0");
@@ -138,6 +174,30 @@ impl EngineBuilder {
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn bind_tls(self, addr: &str, acceptor: crate::tls::TlsAcceptor) -> Self {
         self.bind_with(addr, ListenerOptions::new().tls(acceptor))
+    }
+
+    /// Takes over the sockets a running engine offers at `path`
+    /// ([`Engine::serve_handoff`]) for a zero-downtime restart: each
+    /// `bind` address whose transport and bound address match a received
+    /// socket is served from it instead of being bound (all of a
+    /// `SO_REUSEPORT` group: one per loop as far as they go, the load
+    /// balancer spreading connections when there are fewer than loops).
+    /// Once this engine runs, the old one is told to drain; received
+    /// sockets no address asked for are closed. A Unix socket file moves
+    /// with its socket: this engine removes it when it stops.
+    ///
+    /// When nobody offers sockets at `path` (no socket file, or nobody
+    /// listens on it), the addresses are bound as usual, so the same
+    /// command starts the first process and its successors.
+    ///
+    /// ```
+    /// let builder = netloom::Engine::builder()
+    ///     .bind("tcp://127.0.0.1:8080")
+    ///     .inherit_from("/run/myserver/handoff.sock");
+    /// ```
+    pub fn inherit_from(mut self, path: impl AsRef<Path>) -> Self {
+        self.inherit_from = Some(path.as_ref().to_path_buf());
+        self
     }
 
     /// Replaces the options.
@@ -211,6 +271,8 @@ pub struct Engine {
     /// The executors the loops host (see [`Engine::runtime`]).
     pub(crate) runtime: Arc<RuntimeShared>,
     local_addrs: Arc<[Addr]>,
+    /// Copies of the listening and UDP sockets, for a handoff.
+    sockets: handoff::SharedSockets,
     /// SIGINT/SIGTERM blocked in the starting thread (`stop_on_signals`),
     /// unblocked when `wait` returns there.
     stop_signals: Arc<Mutex<Option<BlockedStopSignals>>>,
@@ -274,6 +336,84 @@ impl Engine {
     /// ```
     pub fn runtime(&self) -> crate::rt::Handle {
         self.runtime.clone().into()
+    }
+
+    /// Stops accepting and lets the open connections finish: every loop
+    /// closes its listeners and UDP sockets at once, keeps serving its
+    /// connections, with [`Conn::is_draining`] true so that handlers close
+    /// them after the request in progress, and the engine stops (as
+    /// [`Engine::stop`]) when none is left or when
+    /// [`shutdown_grace`](Options::shutdown_grace) has passed, whichever
+    /// comes first. A handoff ([`Engine::serve_handoff`]) ends with it.
+    /// Calling it again does nothing.
+    ///
+    /// ```
+    /// # struct Quiet;
+    /// # impl netloom::Handler for Quiet {
+    /// #     type Context = ();
+    /// #     fn on_traffic(&self, _: &mut netloom::Conn<'_, ()>) -> netloom::Action { netloom::Action::None }
+    /// # }
+    /// let engine = netloom::Engine::builder().bind("tcp://127.0.0.1:0").start(Quiet)?;
+    /// engine.drain();
+    /// assert!(engine.is_draining());
+    /// engine.wait()?; // no connection: stops at once
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn drain(&self) {
+        if self.group.drain() {
+            // The copies kept for a handoff would keep the listeners open.
+            lock(&self.sockets).take();
+        }
+    }
+
+    /// Whether [`Engine::drain`] was called (or a handoff happened).
+    ///
+    /// ```
+    /// # fn f(engine: &netloom::Engine) {
+    /// assert!(!engine.is_draining());
+    /// # }
+    /// ```
+    pub fn is_draining(&self) -> bool {
+        self.group.is_draining()
+    }
+
+    /// Offers this engine's listening and UDP sockets at the Unix socket
+    /// `path`, for a zero-downtime restart: a new process started with
+    /// [`EngineBuilder::inherit_from`] on the same path connects, receives
+    /// them (`SCM_RIGHTS`), starts serving them, and says so; this engine
+    /// then removes `path` and drains ([`Engine::drain`]). The sockets stay
+    /// open throughout, so no connection attempt is refused. If the new
+    /// process fails before it serves, this one keeps serving and offers
+    /// again. A thread waits for the new process until this engine stops.
+    ///
+    /// Why descriptor passing (and the exchange itself) is documented in
+    /// `src/engine/handoff.rs`. Unix socket files this engine created are
+    /// left in place after a handoff: the new process serves them, and
+    /// removes them when it stops.
+    ///
+    /// # Errors
+    /// Binding `path` (an [`Error::AddrInUse`] if another engine offers
+    /// there).
+    ///
+    /// ```
+    /// # struct Quiet;
+    /// # impl netloom::Handler for Quiet {
+    /// #     type Context = ();
+    /// #     fn on_traffic(&self, _: &mut netloom::Conn<'_, ()>) -> netloom::Action { netloom::Action::None }
+    /// # }
+    /// let path = std::env::temp_dir().join(format!("handoff-doc-{}.sock", std::process::id()));
+    /// let old = netloom::Engine::builder().bind("tcp://127.0.0.1:0").start(Quiet)?;
+    /// old.serve_handoff(&path)?;
+    /// let addr = format!("tcp://{}", old.local_addrs()[0]);
+    /// let new = netloom::Engine::builder().bind(&addr).inherit_from(&path).start(Quiet)?;
+    /// old.wait()?; // drained: it had no connection
+    /// assert_eq!(new.local_addrs(), old.local_addrs());
+    /// new.stop();
+    /// new.wait()?;
+    /// # Ok::<(), netloom::Error>(())
+    /// ```
+    pub fn serve_handoff(&self, path: impl AsRef<Path>) -> Result<()> {
+        handoff::offer(self, path.as_ref())
     }
 
     /// Whether [`Engine::stop`] was called.
@@ -378,7 +518,34 @@ fn start<H: Handler>(builder: EngineBuilder, handler: H) -> Result<Engine> {
     if builder.binds.is_empty() {
         return Err(Error::InvalidOption("no address to listen on".into()));
     }
-    launch(&builder.binds, builder.options, handler).map(|(engine, _)| engine)
+    let mut received = match &builder.inherit_from {
+        Some(path) => handoff::Received::from_path(path)?,
+        None => None,
+    };
+    let (engine, _) = launch(&builder.binds, builder.options, handler, received.as_mut())?;
+    if let Some(received) = received {
+        received.confirm(&engine);
+    }
+    Ok(engine)
+}
+
+/// Sockets inherited for one address, placed on the loops: socket `i` on
+/// loop `i % loops`; with fewer sockets than loops, the acceptors hand
+/// connections to the load balancer.
+fn place_inherited(
+    sockets: Vec<InheritedSocket>,
+    loops: usize,
+    listeners: &mut [Vec<Listener>],
+    datagram_sockets: &mut [Vec<Socket>],
+) {
+    let balanced = sockets.len() < loops;
+    for (i, inherited) in sockets.into_iter().enumerate() {
+        if inherited.transport == Transport::Udp {
+            datagram_sockets[i % loops].push(inherited.socket);
+        } else {
+            listeners[i % loops].push(Listener::inherited(inherited.socket, balanced));
+        }
+    }
 }
 
 /// Binds `binds` (none for a client), starts the loops and returns the
@@ -387,6 +554,7 @@ pub(crate) fn launch<H: Handler>(
     binds: &[Bind],
     options: Options,
     handler: H,
+    mut received: Option<&mut handoff::Received>,
 ) -> Result<(Engine, Peers<H::Context>)> {
     options.validate()?;
     let addrs = binds
@@ -400,25 +568,45 @@ pub(crate) fn launch<H: Handler>(
 
     // Listeners: per loop with SO_REUSEPORT, else all on loop 0 (the
     // acceptor). UDP sockets: one per loop (SO_REUSEPORT), or one on loop 0
-    // for a multicast group.
+    // for a multicast group. Inherited sockets: see `place_inherited`.
     let mut listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
     let mut datagram_sockets: Vec<Vec<Socket>> = (0..loops).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
     for (addr, bind) in addrs.iter().zip(binds) {
-        let at = if addr.transport() == Transport::Udp {
-            #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-            if bind.options.tls.is_some() {
-                return Err(Error::InvalidOption(format!(
-                    "{}: TLS needs a stream address (tcp:// or unix://)",
-                    bind.addr
-                )));
+        let handed_off = match (addr.bound(), received.as_deref_mut()) {
+            (Some((transport, at)), Some(received)) => received.take(transport, &at),
+            _ => Vec::new(),
+        };
+        let inherited = match addr {
+            ListenAddr::Inherited(spec) => listen::take_inherited(spec, &bind.addr)?,
+            _ => handed_off,
+        };
+        if !inherited.is_empty() {
+            for socket in &inherited {
+                if !local_addrs.contains(&socket.addr) {
+                    local_addrs.push(socket.addr.clone());
+                }
             }
-            if bind.options.proxy_protocol.is_some() {
-                return Err(Error::InvalidOption(format!(
-                    "{}: the PROXY protocol needs a stream address (tcp:// or unix://)",
-                    bind.addr
-                )));
+            if inherited.iter().any(|s| s.transport == Transport::Udp) {
+                bind.refuse_for_datagrams()?;
             }
+            let before: Vec<usize> = listeners.iter().map(Vec::len).collect();
+            place_inherited(inherited, loops, &mut listeners, &mut datagram_sockets);
+            for (per_loop, from) in listeners.iter_mut().zip(before) {
+                for listener in &mut per_loop[from..] {
+                    listener.options = bind.options.clone();
+                }
+            }
+            continue;
+        }
+        let at = if matches!(
+            addr,
+            ListenAddr::Inet {
+                transport: Transport::Udp,
+                ..
+            }
+        ) {
+            bind.refuse_for_datagrams()?;
             let (bound, at) = listen::bind_udp(addr, loops, &options)?;
             for (per_loop, socket) in datagram_sockets.iter_mut().zip(bound) {
                 per_loop.push(socket);
@@ -435,6 +623,19 @@ pub(crate) fn launch<H: Handler>(
             at
         };
         local_addrs.push(at);
+    }
+
+    // Copies for a handoff; the engine, not the loops, removes the socket
+    // files it created, so that a handoff can leave them.
+    let mut kept = handoff::EngineSockets::default();
+    for listener in listeners.iter_mut().flatten() {
+        kept.keep(&listener.socket)?;
+        if let Some(file) = listener.take_socket_file() {
+            kept.keep_file(file);
+        }
+    }
+    for socket in datagram_sockets.iter().flatten() {
+        kept.keep(socket)?;
     }
 
     let (mut signal_fd, stop_signals) = if options.stop_on_signals {
@@ -483,6 +684,7 @@ pub(crate) fn launch<H: Handler>(
         group: Arc::new(LoopGroup::new(wakers, counters)),
         runtime: runtime.clone(),
         local_addrs: local_addrs.into(),
+        sockets: Arc::new(Mutex::new(Some(kept))),
         stop_signals: Arc::new(Mutex::new(stop_signals)),
     };
 
@@ -531,6 +733,8 @@ impl<H: Handler> Callbacks for Bound<H> {
         self.handler.on_tick(&self.engine)
     }
     fn on_shutdown(&self) {
+        // Closes the copies and removes the socket files (unless handed off).
+        lock(&self.engine.sockets).take();
         self.handler.on_shutdown(&self.engine)
     }
     fn stop(&self) {

@@ -51,6 +51,10 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// raises no later edge, so once it is reported the connection is read
 /// again until the read returns 0.
 const CONN_TRIGGER: Trigger = Trigger::Edge;
+/// How often a draining loop checks whether the engine's connections are
+/// gone (the loop that closes the last one sees it at once; this catches
+/// the others).
+const DRAIN_CHECK: Duration = Duration::from_millis(100);
 /// Capacity of the free buffers a loop keeps for reuse.
 const POOLED_BYTES: usize = 4 << 20;
 
@@ -88,6 +92,9 @@ enum TimerKey {
     Conn(Token, ConnTimer),
     AcceptResume(Token),
     ShutdownGrace,
+    /// While draining: whether the engine's connections are gone or the
+    /// grace is over.
+    DrainCheck,
 }
 
 /// What a callback loop calls: a `Handler` bound to its engine by the
@@ -182,6 +189,8 @@ pub(crate) struct EventLoop<H: Callbacks> {
     now: Instant,
     next_round_robin: usize,
     stopping: bool,
+    /// Draining since, and until when at most (`Engine::drain`).
+    drain_deadline: Option<Instant>,
     bulk_pending: bool,
 }
 
@@ -204,6 +213,7 @@ impl<H: Callbacks> EventLoop<H> {
             dials: Vec::new(),
             async_write_cap: options.async_write_cap,
             max_inbound: options.max_inbound,
+            group: group.clone(),
         };
         let mut lp = EventLoop {
             index: seed.index,
@@ -228,6 +238,7 @@ impl<H: Callbacks> EventLoop<H> {
             now: Instant::now(),
             next_round_robin: 0,
             stopping: false,
+            drain_deadline: None,
             bulk_pending: false,
         };
         for listener in seed.listeners {
@@ -299,6 +310,9 @@ impl<H: Callbacks> EventLoop<H> {
                 self.handler.stop();
                 self.begin_shutdown();
                 self.core.check_stop(self.now);
+            }
+            if !self.stopping && self.drain_deadline.is_none() && self.group.is_draining() {
+                self.begin_drain();
             }
             // Connections already assigned to this loop but still in its inbox
             // count too: each accepted connection gets on_open and on_close.
@@ -377,6 +391,9 @@ impl<H: Callbacks> EventLoop<H> {
             self.fire_timers();
             self.start_dials();
             self.core.after_events(self.now);
+            if self.drain_deadline.is_some() && !self.stopping && self.engine_drained() {
+                self.handler.stop();
+            }
         }
     }
 
@@ -1201,6 +1218,16 @@ impl<H: Callbacks> EventLoop<H> {
                         }
                     }
                 }
+                TimerKey::DrainCheck if !self.stopping => {
+                    let over = self.drain_deadline.is_some_and(|at| self.now >= at);
+                    if over || self.engine_drained() {
+                        self.handler.stop();
+                    } else {
+                        self.timers
+                            .schedule(self.now + DRAIN_CHECK, TimerKey::DrainCheck);
+                    }
+                }
+                TimerKey::DrainCheck => {}
                 TimerKey::ShutdownGrace => {
                     for token in self.entries.tokens() {
                         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
@@ -1259,6 +1286,42 @@ impl<H: Callbacks> EventLoop<H> {
 
     // ----------------------------------------------------------- shutdown
 
+    /// Stops accepting and reading datagrams (the sockets close here; a
+    /// process they were handed to keeps them open) and lets connections
+    /// finish, until every loop's are gone or `shutdown_grace` has passed.
+    fn begin_drain(&mut self) {
+        self.drain_deadline = Some(self.now + self.options.shutdown_grace);
+        for token in self.entries.tokens() {
+            match self.entries.get_mut(token) {
+                Some(Entry::Listener { .. }) => {
+                    if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
+                        let _ = self.selector.deregister(l.socket.as_raw_fd());
+                    }
+                }
+                Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
+                    self.close_datagram_socket(token)
+                }
+                _ => {}
+            }
+        }
+        self.timers
+            .schedule(self.now + DRAIN_CHECK, TimerKey::DrainCheck);
+    }
+
+    /// Closes a UDP socket at a drain or stop: it is no connection to wait
+    /// for. Replies still queued get one try (UDP may drop them anyway).
+    fn close_datagram_socket(&mut self, token: Token) {
+        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
+            rec.io.flush_outbound(&mut self.env.pool);
+            self.close_conn(token);
+        }
+    }
+
+    /// Whether no loop of the engine has a connection left.
+    fn engine_drained(&self) -> bool {
+        self.group.conn_counts().all(|n| n == 0)
+    }
+
     fn begin_shutdown(&mut self) {
         self.stopping = true;
         for token in self.entries.tokens() {
@@ -1267,6 +1330,9 @@ impl<H: Callbacks> EventLoop<H> {
                     if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
                         let _ = self.selector.deregister(l.socket.as_raw_fd());
                     }
+                }
+                Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
+                    self.close_datagram_socket(token)
                 }
                 Some(Entry::Conn(rec)) => {
                     if rec.io.state.is_connecting() {
@@ -1279,10 +1345,11 @@ impl<H: Callbacks> EventLoop<H> {
                 None => {}
             }
         }
-        self.timers.schedule(
-            self.now + self.options.shutdown_grace,
-            TimerKey::ShutdownGrace,
-        );
+        // A drain that ran out of time leaves no second grace.
+        let grace_over = self
+            .drain_deadline
+            .unwrap_or(self.now + self.options.shutdown_grace);
+        self.timers.schedule(grace_over, TimerKey::ShutdownGrace);
     }
 
     /// Answers what is still queued once the loop has stopped.

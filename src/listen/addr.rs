@@ -1,5 +1,6 @@
 //! Listen addresses: `tcp://host:port` (`tcp4`, `tcp6`), `udp://host:port`
-//! (`udp4`, `udp6`), `unix:///path` and `unix://@abstract-name`.
+//! (`udp4`, `udp6`), `unix:///path`, `unix://@abstract-name`, and the
+//! inherited sockets `systemd://`, `systemd://NAME` and `fd://N`.
 
 use std::ffi::OsStr;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 
 use socket2::SockAddr;
 
+use super::inherit::Inherit;
 use crate::sys::{self, Feature};
 use crate::{Error, Result, Transport, UnixAddr};
 
@@ -23,6 +25,9 @@ pub(crate) enum ListenAddr {
     },
     /// A Unix domain stream socket: a file path or an abstract name.
     Unix(UnixAddr),
+    /// Sockets the process inherited (systemd socket activation, `fd://`):
+    /// their transport is what the kernel says they are.
+    Inherited(Inherit),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,11 @@ impl ListenAddr {
             "udp4" => (Transport::Udp, Family::V4),
             "udp6" => (Transport::Udp, Family::V6),
             "unix" => return parse_unix(rest).map(ListenAddr::Unix).map_err(invalid),
+            "systemd" | "fd" => {
+                return Inherit::parse(scheme, rest)
+                    .map(ListenAddr::Inherited)
+                    .map_err(invalid)
+            }
             _ => return Err(Error::UnknownScheme(url.to_string())),
         };
         let candidates = rest.to_socket_addrs().map_err(|e| invalid(e.to_string()))?;
@@ -70,10 +80,15 @@ impl ListenAddr {
         })
     }
 
-    pub(crate) fn transport(&self) -> Transport {
+    /// The transport and address of a socket bound at this address, as a
+    /// handed-off socket is matched (`None` for an inherited one).
+    pub(crate) fn bound(&self) -> Option<(Transport, crate::Addr)> {
         match self {
-            ListenAddr::Inet { transport, .. } => *transport,
-            ListenAddr::Unix(_) => Transport::Unix,
+            ListenAddr::Inet {
+                transport, addr, ..
+            } => Some((*transport, crate::Addr::Inet(*addr))),
+            ListenAddr::Unix(name) => Some((Transport::Unix, crate::Addr::Unix(name.clone()))),
+            ListenAddr::Inherited(_) => None,
         }
     }
 }
@@ -169,6 +184,22 @@ mod tests {
     }
 
     #[test]
+    fn inherited_sockets() {
+        assert_eq!(
+            ListenAddr::parse("systemd://").unwrap(),
+            ListenAddr::Inherited(Inherit::Systemd(None))
+        );
+        assert_eq!(
+            ListenAddr::parse("systemd://web").unwrap(),
+            ListenAddr::Inherited(Inherit::Systemd(Some("web".into())))
+        );
+        assert_eq!(
+            ListenAddr::parse("fd://3").unwrap(),
+            ListenAddr::Inherited(Inherit::Fd(3))
+        );
+    }
+
+    #[test]
     fn unix_paths_and_abstract_names() {
         assert_eq!(
             ListenAddr::parse("unix:///tmp/a.sock").unwrap(),
@@ -188,7 +219,7 @@ mod tests {
             let err = abstract_name.unwrap_err().to_string();
             assert!(err.contains("exist on Linux only"), "{err}");
         }
-        for bad in ["unix://", "unix://@"] {
+        for bad in ["unix://", "unix://@", "fd://x", "systemd://a:b"] {
             assert!(matches!(
                 ListenAddr::parse(bad),
                 Err(Error::InvalidAddress { .. })

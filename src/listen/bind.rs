@@ -24,16 +24,33 @@ pub(crate) struct Listener {
     /// each loop keeps what it accepts.
     pub(crate) balanced: bool,
     /// Removed when the listener is dropped (Unix socket files only).
-    _socket_file: Option<SocketFile>,
+    socket_file: Option<SocketFile>,
     /// What accepted connections go through before `on_open`: a PROXY
     /// header, a TLS handshake (`EngineBuilder::bind_with`).
     pub(crate) options: ListenerOptions,
 }
 
 impl Listener {
+    /// A listener this process inherited (systemd, a handoff): it never
+    /// removes a socket file, which belongs to whoever bound it.
+    pub(crate) fn inherited(socket: Socket, balanced: bool) -> Listener {
+        Listener {
+            socket,
+            balanced,
+            socket_file: None,
+            options: ListenerOptions::default(),
+        }
+    }
+
     /// The socket and the guard that removes its socket file when dropped.
     pub(crate) fn into_parts(self) -> (Socket, Option<SocketFile>) {
-        (self.socket, self._socket_file)
+        (self.socket, self.socket_file)
+    }
+
+    /// Takes the guard of its socket file, if it has one: the engine keeps
+    /// it, so that a listener handed to another process leaves the file.
+    pub(crate) fn take_socket_file(&mut self) -> Option<SocketFile> {
+        self.socket_file.take()
     }
 }
 
@@ -70,7 +87,7 @@ pub(crate) fn bind_stream(
                 .map(|socket| Listener {
                     socket,
                     balanced: !kernel_balanced(options),
-                    _socket_file: None,
+                    socket_file: None,
                     options: ListenerOptions::default(),
                 })
                 .collect();
@@ -79,6 +96,9 @@ pub(crate) fn bind_stream(
         // SO_REUSEPORT does not spread AF_UNIX connections: one acceptor,
         // whatever `Options::reuseport` says.
         ListenAddr::Unix(name) => Ok((vec![bind_unix(name, options)?], Addr::Unix(name.clone()))),
+        ListenAddr::Inherited(_) => Err(Error::Unsupported(
+            "an inherited socket is taken over, not bound",
+        )),
     }
 }
 
@@ -142,7 +162,7 @@ pub(crate) fn bind_unix(name: &UnixAddr, options: &Options) -> Result<Listener> 
     Ok(Listener {
         socket,
         balanced: true,
-        _socket_file: socket_file,
+        socket_file,
         options: ListenerOptions::default(),
     })
 }
@@ -202,7 +222,8 @@ pub(crate) struct SocketFile {
 }
 
 impl SocketFile {
-    fn claim(path: &Path) -> Result<SocketFile> {
+    /// The socket file at `path`, which this process now answers for.
+    pub(crate) fn claim(path: &Path) -> Result<SocketFile> {
         let meta = std::fs::symlink_metadata(path)?;
         Ok(SocketFile {
             path: path.to_path_buf(),
@@ -212,8 +233,18 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Leaves the file in place: another process serves the socket now.
+    pub(crate) fn keep(mut self) {
+        self.path = PathBuf::new();
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
         let ours = std::fs::symlink_metadata(&self.path)
             .map(|m| m.dev() == self.dev && m.ino() == self.ino)
             .unwrap_or(false);

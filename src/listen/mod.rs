@@ -1,16 +1,19 @@
 //! The sockets the front-ends bind, in one place: listen URLs
-//! (`tcp://`, `udp://`, `unix://`), binding TCP and Unix listeners (one per
-//! loop with SO_REUSEPORT, or one for the acceptor; stale Unix socket
-//! files) and UDP sockets, and the socket options of [`Options`] applied
-//! to listeners and to every connection.
+//! (`tcp://`, `udp://`, `unix://`, and `systemd://`, `fd://` for inherited
+//! sockets), binding TCP and Unix listeners (one per loop with
+//! SO_REUSEPORT, or one for the acceptor; stale Unix socket files) and UDP
+//! sockets, taking over inherited ones, and the socket options of
+//! [`Options`] applied to listeners and to every connection.
 
 mod addr;
 mod bind;
+mod inherit;
 mod options;
 mod sockopt;
 
 pub(crate) use addr::{unix_sockaddr, ListenAddr};
 pub(crate) use bind::{bind_stream, bind_tcp, bind_udp, bind_unix, Listener, SocketFile};
+pub(crate) use inherit::{classify, take as take_inherited, take_single, InheritedSocket};
 pub use options::ListenerOptions;
 pub(crate) use sockopt::StreamOptions;
 

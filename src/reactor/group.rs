@@ -14,6 +14,9 @@ use crate::{Error, Result};
 
 pub(crate) struct LoopGroup {
     stopping: AtomicBool,
+    /// No more accepting: the loops serve their connections until they are
+    /// gone, then stop (`Engine::drain`).
+    draining: AtomicBool,
     /// One per loop: wakes it to notice a stop.
     wakers: Vec<Arc<Waker>>,
     /// Connections each loop serves, counted from the moment one is
@@ -32,6 +35,7 @@ impl LoopGroup {
         let loops = wakers.len();
         LoopGroup {
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             wakers,
             loads: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             counters,
@@ -49,12 +53,29 @@ impl LoopGroup {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return false;
         }
+        self.wake_all("stop");
+        true
+    }
+
+    /// Asks every loop to drain. True for the first call only.
+    pub(crate) fn drain(&self) -> bool {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.wake_all("drain");
+        true
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    fn wake_all(&self, why: &str) {
         for waker in &self.wakers {
             if let Err(e) = waker.wake() {
-                log::error!("netloom: waking a loop to stop failed: {e}");
+                log::error!("netloom: waking a loop to {why} failed: {e}");
             }
         }
-        true
     }
 
     pub(crate) fn is_stopping(&self) -> bool {

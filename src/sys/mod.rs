@@ -18,6 +18,7 @@
 //! | `Waker` | a descriptor that becomes readable on `wake()` from any thread, registered like any other. Many concurrent `wake()` calls issue at most one syscall until the loop calls `reset()` (Go's `netpollBreak`/`netpollWakeSig`; the rule lives in `wake_gate.rs`). |
 //! | `signal` | `block_stop_signals()` returns a descriptor that becomes readable on SIGINT/SIGTERM; `drain(fd)` consumes what it reported. |
 //! | `socket` | the socket syscalls std and socket2 do not expose in the form the loops need (`unix/socket.rs` is shared; each OS adds `accept`, `peer_cred`, CPU pinning, the listen backlog limit and the datagram batches). |
+//! | `fd_passing` | `SCM_RIGHTS` over a Unix stream socket, close-on-exec, `getsockopt` of an `int` (`unix/fd_passing.rs`, shared): how inherited and handed-off listeners arrive. |
 //! | `Interest`, `Trigger` | read/write interest; level- or edge-triggered delivery. |
 //!
 //! What a platform lacks is named by [`supports`] (the table is in
@@ -55,6 +56,7 @@ pub(crate) use linux::epoll::{Event, Events, Selector};
 pub(crate) use linux::eventfd::Waker;
 pub(crate) use os::signal;
 pub(crate) use platform::{Feature, Platform};
+pub(crate) use unix::fd_passing;
 
 /// Socket syscalls: the portable ones and this OS's.
 pub(crate) mod socket {

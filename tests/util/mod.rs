@@ -373,6 +373,22 @@ impl Drop for ExampleServer {
     }
 }
 
+/// The lines of a child's `pipe`, read on a thread of their own (the child
+/// never blocks on a full pipe, nor dies of a closed one).
+pub fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Whether the program `tool` (installed by `.ci/install-tools`) is on
 /// PATH. When it is not: in CI (`CI=true`) the test fails; elsewhere it
 /// says loudly on stderr that the test is skipped, and returns false.

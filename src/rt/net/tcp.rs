@@ -84,6 +84,27 @@ impl TcpListener {
         listen(addr, true)
     }
 
+    /// Takes over an inherited listener: `systemd://` (the one socket
+    /// systemd's socket activation passed), `systemd://NAME` (by
+    /// `FileDescriptorName=`) or `fd://N`. It must be a listening TCP
+    /// socket; each is taken once per process.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the address when there is no such socket,
+    /// several, or one of another kind.
+    ///
+    /// ```no_run
+    /// // Started by a systemd socket unit with ListenStream=8080.
+    /// let listener = netloom::rt::net::TcpListener::inherit("systemd://")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inherit(url: &str) -> io::Result<TcpListener> {
+        let socket = listen::take_single(url, crate::Transport::Tcp).map_err(listen::io_error)?;
+        Ok(TcpListener {
+            source: IoSource::listener(socket.into()),
+        })
+    }
+
     /// Wraps a std listener (switching it to non-blocking mode).
     ///
     /// # Errors

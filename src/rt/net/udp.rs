@@ -49,6 +49,27 @@ impl UdpSocket {
         UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
     }
 
+    /// Takes over an inherited UDP socket: `systemd://`, `systemd://NAME`
+    /// or `fd://N`, as [`TcpListener::inherit`](super::TcpListener::inherit)
+    /// does.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the address when there is no such socket,
+    /// several, or one of another kind.
+    ///
+    /// ```no_run
+    /// // Started by a systemd socket unit with ListenDatagram=5353.
+    /// let socket = netloom::rt::net::UdpSocket::inherit("systemd://")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inherit(url: &str) -> io::Result<UdpSocket> {
+        let socket = crate::listen::take_single(url, crate::Transport::Udp)
+            .map_err(crate::listen::io_error)?;
+        Ok(UdpSocket {
+            source: IoSource::new(socket.into()),
+        })
+    }
+
     /// Wraps a std socket (switching it to non-blocking mode).
     ///
     /// # Errors

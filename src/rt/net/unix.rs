@@ -56,6 +56,27 @@ impl UnixListener {
         })
     }
 
+    /// Takes over an inherited listener: `systemd://`, `systemd://NAME` or
+    /// `fd://N`, as [`TcpListener::inherit`](super::TcpListener::inherit)
+    /// does; it must be a listening Unix stream socket. Its socket file
+    /// belongs to whoever bound it and is left in place.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the address when there is no such socket,
+    /// several, or one of another kind.
+    ///
+    /// ```no_run
+    /// let listener = netloom::rt::net::UnixListener::inherit("systemd://control")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn inherit(url: &str) -> io::Result<UnixListener> {
+        let socket = listen::take_single(url, crate::Transport::Unix).map_err(listen::io_error)?;
+        Ok(UnixListener {
+            source: IoSource::listener(std::os::fd::OwnedFd::from(socket).into()),
+            _file: None,
+        })
+    }
+
     /// The bound address.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! Code shared by every Unix backend: errno conversion and the portable
 //! socket syscalls.
 
+pub(crate) mod fd_passing;
 pub(crate) mod socket;
 
 use std::io;

@@ -1,0 +1,145 @@
+//! Zero-downtime restart of the `http` example under load: `wrk` (32
+//! keep-alive connections, 4 s) runs while the server is replaced twice
+//! through `--handoff PATH` (each new process takes the listening socket
+//! over from the running one, which answers its clients' next request with
+//! `Connection: close`, drains and exits). No socket error, no non-2xx
+//! response, every old process gone after its drain, and the last one
+//! still answering afterwards.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// One generation of the server, killed on drop.
+struct Server {
+    child: Child,
+    stdout: Receiver<String>,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `http` on `addr` with `--handoff handoff` and waits for it to
+    /// say where it listens.
+    fn start(addr: &str, handoff: &Path) -> Server {
+        let mut child = Command::new(util::example_binary("http"))
+            .args(["--addr", addr, "--loops", "2", "--handoff"])
+            .arg(handoff)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("http starts");
+        let stdout = util::lines_of(child.stdout.take().unwrap());
+        let banner = stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("http says where it listens");
+        let addr = banner
+            .split_whitespace()
+            .find(|word| word.parse::<std::net::SocketAddr>().is_ok())
+            .unwrap_or_else(|| panic!("no address in {banner:?}"))
+            .to_string();
+        Server {
+            child,
+            stdout,
+            addr,
+        }
+    }
+
+    /// Waits for the process to exit on its own, at most `limit`.
+    fn exits_within(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn plaintext(addr: &str) -> String {
+    let mut stream = util::connect(addr.parse().unwrap());
+    stream
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn wrk_sees_no_error_through_two_restarts() {
+    if !util::require_tool("wrk") {
+        return;
+    }
+    let dir = util::TempDir::new("restart");
+    let handoff = dir.path("handoff.sock");
+    let mut first = Server::start("tcp://127.0.0.1:0", &handoff);
+    let addr = first.addr.clone();
+    let url = format!("tcp://{addr}");
+
+    let wrk = Command::new("timeout")
+        .args(["60", "wrk", "-t2", "-c32", "-d4s"])
+        .arg(format!("http://{addr}/plaintext"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wrk runs");
+
+    std::thread::sleep(Duration::from_millis(1300));
+    let mut second = Server::start(&url, &handoff);
+    assert_eq!(second.addr, addr);
+    let status = first.exits_within(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "the first generation exits cleanly: {status}"
+    );
+    assert!(
+        first.stdout.try_iter().any(|l| l.contains("drained")),
+        "the first generation drained"
+    );
+
+    std::thread::sleep(Duration::from_millis(700));
+    let mut third = Server::start(&url, &handoff);
+    let status = second.exits_within(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "the second generation exits cleanly: {status}"
+    );
+
+    let out = wrk.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{report}");
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("Socket errors"), "{report}");
+    assert!(!report.contains("Non-2xx"), "{report}");
+    let requests: u64 = report
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in {report}"));
+    assert!(requests > 1000, "{report}");
+
+    let answer = plaintext(&addr);
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("Hello, World!"),
+        "{answer}"
+    );
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let signalled = unsafe { libc::kill(third.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(signalled, 0);
+    assert!(third.exits_within(Duration::from_secs(10)).success());
+    assert!(
+        !handoff.exists(),
+        "the last generation removed its handoff socket"
+    );
+}

@@ -8,18 +8,37 @@
 mod util;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use util::{ExampleServer, TempDir};
+use util::{ExampleProcess, ExampleServer, TempDir};
 
 /// An `http` example backend expecting PROXY protocol v2 headers on
-/// `port` (0: any free port). The zero-downtime restart of a backend
-/// (branch deploy) starts its successor with this on the same port.
+/// `port` (0: any free port).
 fn start_backend(port: u16) -> ExampleServer {
     let addr = format!("tcp://127.0.0.1:{port}");
     let args = ["--addr", &addr, "--loops", "1", "--proxy-protocol", "v2"];
     ExampleServer::start("http", &args)
+}
+
+/// The same, restartable without downtime through `handoff`: a second
+/// process started the same way takes its listening socket over, and the
+/// first drains and exits.
+fn start_restartable_backend(port: u16, handoff: &Path) -> ExampleProcess {
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let handoff = handoff.to_str().unwrap();
+    let args = [
+        "--addr",
+        &addr,
+        "--loops",
+        "1",
+        "--proxy-protocol",
+        "v2",
+        "--handoff",
+        handoff,
+    ];
+    ExampleProcess::start("http", &args)
 }
 
 /// HAProxy in the foreground, killed when dropped.
@@ -131,11 +150,29 @@ fn haproxy_with_send_proxy_v2_passes_the_client_address_and_wrk_sees_no_errors()
         "a request without a PROXY header is answered"
     );
 
-    let url = format!("http://{}/plaintext", haproxy.addr);
-    let out = Command::new("timeout")
-        .args(["30", "wrk", "-t2", "-c32", "-d2s", &url])
-        .output()
-        .expect("wrk runs");
+    let wrk = start_wrk(haproxy.addr, "2s");
+    assert_clean_wrk_run(wrk);
+
+    drop(haproxy);
+    for backend in backends {
+        assert!(backend.terminate().success(), "a backend exits cleanly");
+    }
+}
+
+/// wrk through `haproxy` for `duration`, 32 connections, started now.
+fn start_wrk(haproxy: SocketAddr, duration: &str) -> std::process::Child {
+    let url = format!("http://{haproxy}/plaintext");
+    Command::new("timeout")
+        .args(["60", "wrk", "-t2", "-c32", &format!("-d{duration}"), &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wrk runs")
+}
+
+/// Waits for `wrk` and asserts that it saw no socket error and no non-2xx
+/// answer, and answered more than 100 requests.
+fn assert_clean_wrk_run(wrk: std::process::Child) {
+    let out = wrk.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(!report.contains("Socket errors"), "{report}");
@@ -147,11 +184,51 @@ fn haproxy_with_send_proxy_v2_passes_the_client_address_and_wrk_sees_no_errors()
         .unwrap_or_else(|| panic!("no request count in {report}"));
     assert!(requests > 100, "{report}");
     eprintln!("wrk through haproxy:\n{report}");
+}
 
-    drop(haproxy);
-    for backend in backends {
-        assert!(backend.terminate().success(), "a backend exits cleanly");
+/// The zero-downtime restart behind the balancer: while wrk runs through
+/// HAProxy, one backend is replaced through `--handoff` (the new process
+/// takes the listening socket over; the old one answers its connections'
+/// next request with `Connection: close`, drains and exits). wrk sees no
+/// error, and the new backend still sees the client's address.
+#[test]
+fn a_backend_restarted_through_the_handoff_behind_haproxy_costs_wrk_no_error() {
+    if !util::require_tool("haproxy") || !util::require_tool("curl") || !util::require_tool("wrk") {
+        return;
     }
+    let dir = TempDir::new("deploy-haproxy-restart");
+    let handoff = dir.path("app0.sock");
+    let mut first = start_restartable_backend(0, &handoff);
+    let other = start_backend(0);
+    let haproxy = Haproxy::start(&dir, &[first.addr, other.addr]);
+
+    let wrk = start_wrk(haproxy.addr, "4s");
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = start_restartable_backend(first.addr.port(), &handoff);
+    assert_eq!(
+        second.addr, first.addr,
+        "the successor serves the same socket"
+    );
+    let status = first.exits_within(Duration::from_secs(20));
+    assert!(status.success(), "the old backend exits cleanly: {status}");
+    assert!(first.printed("drained"), "the old backend drained");
+    assert_clean_wrk_run(wrk);
+
+    for _ in 0..2 {
+        let seen: SocketAddr = whoami_from_127_0_0_2(haproxy.addr)
+            .parse()
+            .expect("an address");
+        assert_eq!(seen.ip().to_string(), "127.0.0.2");
+    }
+    drop(haproxy);
+    assert!(
+        second.terminate().success(),
+        "the new backend exits cleanly"
+    );
+    assert!(
+        other.terminate().success(),
+        "the other backend exits cleanly"
+    );
 }
 
 /// A chain of two PROXY protocol hops: HAProxy sends v2 to the `proxy`

@@ -10,61 +10,18 @@ mod util;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// One generation of the server, killed on drop.
-struct Server {
-    child: Child,
-    stdout: Receiver<String>,
-    addr: String,
-}
+use util::ExampleProcess;
 
-impl Server {
-    /// Starts `http` on `addr` with `--handoff handoff` and waits for it to
-    /// say where it listens.
-    fn start(addr: &str, handoff: &Path) -> Server {
-        let mut child = Command::new(util::example_binary("http"))
-            .args(["--addr", addr, "--loops", "2", "--handoff"])
-            .arg(handoff)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("http starts");
-        let stdout = util::lines_of(child.stdout.take().unwrap());
-        let banner = stdout
-            .recv_timeout(Duration::from_secs(30))
-            .expect("http says where it listens");
-        let addr = banner
-            .split_whitespace()
-            .find(|word| word.parse::<std::net::SocketAddr>().is_ok())
-            .unwrap_or_else(|| panic!("no address in {banner:?}"))
-            .to_string();
-        Server {
-            child,
-            stdout,
-            addr,
-        }
-    }
-
-    /// Waits for the process to exit on its own, at most `limit`.
-    fn exits_within(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `http` on `addr` with `--handoff handoff`: one generation.
+fn start(addr: &str, handoff: &Path) -> ExampleProcess {
+    let handoff = handoff.to_str().unwrap();
+    ExampleProcess::start(
+        "http",
+        &["--addr", addr, "--loops", "2", "--handoff", handoff],
+    )
 }
 
 fn plaintext(addr: &str) -> String {
@@ -84,8 +41,8 @@ fn wrk_sees_no_error_through_two_restarts() {
     }
     let dir = util::TempDir::new("restart");
     let handoff = dir.path("handoff.sock");
-    let mut first = Server::start("tcp://127.0.0.1:0", &handoff);
-    let addr = first.addr.clone();
+    let mut first = start("tcp://127.0.0.1:0", &handoff);
+    let addr = first.addr.to_string();
     let url = format!("tcp://{addr}");
 
     let wrk = Command::new("timeout")
@@ -96,20 +53,17 @@ fn wrk_sees_no_error_through_two_restarts() {
         .expect("wrk runs");
 
     std::thread::sleep(Duration::from_millis(1300));
-    let mut second = Server::start(&url, &handoff);
-    assert_eq!(second.addr, addr);
+    let mut second = start(&url, &handoff);
+    assert_eq!(second.addr.to_string(), addr);
     let status = first.exits_within(Duration::from_secs(10));
     assert!(
         status.success(),
         "the first generation exits cleanly: {status}"
     );
-    assert!(
-        first.stdout.try_iter().any(|l| l.contains("drained")),
-        "the first generation drained"
-    );
+    assert!(first.printed("drained"), "the first generation drained");
 
     std::thread::sleep(Duration::from_millis(700));
-    let mut third = Server::start(&url, &handoff);
+    let third = start(&url, &handoff);
     let status = second.exits_within(Duration::from_secs(10));
     assert!(
         status.success(),
@@ -134,10 +88,7 @@ fn wrk_sees_no_error_through_two_restarts() {
         answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("Hello, World!"),
         "{answer}"
     );
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    let signalled = unsafe { libc::kill(third.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(signalled, 0);
-    assert!(third.exits_within(Duration::from_secs(10)).success());
+    assert!(third.terminate().success());
     assert!(
         !handoff.exists(),
         "the last generation removed its handoff socket"

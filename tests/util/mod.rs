@@ -389,6 +389,82 @@ pub fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<S
     rx
 }
 
+/// An example process whose output keeps being read (so its last lines,
+/// such as "drained, exiting", never meet a closed pipe), killed on drop.
+pub struct ExampleProcess {
+    pub child: std::process::Child,
+    /// Its stdout, a line at a time, after the first.
+    pub stdout: std::sync::mpsc::Receiver<String>,
+    /// The first address its first line names.
+    pub addr: SocketAddr,
+}
+
+impl ExampleProcess {
+    /// Starts example `name` with `args` and waits (at most 30 s) for its
+    /// first line, which names the address it listens on.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> ExampleProcess {
+        let mut child = std::process::Command::new(example_binary(name))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the example starts");
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let banner = stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the example says where it listens");
+        let addr = banner
+            .split_whitespace()
+            .find_map(|word| word.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        ExampleProcess {
+            child,
+            stdout,
+            addr,
+        }
+    }
+
+    /// Waits for the process to exit on its own, at most `limit`.
+    pub fn exits_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a line it printed after the first contains `text`: reads
+    /// until one does or its stdout ends (give up after 10 s).
+    pub fn printed(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0);
+        self.exits_within(Duration::from_secs(10))
+    }
+}
+
+impl Drop for ExampleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Whether the program `tool` (installed by `.ci/install-tools`) is on
 /// PATH. When it is not: in CI (`CI=true`) the test fails; elsewhere it
 /// says loudly on stderr that the test is skipped, and returns false.

@@ -71,6 +71,6 @@ pub use engine::Handler;
 pub use engine::{run, Engine, EngineBuilder};
 pub use error::{Error, Result, TlsError};
 pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
-pub use options::{MulticastInterface, Options};
+pub use options::{Backend, MulticastInterface, Options};
 pub use reactor::balancer::LoadBalancer;
 pub use reactor::token::Token;

@@ -16,7 +16,7 @@ mod tls_flags;
 #[path = "support/usage.rs"]
 mod usage;
 use tls_flags::{TlsFlags, TLS_USAGE};
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 struct Echo;
 
@@ -72,6 +72,7 @@ fn main() {
                     .unwrap_or_else(|e: netloom::Error| usage(&e.to_string()));
                 options = options.load_balancer(lb);
             }
+            "--backend" => options = options.backend(parse_backend(&value(), |p| usage(p))),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
@@ -102,5 +103,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {TLS_USAGE}"), problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] {BACKEND_USAGE} {TLS_USAGE}"), problem)
 }

@@ -26,7 +26,7 @@ mod serve;
 use serve::serve;
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// Per-connection state of either side of a pair.
 #[derive(Default)]
@@ -146,7 +146,17 @@ fn main() {
         };
         match flag.as_str() {
             "--addr" => addrs.push(value()),
-            "--backend" => backend = value(),
+            "--upstream" => backend = value(),
+            // The event loops' backend, or the upstream's old flag.
+            "--backend" => {
+                let value = value();
+                match value.as_str() {
+                    "epoll" | "io-uring" | "auto" => {
+                        options = options.backend(parse_backend(&value, |p| usage(p)))
+                    }
+                    _ => backend = value,
+                }
+            }
             "--loops" => {
                 options = options.loops(
                     value()
@@ -161,7 +171,7 @@ fn main() {
     let backend: SocketAddr = backend
         .trim_start_matches("tcp://")
         .parse()
-        .unwrap_or_else(|_| usage("--backend takes IP:PORT"));
+        .unwrap_or_else(|_| usage("--upstream takes IP:PORT"));
     if addrs.is_empty() {
         addrs.push("tcp://127.0.0.1:9100".to_string());
     }
@@ -181,7 +191,8 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "proxy",
-        "usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N]",
+        &format!("usage: proxy [--addr tcp://HOST:PORT]... [--upstream IP:PORT] [--loops N] {BACKEND_USAGE}\n\
+         (--backend IP:PORT is the old spelling of --upstream)"),
         problem,
     )
 }

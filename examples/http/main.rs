@@ -45,7 +45,7 @@ mod tls_flags;
 #[path = "../support/usage.rs"]
 mod usage;
 use tls_flags::{TlsFlags, TLS_USAGE};
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// How long one request (head and body) may take to arrive once it began.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +53,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 fn main() {
     let mut addr = "tcp://127.0.0.1:8080".to_string();
     let mut loops = 0;
+    let mut backend = netloom::Backend::Auto;
     let mut idle_timeout = Duration::from_secs(10);
     let mut tls = TlsFlags::default();
     let mut args = std::env::args().skip(1);
@@ -77,12 +78,15 @@ fn main() {
                 }
                 idle_timeout = Duration::from_secs(secs);
             }
+            "--backend" => backend = parse_backend(&value(), |p| usage(p)),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    let options = HttpServer::options(loops, idle_timeout).stop_on_signals(true);
+    let options = HttpServer::options(loops, idle_timeout)
+        .backend(backend)
+        .stop_on_signals(true);
     let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
     let builder = Engine::builder().options(options);
     let builder = tls
@@ -97,7 +101,7 @@ fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {TLS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT] [--loops N] [--idle-timeout SECS] {BACKEND_USAGE} {TLS_USAGE}"
         ),
         problem,
     )

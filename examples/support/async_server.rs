@@ -44,6 +44,7 @@ where
         let mut loops = 0;
         let mut reuseport = false;
         let mut pin = false;
+        let mut backend = netloom::Backend::Auto;
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -65,6 +66,7 @@ where
                 }
                 "--reuseport" => reuseport = true,
                 "--pin" => pin = true,
+                "--backend" => backend = crate::usage::parse_backend(&value(), |p| self.usage(p)),
                 "-h" | "--help" => self.usage(""),
                 other => self.usage(&format!("unknown flag {other}")),
             }
@@ -75,6 +77,7 @@ where
         let rt = Runtime::builder()
             .loops(loops)
             .pin_loops(pin)
+            .backend(backend)
             .stop_on_signals(true)
             .shutdown_grace(Duration::from_secs(1))
             .build()
@@ -186,8 +189,9 @@ where
             ""
         };
         let text = format!(
-            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag}",
-            self.name
+            "usage: {} [--addr tcp://HOST:PORT]... [--loops N] [--reuseport] [--pin]{idle_flag} {}",
+            self.name,
+            crate::usage::BACKEND_USAGE
         );
         crate::usage::exit_with_usage(self.name, &text, problem)
     }

@@ -16,8 +16,11 @@
 //!
 //! `user_data` is the descriptor (high 32 bits) and the registration's
 //! generation (low 32 bits): `reregister` and `deregister` cancel the old
-//! poll (`IORING_OP_POLL_REMOVE`) and a late completion of an old
-//! generation is dropped. An armed poll holds a reference to the file, so a
+//! poll and a late completion of an old generation is dropped. The
+//! cancellation is `IORING_OP_ASYNC_CANCEL`, not `IORING_OP_POLL_REMOVE`:
+//! the latter fails with `EALREADY` while a wake-up of the poll is being
+//! processed (with DEFER_TASKRUN, from the wake-up until the next enter),
+//! which would leave a multishot poll armed and its socket open. An armed poll holds a reference to the file, so a
 //! descriptor must be deregistered (or forgotten) before it is closed for
 //! the socket to close; a descriptor number registered again without that
 //! (closed elsewhere and reused) cancels the old poll first.
@@ -135,7 +138,7 @@ fn probe_kernel() -> Result<(), String> {
         .map_err(|e| format!("IORING_REGISTER_PROBE: {e}"))?;
     for (code, name) in [
         (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-        (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
+        (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("the kernel lacks {name}"));
@@ -306,10 +309,10 @@ impl Ring {
         if old.interest == Interest::NONE {
             return;
         }
-        let remove = opcode::PollRemove::new(user_data(fd, old.generation))
+        let cancel = opcode::AsyncCancel::new(user_data(fd, old.generation))
             .build()
             .user_data(INTERNAL);
-        self.queued.push_back(remove);
+        self.queued.push_back(cancel);
     }
 
     /// Makes the calling thread the ring's one issuer (the first wait runs
@@ -458,11 +461,15 @@ mod tests {
     fn a_closed_descriptor_is_released_once_deregistered() {
         let selector = Selector::new().unwrap();
         let mut events = Events::new();
-        let (a, mut b) = UnixStream::pair().unwrap();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
         selector
             .register(a.as_raw_fd(), 1, Interest::READABLE, Trigger::Edge)
             .unwrap();
         assert_eq!(tokens(&selector, &mut events), Vec::<u64>::new());
+        // A wake-up whose deferred work has not run yet (no enter since):
+        // the cancellation must still take the poll down.
+        b.write_all(b"x").unwrap();
+        a.read_exact(&mut [0u8; 1]).unwrap();
         // The armed poll holds the socket open; deregistering releases it,
         // so closing `a` hangs up on `b` without another wait.
         selector.deregister(a.as_raw_fd()).unwrap();

@@ -1,4 +1,4 @@
-// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32]
+// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32] [--backend epoll|io-uring|auto]
 // cargo run --release --features tls --example echo -- --addr tcp://127.0.0.1:9443 --tls-self-signed
 //! An echo server: writes back every byte it reads, in order, over TCP and
 //! Unix domain stream sockets; over UDP it answers each datagram with the

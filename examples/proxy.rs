@@ -1,4 +1,4 @@
-// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:9000 --loops 2
+// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --upstream 127.0.0.1:9000 --loops 2 [--backend epoll|io-uring|auto]
 //! A TCP proxy: every client connection gets its own backend connection,
 //! dialed from the client's loop onto that same loop, so both sides of a
 //! pair live on one thread and forwarding needs no cross-thread hop.

@@ -243,7 +243,9 @@ impl<S: AsRawFd> Drop for IoSource<S> {
         });
         if released_here != Some(true) {
             // The loop forgets the record when it reads this; the socket is
-            // closed right now (after this body), which removes it from epoll.
+            // closed right now (after this body), which removes it from epoll
+            // (an io_uring loop's poll keeps it open until the loop cancels
+            // it on reading this).
             let _ = reg.home.inbox.send(
                 Lane::Urgent,
                 Remote::Release(reg.token, self.io.as_raw_fd()),

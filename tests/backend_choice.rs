@@ -7,6 +7,7 @@
 
 mod util;
 
+use std::io::Read;
 use std::time::Duration;
 
 use netloom::rt::net::TcpListener;
@@ -46,13 +47,24 @@ fn each_backend_serves_and_releases_its_descriptors() {
         let (engine, addr) = start(Echo, Options::default().loops(2).backend(backend));
         assert_eq!(anon_inodes("io_uring"), rings + 2 * ring, "{backend:?}");
         assert_eq!(anon_inodes("eventpoll"), epolls + 2 * epoll, "{backend:?}");
-        let streams: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+        let mut streams: Vec<_> = (0..4).map(|_| connect(addr)).collect();
         for (i, stream) in streams.iter().enumerate() {
             echo_roundtrip(stream, &pattern(i as u64, 256 * 1024));
         }
-        drop(streams);
-        assert!(wait_until(Duration::from_secs(10), || engine.conn_count() == 0));
+        // Two connections stay open, their polls armed, while the engine
+        // stops: it closes them, and no armed request keeps a socket open.
+        streams.truncate(2);
+        assert!(wait_until(Duration::from_secs(10), || engine.conn_count() == 2));
         stop(engine);
+        for mut stream in &streams {
+            let mut byte = [0u8; 1];
+            assert_eq!(
+                stream.read(&mut byte).unwrap(),
+                0,
+                "{backend:?}: EOF at stop"
+            );
+        }
+        drop(streams);
         assert!(
             wait_until(Duration::from_secs(10), || open_fds() == baseline),
             "{backend:?}: {} descriptors, {baseline} before",

@@ -12,7 +12,7 @@
 #
 # Settings: ROUNDS [10], DURATION [3], SCENARIOS ["echo-64B-100c
 # echo-4KB-100c echo-64B-1000c"], SERVERS ["tokio baseline"],
-# BENCH_DIR [/tmp/netloom-compare].
+# BENCH_DIR [/tmp/netloom-compare], NETLOOM_BACKEND [epoll].
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BEFORE=${1:?usage: bench/compare.sh BEFORE [AFTER]}
@@ -22,6 +22,10 @@ export BENCH_DIR=${BENCH_DIR:-/tmp/netloom-compare}
 export DURATION=${DURATION:-3} WARMUP=1 OTHER_MAX=100 RETRIES=0 QUIET_MAX=100
 export SERVERS=${SERVERS:-"tokio baseline"}
 export SCENARIOS=${SCENARIOS:-"echo-64B-100c echo-4KB-100c echo-64B-1000c"}
+# netloom's backend (Backend::Auto picks io_uring where the kernel has it):
+# epoll unless asked otherwise, so revisions from before the io_uring
+# backend compare like for like.
+export NETLOOM_BACKEND=${NETLOOM_BACKEND:-epoll}
 mkdir -p "$BENCH_DIR/results"
 
 build_echo() { # revision (empty: the work tree) -> path of its echo binary

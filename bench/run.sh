@@ -36,6 +36,7 @@
 #                     set, and write quick.* instead of latest.*
 #   SERVER_CPU [0]  CLIENT_CPU [1]  TOKIO_THREADS [0 = current-thread runtime]
 #   LOADGEN_THREADS [1]   BUILD [1] (0 = use the binaries already built)
+#   NETLOOM_BACKEND [epoll]   netloom's backend: epoll | io-uring | auto
 #   OUT [bench/results]   REPORT_NAME [latest | quick]
 #   CARGO_TARGET_DIR [target/ of the repository]: shared by netloom and bench/
 #
@@ -125,6 +126,11 @@ export BENCH_RUSTC=$(rustc --version | awk '{print $1, $2}')
 export QUICK
 # A full run under the default name also refreshes the README's results.
 export BENCH_README="$ROOT/README.md"
+
+# netloom's servers wait on epoll unless NETLOOM_BACKEND says otherwise
+# (Backend::Auto would pick io_uring where the kernel has it): the figures
+# stay comparable with earlier runs.
+export NETLOOM_BACKEND=${NETLOOM_BACKEND:-epoll}
 
 # The idle-connection scenario holds 9,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

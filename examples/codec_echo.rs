@@ -35,7 +35,7 @@ mod serve;
 use serve::serve;
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// The codec settings from the command line; every connection gets a codec
 /// built from them.
@@ -165,6 +165,7 @@ fn main() {
                     _ => usage("--byte-order takes be or le"),
                 }
             }
+            "--backend" => options = options.backend(parse_backend(&value(), |p| usage(p))),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -193,9 +194,11 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "codec_echo",
-        "usage: codec_echo [--addr tcp://HOST:PORT]... [--loops N] \
-         [--codec line|delimiter|fixed|length-field] [--max-length N] [--delimiter S]... \
-         [--frame-length N] [--length-field-size 1|2|3|4|8] [--byte-order be|le]",
+        &format!(
+            "usage: codec_echo [--addr tcp://HOST:PORT]... [--loops N] \
+             [--codec line|delimiter|fixed|length-field] [--max-length N] [--delimiter S]... \
+             [--frame-length N] [--length-field-size 1|2|3|4|8] [--byte-order be|le] {BACKEND_USAGE}"
+        ),
         problem,
     )
 }

@@ -1,4 +1,4 @@
-// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32]
+// cargo run --release --example echo -- --addr tcp://127.0.0.1:9000 --addr udp://127.0.0.1:9000 --addr unix:///tmp/netloom-echo.sock --loops 2 [--reuseport] [--lb round-robin|least-conn|source-hash] [--udp-batch 32] [--backend epoll|io-uring|auto]
 // cargo run --release --features tls --example echo -- --addr tcp://127.0.0.1:9443 --tls-self-signed
 // cargo run --release --example echo -- --metrics-addr tcp://127.0.0.1:9100   (then: curl http://127.0.0.1:9100/metrics)
 //! An echo server: writes back every byte it reads, in order, over TCP and
@@ -29,7 +29,7 @@ mod tls_flags;
 mod usage;
 use metrics::{MetricsFlag, METRICS_USAGE};
 use tls_flags::{TlsFlags, TLS_USAGE};
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 struct Echo;
 
@@ -91,6 +91,7 @@ fn main() {
                 let version = value().parse().unwrap_or_else(|e: String| usage(&e));
                 listener = listener.proxy_protocol(version);
             }
+            "--backend" => options = options.backend(parse_backend(&value(), |p| usage(p))),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
@@ -129,5 +130,5 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME | systemd://[NAME] | fd://N]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"), problem)
+    exit_with_usage("echo", &format!("usage: echo [--addr tcp://HOST:PORT | udp://HOST:PORT | unix:///PATH | unix://@NAME | systemd://[NAME] | fd://N]... [--loops N] [--reuseport] [--pin] [--lb round-robin|least-conn|source-hash] [--udp-batch N] [--proxy-protocol v1|v2] {BACKEND_USAGE} {TLS_USAGE} {METRICS_USAGE}"), problem)
 }

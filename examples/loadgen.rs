@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use netloom::{Action, Client, Conn, Engine, Error, Handler, Options};
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// The command line.
 #[derive(Clone, Debug)]
@@ -46,6 +46,8 @@ struct Settings {
     duration: Duration,
     warmup: Duration,
     loops: usize,
+    /// The event loops' backend.
+    backend: netloom::Backend,
     /// Trust this PEM and speak TLS.
     tls_ca: Option<String>,
     tls_name: String,
@@ -486,7 +488,10 @@ fn main() {
     let settings = parse_args();
     raise_fd_limit(settings.conns);
     let loadgen = Arc::new(LoadGen::new(settings.clone()));
-    let options = Options::default().loops(settings.loops).ticker(true);
+    let options = Options::default()
+        .loops(settings.loops)
+        .backend(settings.backend)
+        .ticker(true);
     let client = Client::start(loadgen.clone(), options).unwrap_or_else(|e| {
         eprintln!("loadgen: {e}");
         std::process::exit(1);
@@ -621,6 +626,7 @@ fn parse_args() -> Settings {
         duration: Duration::from_secs(10),
         warmup: Duration::ZERO,
         loops: 1,
+        backend: netloom::Backend::Auto,
         tls_ca: None,
         tls_name: "localhost".to_string(),
     };
@@ -650,6 +656,7 @@ fn parse_args() -> Settings {
             "--duration" => settings.duration = seconds(value()),
             "--warmup" => settings.warmup = seconds(value()),
             "--loops" => settings.loops = count(value()),
+            "--backend" => settings.backend = parse_backend(&value(), |p| usage(p)),
             "--tls-ca" => settings.tls_ca = Some(value()),
             "--tls-name" => settings.tls_name = value(),
             "-h" | "--help" => usage(""),
@@ -662,8 +669,11 @@ fn parse_args() -> Settings {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "loadgen",
-        "usage: loadgen [--addr tcp://HOST:PORT] [--conns N] [--size BYTES] [--pipeline N] \
-         [--duration SECONDS] [--warmup SECONDS] [--loops N] [--tls-ca PEM [--tls-name NAME]]",
+        &format!(
+            "usage: loadgen [--addr tcp://HOST:PORT] [--conns N] [--size BYTES] [--pipeline N] \
+         [--duration SECONDS] [--warmup SECONDS] [--loops N] [--tls-ca PEM [--tls-name NAME]] \
+         {BACKEND_USAGE}"
+        ),
         problem,
     )
 }

@@ -41,7 +41,7 @@ use netloom::{
 };
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// The longest `SLOW` request accepted.
 const MAX_SLEEP_MS: u64 = 10_000;
@@ -360,6 +360,7 @@ fn main() {
                 }
             }
             "--queue" => queue = number(value()),
+            "--backend" => options = options.backend(parse_backend(&value(), |p| usage(p))),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -409,7 +410,7 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "pool",
-        "usage: pool [--addr tcp://HOST:PORT] [--loops N] [--workers N] [--queue N]",
+        &format!("usage: pool [--addr tcp://HOST:PORT] [--loops N] [--workers N] [--queue N] {BACKEND_USAGE}"),
         problem,
     )
 }

@@ -1,5 +1,5 @@
-// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:9000 --loops 2
-// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --backend 127.0.0.1:8081 --send-proxy v2   (to an http example with --proxy-protocol v2)
+// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --upstream 127.0.0.1:9000 --loops 2 [--backend epoll|io-uring|auto]
+// cargo run --release --example proxy -- --addr tcp://127.0.0.1:9100 --upstream 127.0.0.1:8081 --send-proxy v2   (to an http example with --proxy-protocol v2)
 //! A TCP proxy: every client connection gets its own backend connection,
 //! dialed from the client's loop onto that same loop, so both sides of a
 //! pair live on one thread and forwarding needs no cross-thread hop.
@@ -33,7 +33,7 @@ mod serve;
 use serve::serve;
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// Per-connection state of either side of a pair.
 #[derive(Default)]
@@ -169,7 +169,17 @@ fn main() {
         };
         match flag.as_str() {
             "--addr" => addrs.push(value()),
-            "--backend" => backend = value(),
+            "--upstream" => backend = value(),
+            // The event loops' backend, or the upstream's old flag.
+            "--backend" => {
+                let value = value();
+                match value.as_str() {
+                    "epoll" | "io-uring" | "auto" => {
+                        options = options.backend(parse_backend(&value, |p| usage(p)))
+                    }
+                    _ => backend = value,
+                }
+            }
             "--loops" => {
                 options = options.loops(
                     value()
@@ -186,7 +196,7 @@ fn main() {
     let backend: SocketAddr = backend
         .trim_start_matches("tcp://")
         .parse()
-        .unwrap_or_else(|_| usage("--backend takes IP:PORT"));
+        .unwrap_or_else(|_| usage("--upstream takes IP:PORT"));
     if addrs.is_empty() {
         addrs.push("tcp://127.0.0.1:9100".to_string());
     }
@@ -212,7 +222,8 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "proxy",
-        "usage: proxy [--addr tcp://HOST:PORT]... [--backend IP:PORT] [--loops N] [--send-proxy v1|v2] [--proxy-protocol v1|v2]",
+        &format!("usage: proxy [--addr tcp://HOST:PORT]... [--upstream IP:PORT] [--loops N] [--send-proxy v1|v2] [--proxy-protocol v1|v2] {BACKEND_USAGE}\n\
+         (--backend IP:PORT is the old spelling of --upstream)"),
         problem,
     )
 }

@@ -37,7 +37,7 @@ mod serve;
 use serve::serve;
 #[path = "support/usage.rs"]
 mod usage;
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// Longest line accepted; a longer one closes the connection.
 const MAX_LINE: usize = 1024;
@@ -163,6 +163,7 @@ fn main() {
     let mut addr = "tcp://127.0.0.1:9000".to_string();
     let mut idle_ms = 30_000u64;
     let mut loops = 0;
+    let mut backend = netloom::Backend::Auto;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -173,11 +174,15 @@ fn main() {
             "--addr" => addr = value(),
             "--idle-ms" => idle_ms = value().parse().unwrap_or_else(|_| usage("bad --idle-ms")),
             "--loops" => loops = value().parse().unwrap_or_else(|_| usage("bad --loops")),
+            "--backend" => backend = parse_backend(&value(), |p| usage(p)),
             "--help" | "-h" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    let options = Options::default().loops(loops).stop_on_signals(true);
+    let options = Options::default()
+        .loops(loops)
+        .backend(backend)
+        .stop_on_signals(true);
     let server = Server {
         idle: Duration::from_millis(idle_ms),
     };
@@ -196,5 +201,9 @@ const USAGE: &str = "usage: tasks_in_callbacks [--addr URL (tcp://127.0.0.1:9000
 [--idle-ms N (30000)] [--loops N (one per core)]";
 
 fn usage(problem: &str) -> ! {
-    exit_with_usage("tasks_in_callbacks", USAGE, problem)
+    exit_with_usage(
+        "tasks_in_callbacks",
+        &format!("{USAGE} {BACKEND_USAGE}"),
+        problem,
+    )
 }

@@ -38,6 +38,15 @@ pub enum Error {
     /// example `send_to` on a TCP connection).
     #[error("not supported on this transport: {0}")]
     Unsupported(&'static str),
+    /// The backend asked for (`Options::backend`, `NETLOOM_BACKEND`) cannot
+    /// run here; the reason names what the kernel refused.
+    #[error("the {backend} backend is unavailable: {reason}")]
+    BackendUnavailable {
+        /// The backend's name (`io-uring`).
+        backend: &'static str,
+        /// What the start-up probe found.
+        reason: String,
+    },
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -75,7 +75,7 @@ pub use engine::{run, Engine, EngineBuilder};
 pub use error::{Error, Result, TlsError};
 pub use framed::{FrameConn, FrameContext, FrameHandler, Framed};
 pub use listen::ListenerOptions;
-pub use options::{MulticastInterface, Options};
+pub use options::{Backend, MulticastInterface, Options};
 pub use reactor::balancer::LoadBalancer;
 pub use reactor::token::Token;
 pub use stats::{ErrorCounts, LoopStats, Stats};

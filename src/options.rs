@@ -56,6 +56,57 @@ pub struct Options {
     pub(crate) multicast_loop: Option<bool>,
     pub(crate) multicast_ttl: Option<u32>,
     pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) backend: Backend,
+}
+
+/// The kernel interface the event loops wait on.
+///
+/// `Auto` (the default) uses io_uring when a start-up probe finds it usable
+/// (Linux 6.1 or later with `IORING_SETUP_SINGLE_ISSUER` and
+/// `IORING_SETUP_DEFER_TASKRUN`, not disabled by `kernel.io_uring_disabled`
+/// or a seccomp filter) and falls back to epoll otherwise, with one log
+/// line. The environment variable `NETLOOM_BACKEND` (`epoll`, `io-uring` or
+/// `auto`) replaces `Auto` only: a backend chosen in code is never
+/// overridden. On macOS and FreeBSD, `Epoll` and `Auto` mean kqueue and
+/// `IoUring` is refused.
+///
+/// ```
+/// use netloom::{Backend, Options};
+/// let options = Options::default().backend(Backend::Epoll);
+/// assert_eq!("io-uring".parse::<Backend>().unwrap(), Backend::IoUring);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring if the kernel offers it, else epoll (kqueue on macOS and FreeBSD).
+    #[default]
+    Auto,
+    /// The readiness poller: epoll on Linux, kqueue on macOS and FreeBSD.
+    Epoll,
+    /// io_uring; starting fails with [`Error::BackendUnavailable`] where the
+    /// kernel does not offer it.
+    IoUring,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+
+    /// Parses `auto`, `epoll` or `io-uring` (also `io_uring`, `iouring`).
+    ///
+    /// ```
+    /// use netloom::Backend;
+    /// assert_eq!("epoll".parse::<Backend>().unwrap(), Backend::Epoll);
+    /// assert!("select".parse::<Backend>().is_err());
+    /// ```
+    fn from_str(name: &str) -> Result<Backend> {
+        match name {
+            "auto" => Ok(Backend::Auto),
+            "epoll" => Ok(Backend::Epoll),
+            "io-uring" | "io_uring" | "iouring" => Ok(Backend::IoUring),
+            other => Err(Error::InvalidOption(format!(
+                "backend `{other}`: expected epoll, io-uring or auto"
+            ))),
+        }
+    }
 }
 
 /// The network interface multicast uses: the one a group is joined on, and
@@ -115,6 +166,7 @@ impl Default for Options {
             multicast_loop: None,
             multicast_ttl: None,
             connect_timeout: Some(Duration::from_secs(10)),
+            backend: Backend::Auto,
         }
     }
 }
@@ -133,6 +185,16 @@ impl Options {
     setter!(
         /// Number of event loops; 0 (the default) means one per available core.
         loops: usize
+    );
+    setter!(
+        /// The kernel interface the loops wait on (see [`Backend`]; default
+        /// `Auto`).
+        ///
+        /// ```
+        /// use netloom::{Backend, Options};
+        /// let options = Options::default().backend(Backend::IoUring);
+        /// ```
+        backend: Backend
     );
     setter!(
         /// One listener per loop with `SO_REUSEPORT` (the kernel spreads

@@ -256,7 +256,7 @@ fn the_proxy_example_passes_the_client_from_haproxy_on_to_its_backend() {
         &[
             "--addr",
             "tcp://127.0.0.1:0",
-            "--backend",
+            "--upstream",
             &backend_addr,
             "--proxy-protocol",
             "v2",

@@ -39,6 +39,23 @@ fn help_prints_usage_and_exits_0_in_every_example() {
                 "{name} {flag} printed {stdout:?}"
             );
         }
+        let stdout = String::from_utf8_lossy(&run(name, &["--help"]).stdout).into_owned();
+        assert!(
+            stdout.contains("[--backend epoll|io-uring|auto]"),
+            "{name} offers --backend: {stdout}"
+        );
+        // A backend that does not exist is refused before anything starts
+        // (the proxy takes a non-backend value as its upstream's old flag,
+        // which is no address either).
+        let out = run(name, &["--backend", "select"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let refusal = if name == "proxy" {
+            "--upstream takes IP:PORT"
+        } else {
+            "expected epoll, io-uring or auto"
+        };
+        assert!(stderr.contains(refusal), "{name}: {stderr}");
         // A wrong flag is still an error, reported on stderr.
         let out = run(name, &["--no-such-flag"]);
         assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");

@@ -28,7 +28,7 @@ fn proxy_in_front_of_echo() -> (ExampleServer, ExampleServer) {
         &[
             "--addr",
             "tcp://127.0.0.1:0",
-            "--backend",
+            "--upstream",
             &backend,
             "--loops",
             "2",
@@ -107,7 +107,7 @@ fn an_unreachable_backend_closes_the_client_connection() {
         .to_string();
     let proxy = ExampleServer::start(
         "proxy",
-        &["--addr", "tcp://127.0.0.1:0", "--backend", &closed],
+        &["--addr", "tcp://127.0.0.1:0", "--upstream", &closed],
     );
     let stream = connect(proxy.addr);
     let _ = (&stream).write_all(b"hello");

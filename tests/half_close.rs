@@ -88,7 +88,7 @@ fn proxy_forwards_the_fin_and_returns_the_whole_answer_to_socat() {
     let backend = echo.addr.to_string();
     let proxy = ExampleServer::start(
         "proxy",
-        &["--addr", "tcp://127.0.0.1:0", "--backend", &backend],
+        &["--addr", "tcp://127.0.0.1:0", "--upstream", &backend],
     );
     let to = format!("TCP:{}", proxy.addr);
     // socat waits for the other direction's end for `-t` seconds at most

@@ -70,7 +70,7 @@ mod tls_flags;
 #[path = "../support/usage.rs"]
 mod usage;
 use tls_flags::{TlsFlags, TLS_USAGE};
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 /// How long one request (head and body) may take to arrive once it began.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +78,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 fn main() {
     let mut addr = "tcp://127.0.0.1:8080".to_string();
     let mut loops = 0;
+    let mut backend = netloom::Backend::Auto;
     let mut idle_timeout = Duration::from_secs(10);
     let mut tls = TlsFlags::default();
     let mut metrics = MetricsFlag::default();
@@ -110,13 +111,16 @@ fn main() {
                 listener = listener.proxy_protocol(version);
             }
             "--handoff" => handoff = Some(value().into()),
+            "--backend" => backend = parse_backend(&value(), |p| usage(p)),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    let options = HttpServer::options(loops, idle_timeout).stop_on_signals(true);
+    let options = HttpServer::options(loops, idle_timeout)
+        .backend(backend)
+        .stop_on_signals(true);
     let server = HttpServer::new(Limits::default(), REQUEST_TIMEOUT);
     let builder = Engine::builder().options(options);
     let builder = tls
@@ -136,7 +140,7 @@ fn usage(problem: &str) -> ! {
     exit_with_usage(
         "http",
         &format!(
-            "usage: http [--addr tcp://HOST:PORT|unix:///PATH|systemd://[NAME]|fd://N] [--loops N] [--idle-timeout SECS] [--handoff PATH] [--proxy-protocol v1|v2] {TLS_USAGE} {METRICS_USAGE}"
+            "usage: http [--addr tcp://HOST:PORT|unix:///PATH|systemd://[NAME]|fd://N] [--loops N] [--idle-timeout SECS] [--handoff PATH] [--proxy-protocol v1|v2] {BACKEND_USAGE} {TLS_USAGE} {METRICS_USAGE}"
         ),
         problem,
     )

@@ -63,11 +63,12 @@ mod tls_flags;
 #[path = "../support/usage.rs"]
 mod usage;
 use tls_flags::{TlsFlags, TLS_USAGE};
-use usage::exit_with_usage;
+use usage::{exit_with_usage, parse_backend, BACKEND_USAGE};
 
 fn main() {
     let mut addr = "tcp://127.0.0.1:6380".to_string();
     let mut loops = 0;
+    let mut backend = netloom::Backend::Auto;
     let mut max_pending_input = DEFAULT_MAX_PENDING_INPUT;
     let mut tls = TlsFlags::default();
     let mut metrics = MetricsFlag::default();
@@ -90,6 +91,7 @@ fn main() {
                     .unwrap_or_else(|_| usage("--max-pending-input-mib takes a number"));
                 max_pending_input = mib << 20;
             }
+            "--backend" => backend = parse_backend(&value(), |p| usage(p)),
             "-h" | "--help" => usage(""),
             other if tls.take(other, &mut value) => {}
             other if metrics.take(other, &mut value) => {}
@@ -100,7 +102,11 @@ fn main() {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let builder = Engine::builder().options(RedisServer::options(loops).stop_on_signals(true));
+    let builder = Engine::builder().options(
+        RedisServer::options(loops)
+            .backend(backend)
+            .stop_on_signals(true),
+    );
     let builder = tls
         .bind(
             "redis",
@@ -123,7 +129,7 @@ fn main() {
 fn usage(problem: &str) -> ! {
     exit_with_usage(
         "redis",
-        &format!("usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB] {TLS_USAGE} {METRICS_USAGE}"),
+        &format!("usage: redis [--addr tcp://HOST:PORT] [--loops N] [--max-pending-input-mib MIB] {BACKEND_USAGE} {TLS_USAGE} {METRICS_USAGE}"),
         problem,
     )
 }

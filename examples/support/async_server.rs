@@ -128,6 +128,7 @@ where
         let mut loops = 0;
         let mut reuseport = false;
         let mut pin = false;
+        let mut backend = netloom::Backend::Auto;
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -149,6 +150,7 @@ where
                 }
                 "--reuseport" => reuseport = true,
                 "--pin" => pin = true,
+                "--backend" => backend = crate::usage::parse_backend(&value(), |p| self.usage(p)),
                 "-h" | "--help" => self.usage(""),
                 other if tls.take(other, &mut value) => {}
                 other => self.usage(&format!("unknown flag {other}")),
@@ -163,6 +165,7 @@ where
         let rt = Runtime::builder()
             .loops(loops)
             .pin_loops(pin)
+            .backend(backend)
             .stop_on_signals(true)
             .shutdown_grace(Duration::from_secs(1))
             .build()
@@ -304,8 +307,9 @@ where
             ""
         };
         let text = format!(
-            "usage: {} [--addr tcp://HOST:PORT|systemd://[NAME]|fd://N]... [--loops N] [--reuseport] [--pin]{idle_flag} {TLS_USAGE}",
-            self.name
+            "usage: {} [--addr tcp://HOST:PORT|systemd://[NAME]|fd://N]... [--loops N] [--reuseport] [--pin]{idle_flag} {TLS_USAGE} {}",
+            self.name,
+            crate::usage::BACKEND_USAGE
         );
         crate::usage::exit_with_usage(self.name, &text, problem)
     }

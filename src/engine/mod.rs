@@ -645,6 +645,7 @@ pub(crate) fn launch<H: Handler>(
         (None, None)
     };
 
+    let poller = crate::sys::resolve_backend(options.backend)?;
     let mut seeds = Vec::with_capacity(loops);
     let mut senders = Vec::with_capacity(loops);
     let mut wakers = Vec::with_capacity(loops);
@@ -652,7 +653,7 @@ pub(crate) fn launch<H: Handler>(
     let mut counters = Vec::with_capacity(loops);
     let per_loop = listeners.into_iter().zip(datagram_sockets);
     for (index, (loop_listeners, loop_datagram_sockets)) in per_loop.enumerate() {
-        let selector = Selector::new()?;
+        let selector = Selector::open(poller)?;
         let waker = Arc::new(Waker::new()?);
         selector.register(
             waker.as_raw_fd(),
@@ -679,7 +680,7 @@ pub(crate) fn launch<H: Handler>(
         });
     }
 
-    let runtime = Arc::new(RuntimeShared::new(cores, options.shutdown_grace));
+    let runtime = Arc::new(RuntimeShared::new(cores, options.shutdown_grace, poller));
     let engine = Engine {
         group: Arc::new(LoopGroup::new(wakers, counters)),
         runtime: runtime.clone(),

@@ -40,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -55,7 +55,7 @@ use crate::reactor::inbox::{InboxReceiver, InboxSender, Lane};
 use crate::reactor::timer::TimerHeap;
 use crate::reactor::token::{Slab, Token};
 use crate::stats::LoopCounters;
-use crate::sys::{Event, Events, Interest, Selector, Trigger, Waker as EventFd};
+use crate::sys::{Event, Events, Interest, PollerKind, Selector, Trigger, Waker as EventFd};
 use crate::unwind::{lock, panic_message};
 
 /// Tasks polled per turn before the poller is consulted again.
@@ -79,7 +79,7 @@ pub(crate) enum Remote {
         Arc<dyn TaskLink + Send + Sync>,
     ),
     /// A descriptor registered here was dropped on another thread.
-    Release(Token),
+    Release(Token, RawFd),
 }
 
 /// The part of a loop other threads may touch.
@@ -628,9 +628,10 @@ impl CoreSeed {
         ))
     }
 
-    /// A core with a poller and an eventfd of its own (`block_on`'s).
-    pub(crate) fn standalone() -> io::Result<CoreSeed> {
-        let selector = Selector::new()?;
+    /// A core with a poller (of `kind`) and an eventfd of its own
+    /// (a runtime loop's, `block_on`'s).
+    pub(crate) fn standalone(kind: PollerKind) -> io::Result<CoreSeed> {
+        let selector = Selector::open(kind)?;
         let waker = Arc::new(EventFd::new()?);
         selector.register(
             waker.as_raw_fd(),
@@ -708,13 +709,19 @@ impl Core {
         if let Err(e) = self.selector.deregister(fd) {
             log::error!("netloom: cannot stop watching fd {fd}: {e}");
         }
-        self.release(token);
+        self.drop_record(token);
     }
 
-    /// Forgets a record. The descriptor is not deregistered: it is about to
-    /// be closed, which removes it from the epoll set, and an event that
-    /// still arrives for it names a stale token and is dropped.
-    pub(crate) fn release(&self, token: Token) {
+    /// Forgets a record. The descriptor `fd` is not deregistered: it is
+    /// about to be closed (or was, by another thread), which removes it
+    /// from an epoll set (io_uring's poll is cancelled by `forget`), and an
+    /// event that still arrives for it names a stale token and is dropped.
+    pub(crate) fn release(&self, token: Token, fd: RawFd) {
+        self.selector.forget(fd, token.raw() | Token::EXECUTOR_FLAG);
+        self.drop_record(token);
+    }
+
+    fn drop_record(&self, token: Token) {
         let record = self.ios.borrow_mut().remove(token);
         // Wakers are dropped outside the borrow: a waker's drop may run
         // arbitrary code.
@@ -919,7 +926,7 @@ impl Core {
         let more = self.inbox.drain(|message| match message {
             Remote::Wake(token) => self.schedule(token),
             Remote::Spawn(future, link) => self.spawn_task(future, &*link),
-            Remote::Release(token) => self.release(token),
+            Remote::Release(token, fd) => self.release(token, fd),
         });
         self.bulk_pending.set(more);
     }

@@ -79,6 +79,7 @@ pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
 
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::Lane;
+use crate::sys::PollerKind;
 use crate::unwind::lock;
 use crate::Result;
 use executor::{with_core, LoopShared, Remote};
@@ -144,9 +145,20 @@ impl Builder {
         self
     }
 
-    /// Takes `loops`, `pin_loops`, `stop_on_signals` and `shutdown_grace`
-    /// from the engine's [`Options`](crate::Options), so one set of flags
-    /// configures either front-end.
+    /// The kernel interface the loops wait on (as the engine's
+    /// [`Options::backend`](crate::Options::backend); default `Auto`).
+    ///
+    /// ```
+    /// let builder = netloom::rt::Runtime::builder().backend(netloom::Backend::Epoll);
+    /// ```
+    pub fn backend(mut self, backend: crate::Backend) -> Self {
+        self.options = self.options.backend(backend);
+        self
+    }
+
+    /// Takes `loops`, `pin_loops`, `stop_on_signals`, `shutdown_grace` and
+    /// `backend` from the engine's [`Options`](crate::Options), so one set
+    /// of flags configures either front-end.
     ///
     /// ```
     /// let options = netloom::Options::default().loops(2).pin_loops(true);
@@ -157,12 +169,15 @@ impl Builder {
             .pin_loops(options.pin_loops)
             .stop_on_signals(options.stop_on_signals)
             .shutdown_grace(options.shutdown_grace)
+            .backend(options.backend)
     }
 
     /// Starts the loop threads.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for more than 4096 loops; the kernel's error
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for more than 4096 loops;
+    /// [`Error::BackendUnavailable`](crate::Error::BackendUnavailable) for a
+    /// backend the kernel does not offer; the kernel's error
     /// if a poller, eventfd, signalfd or thread cannot be created.
     ///
     /// ```
@@ -176,11 +191,12 @@ impl Builder {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let poller = crate::sys::resolve_backend(options.backend)?;
         let seeds = (0..loops)
-            .map(|_| CoreSeed::standalone())
+            .map(|_| CoreSeed::standalone(poller))
             .collect::<std::io::Result<Vec<_>>>()?;
         let cores = seeds.iter().map(|seed| seed.shared.clone()).collect();
-        let shared = Arc::new(RuntimeShared::new(cores, options.shutdown_grace));
+        let shared = Arc::new(RuntimeShared::new(cores, options.shutdown_grace, poller));
         let (signals, stop_signals) = if options.stop_on_signals {
             let (fd, blocked) = crate::sys::signal::block_stop_signals()?;
             (Some(fd), Some(blocked))
@@ -242,12 +258,19 @@ pub(crate) struct RuntimeShared {
     stop_waiters: Mutex<Vec<Waker>>,
     next_loop: AtomicUsize,
     pub(crate) grace: Duration,
+    /// The poller of the loops, and of `block_on`'s drivers.
+    poller: PollerKind,
 }
 
 impl RuntimeShared {
     /// The runtime of an engine whose loops host these cores.
-    pub(crate) fn new(loops: Vec<Arc<LoopShared>>, grace: Duration) -> RuntimeShared {
+    pub(crate) fn new(
+        loops: Vec<Arc<LoopShared>>,
+        grace: Duration,
+        poller: PollerKind,
+    ) -> RuntimeShared {
         RuntimeShared {
+            poller,
             loops,
             drivers: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
@@ -553,7 +576,7 @@ impl Handle {
             with_core(|_| ()).is_none(),
             "netloom: block_on called on a runtime loop"
         );
-        let seed = CoreSeed::standalone()
+        let seed = CoreSeed::standalone(self.shared.poller)
             .unwrap_or_else(|e| panic!("netloom: block_on cannot create its poller: {e}"));
         let driver = seed.shared.clone();
         lock(&self.shared.drivers).push(Arc::downgrade(&driver));

@@ -237,17 +237,19 @@ impl<S: AsRawFd> Drop for IoSource<S> {
         let released_here = with_core(|core| {
             let here = core.id() == reg.home_id;
             if here {
-                core.release(reg.token);
+                core.release(reg.token, self.io.as_raw_fd());
             }
             here
         });
         if released_here != Some(true) {
             // The loop forgets the record when it reads this; the socket is
-            // closed right now (after this body), which removes it from epoll.
-            let _ = reg
-                .home
-                .inbox
-                .send(Lane::Urgent, Remote::Release(reg.token));
+            // closed right now (after this body), which removes it from epoll
+            // (an io_uring loop's poll keeps it open until the loop cancels
+            // it on reading this).
+            let _ = reg.home.inbox.send(
+                Lane::Urgent,
+                Remote::Release(reg.token, self.io.as_raw_fd()),
+            );
         }
     }
 }
@@ -323,9 +325,10 @@ mod tests {
     fn the_loop_that_loses_a_registration_race_stops_watching_the_socket() {
         use super::super::executor::CoreSeed;
         use super::super::RuntimeShared;
-        let runtime = Arc::new(RuntimeShared::new(Vec::new(), Duration::ZERO));
-        let winner = Core::new(CoreSeed::standalone().unwrap(), runtime.clone());
-        let loser = Core::new(CoreSeed::standalone().unwrap(), runtime);
+        let kind = crate::sys::resolve_backend(crate::Backend::Auto).unwrap();
+        let runtime = Arc::new(RuntimeShared::new(Vec::new(), Duration::ZERO, kind));
+        let winner = Core::new(CoreSeed::standalone(kind).unwrap(), runtime.clone());
+        let loser = Core::new(CoreSeed::standalone(kind).unwrap(), runtime);
         let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
         let source = IoSource::new(socket);
         source.register_with(&winner).unwrap();

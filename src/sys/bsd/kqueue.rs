@@ -90,6 +90,14 @@ impl Selector {
         Ok(Selector { kq: new_kqueue()? })
     }
 
+    /// A new kqueue: the only kind `resolve_backend` yields here.
+    pub(crate) fn open(_kind: crate::sys::PollerKind) -> io::Result<Selector> {
+        Selector::new()
+    }
+
+    /// Nothing to do: kqueue drops a closed descriptor's filters itself.
+    pub(crate) fn forget(&self, _fd: RawFd, _token: u64) {}
+
     /// A second handle on the same kqueue (a duplicated descriptor), for a
     /// loop's executor to register its descriptors with.
     pub(crate) fn try_clone(&self) -> io::Result<Selector> {

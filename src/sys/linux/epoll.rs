@@ -159,6 +159,24 @@ impl Events {
         self.buf.capacity()
     }
 
+    /// Empties the array before another backend fills it (`uring.rs`).
+    pub(super) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Whether another event fits without growing the array.
+    pub(super) fn has_room(&self) -> bool {
+        self.buf.len() < self.buf.capacity()
+    }
+
+    /// Appends an event with epoll's flag bits (`poll(2)`'s are the same).
+    pub(super) fn push(&mut self, flags: u32, token: u64) {
+        self.buf.push(libc::epoll_event {
+            events: flags,
+            u64: token,
+        });
+    }
+
     pub(crate) fn get(&self, i: usize) -> Event {
         let raw = self.buf[i];
         Event {

@@ -12,7 +12,9 @@
 #
 # Settings: ROUNDS [10], DURATION [3], SCENARIOS ["echo-64B-100c
 # echo-4KB-100c echo-64B-1000c"], SERVERS ["tokio baseline"],
-# BENCH_DIR [/tmp/netloom-compare], NETLOOM_BACKEND [epoll].
+# BENCH_DIR [/tmp/netloom-compare], NETLOOM_BACKEND [epoll], BEFORE_ARGS and
+# AFTER_ARGS (more flags for each echo, e.g. AFTER_ARGS="--backend io-uring"
+# compares the backends of one revision).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BEFORE=${1:?usage: bench/compare.sh BEFORE [AFTER]}
@@ -39,8 +41,8 @@ build_echo() { # revision (empty: the work tree) -> path of its echo binary
 }
 before_bin=$(build_echo "$BEFORE")
 after_bin=$(build_echo "$AFTER")
-export EXTRA_NAME=before EXTRA_ECHO_CMD="$before_bin --addr tcp://127.0.0.1:{PORT} --loops 1"
-export EXTRA2_NAME=after EXTRA2_ECHO_CMD="$after_bin --addr tcp://127.0.0.1:{PORT} --loops 1"
+export EXTRA_NAME=before EXTRA_ECHO_CMD="$before_bin --addr tcp://127.0.0.1:{PORT} --loops 1 ${BEFORE_ARGS:-}"
+export EXTRA2_NAME=after EXTRA2_ECHO_CMD="$after_bin --addr tcp://127.0.0.1:{PORT} --loops 1 ${AFTER_ARGS:-}"
 
 stamp=$(date +%Y%m%d-%H%M%S)
 for r in $(seq 1 "${ROUNDS:-10}"); do

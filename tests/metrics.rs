@@ -111,7 +111,10 @@ fn counts_connections_bytes_backpressure_and_closes_exactly() {
     );
     let s = total(&engine);
     assert_eq!(s.accepted, CONNS as u64 + 1);
-    assert!(s.outbound_queued_bytes > HIGH_WATER as u64, "{s:?}");
+    // Paused once the queue passed the high water mark; it stays paused
+    // until the queue falls under the low one, and meanwhile the kernel may
+    // take more (the peer's receive window can still grow).
+    assert!(s.outbound_queued_bytes > (HIGH_WATER / 4) as u64, "{s:?}");
     // What the echo read, it either sent or still queues.
     let stuck_read = s.bytes_read - (CONNS * BYTES_EACH) as u64;
     let stuck_written = s.bytes_written - (CONNS * BYTES_EACH) as u64;

@@ -55,9 +55,11 @@ pub(crate) fn send_fds(socket: &impl AsRawFd, data: &[u8], fds: &[RawFd]) -> io:
             );
         }
     }
-    // SAFETY: msg points at the live iovec and control buffer above; sendmsg
-    // only reads them.
-    let sent = check_size(unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) })?;
+    let sent = retry_interrupted(|| {
+        // SAFETY: msg points at the live iovec and control buffer above;
+        // sendmsg only reads them.
+        check_size(unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) })
+    })?;
     if sent != data.len() {
         return Err(io::Error::new(
             io::ErrorKind::WriteZero,
@@ -65,6 +67,18 @@ pub(crate) fn send_fds(socket: &impl AsRawFd, data: &[u8], fds: &[RawFd]) -> io:
         ));
     }
     Ok(())
+}
+
+/// Runs `call` again while it fails with `EINTR`. A socket with a
+/// timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) is not restarted by the kernel
+/// after a signal or a task-work notification: the call fails instead.
+fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
 /// Receives one message of up to `buf.len()` bytes and the descriptors
@@ -89,9 +103,11 @@ pub(crate) fn recv_fds(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usi
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = space as _;
-    // SAFETY: msg points at the live iovec and control buffer above, which
-    // recvmsg fills within their lengths.
-    let n = check_size(unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) })?;
+    let n = retry_interrupted(|| {
+        // SAFETY: msg points at the live iovec and control buffer above,
+        // which recvmsg fills within their lengths.
+        check_size(unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) })
+    })?;
     let mut fds = Vec::new();
     // SAFETY: after a successful recvmsg the control buffer holds
     // `msg_controllen` bytes of well-formed headers, which CMSG_FIRSTHDR and

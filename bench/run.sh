@@ -17,7 +17,8 @@
 # the runs, the medians of the per-run netloom/peer ratios, and the async
 # front-end's ratios to the callback servers and to tokio.
 #
-# Servers (SERVERS): netloom = the callback examples; netloom-async =
+# Servers (SERVERS): netloom = the callback examples; netloom-uring = the
+# same on the io_uring backend (`--backend io-uring`); netloom-async =
 # echo_async (echo, idle-conns) and http_async (http; given the callback
 # http's 10 s idle timeout), no RESP server; tokio; go.
 #
@@ -29,7 +30,7 @@
 #                     http-p16-256c resp-get-p16-50c resp-set-p16-50c idle-conns
 #                     tls-echo-64B-100c tls-echo-16KiB-100c tls-https-p16-256c
 #                     tls-handshakes (`tls`: all four; run by bench/tls.sh, see its header)
-#   SERVERS ["netloom netloom-async tokio go"]
+#   SERVERS ["netloom netloom-uring netloom-async tokio go"]
 #                     (go is skipped with a note without a Go toolchain)
 #   IDLE_STEPS [1000,9000]   idle connections opened, in steps, for idle-conns
 #   QUICK [0]         1 = DURATION=1 WARMUP=0.5 RUNS=1 IDLE_STEPS=200,1000 unless

@@ -17,6 +17,8 @@ fn color(server: &str) -> RGBColor {
         "netloom" => RGBColor(230, 97, 1),
         // A lighter shade of netloom's: the same engine, the async front-end.
         "netloom-async" => RGBColor(253, 184, 99),
+        // A darker one: the callback engine on io_uring.
+        "netloom-uring" => RGBColor(166, 54, 3),
         "tokio" => RGBColor(59, 117, 175),
         "go" => RGBColor(0, 150, 136),
         _ => RGBColor(128, 128, 128),

@@ -165,7 +165,7 @@ fn settings() -> Settings {
         duration: env_num("DURATION", duration),
         warmup: env_num("WARMUP", warmup),
         runs: env_num::<usize>("RUNS", runs).max(1),
-        servers: env_or("SERVERS", "netloom netloom-async tokio go")
+        servers: env_or("SERVERS", "netloom netloom-uring netloom-async tokio go")
             .split_whitespace()
             .map(String::from)
             .collect(),
@@ -248,6 +248,16 @@ fn server_command(
     };
     Ok(match server {
         "netloom" => example(netloom, &callback_flags)?,
+        // The same callback server on the io_uring backend (its flag wins
+        // over the NETLOOM_BACKEND=epoll that run.sh sets).
+        "netloom-uring" => {
+            let flags: Vec<String> = callback_flags
+                .iter()
+                .cloned()
+                .chain(["--backend".into(), "io-uring".into()])
+                .collect();
+            example(netloom, &flags)?
+        }
         "netloom-async" => example(
             netloom_async.ok_or("the async front-end has no RESP server")?,
             &async_flags,

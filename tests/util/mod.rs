@@ -465,6 +465,21 @@ impl Drop for ExampleProcess {
     }
 }
 
+/// The number of requests in a finished `wrk` run's output, after
+/// asserting that wrk succeeded and saw no socket error and no non-2xx
+/// answer.
+pub fn clean_wrk_requests(out: &std::process::Output) -> u64 {
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("Socket errors"), "{report}");
+    assert!(!report.contains("Non-2xx"), "{report}");
+    report
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in {report}"))
+}
+
 /// Whether the program `tool` (installed by `.ci/install-tools`) is on
 /// PATH. When it is not: in CI (`CI=true`) the test fails; elsewhere it
 /// says loudly on stderr that the test is skipped, and returns false.

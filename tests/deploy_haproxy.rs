@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use util::{ExampleProcess, ExampleServer, TempDir};
+use util::{ExampleServer, TempDir};
 
 /// An `http` example backend expecting PROXY protocol v2 headers on
 /// `port` (0: any free port).
@@ -25,7 +25,7 @@ fn start_backend(port: u16) -> ExampleServer {
 /// The same, restartable without downtime through `handoff`: a second
 /// process started the same way takes its listening socket over, and the
 /// first drains and exits.
-fn start_restartable_backend(port: u16, handoff: &Path) -> ExampleProcess {
+fn start_restartable_backend(port: u16, handoff: &Path) -> ExampleServer {
     let addr = format!("tcp://127.0.0.1:{port}");
     let handoff = handoff.to_str().unwrap();
     let args = [
@@ -38,7 +38,7 @@ fn start_restartable_backend(port: u16, handoff: &Path) -> ExampleProcess {
         "--handoff",
         handoff,
     ];
-    ExampleProcess::start("http", &args)
+    ExampleServer::start("http", &args)
 }
 
 /// HAProxy in the foreground, killed when dropped.
@@ -214,7 +214,7 @@ fn a_backend_restarted_through_the_handoff_behind_haproxy_costs_wrk_no_error() {
     }
     drop(haproxy);
     assert!(
-        second.terminate().success(),
+        second.terminate_within(Duration::from_secs(10)).success(),
         "the new backend exits cleanly"
     );
     assert!(

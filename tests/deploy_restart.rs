@@ -13,12 +13,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::ExampleProcess;
+use util::ExampleServer;
 
 /// Starts `http` on `addr` with `--handoff handoff`: one generation.
-fn start(addr: &str, handoff: &Path) -> ExampleProcess {
+fn start(addr: &str, handoff: &Path) -> ExampleServer {
     let handoff = handoff.to_str().unwrap();
-    ExampleProcess::start(
+    ExampleServer::start(
         "http",
         &["--addr", addr, "--loops", "2", "--handoff", handoff],
     )
@@ -80,7 +80,7 @@ fn wrk_sees_no_error_through_two_restarts() {
         answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("Hello, World!"),
         "{answer}"
     );
-    assert!(third.terminate().success());
+    assert!(third.terminate_within(Duration::from_secs(10)).success());
     assert!(
         !handoff.exists(),
         "the last generation removed its handoff socket"

@@ -5,7 +5,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -22,20 +22,21 @@ struct WithMetrics {
 /// Starts example `name` on free ports with two loops; reads the address
 /// it serves (its first line) and the metrics address (the next one).
 fn start(name: &str) -> WithMetrics {
-    let mut child = Command::new(util::example_binary(name))
-        .args(["--addr", "tcp://127.0.0.1:0", "--loops", "2"])
-        .args(["--metrics-addr", "tcp://127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("example starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_line = || lines.next().expect("a line").expect("readable");
-    let first = next_line();
-    let addr = first
-        .split_whitespace()
-        .find_map(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let second = next_line();
+    let server = ExampleServer::start(
+        name,
+        &[
+            "--addr",
+            "tcp://127.0.0.1:0",
+            "--loops",
+            "2",
+            "--metrics-addr",
+            "tcp://127.0.0.1:0",
+        ],
+    );
+    let second = server
+        .stdout
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the example says where it serves metrics");
     let metrics = second
         .split_whitespace()
         .find_map(|w| {
@@ -45,10 +46,7 @@ fn start(name: &str) -> WithMetrics {
                 .ok()
         })
         .unwrap_or_else(|| panic!("no metrics address in {second:?}"));
-    WithMetrics {
-        server: ExampleServer { child, addr },
-        metrics,
-    }
+    WithMetrics { server, metrics }
 }
 
 /// `curl`'s answer to `GET /metrics`.

@@ -322,10 +322,15 @@ pub fn example_binary_with(name: &str, features: &[&str]) -> std::path::PathBuf 
     profile_dir.join("examples").join(name)
 }
 
-/// A running example binary, killed when dropped.
+/// A running example binary, killed when dropped. Its stdout keeps being
+/// read (so its last lines, such as "drained, exiting", never meet a
+/// closed pipe).
 pub struct ExampleServer {
     pub child: std::process::Child,
+    /// The first address its first line names.
     pub addr: SocketAddr,
+    /// Its stdout, a line at a time, after the first.
+    pub stdout: std::sync::mpsc::Receiver<String>,
 }
 
 impl ExampleServer {
@@ -338,88 +343,24 @@ impl ExampleServer {
     }
 
     /// Runs `command` (an example binary, or a shell that `exec`s one) and
-    /// waits for the first address it prints on stdout.
+    /// waits (at most 30 s) for the first address it prints on stdout.
     pub fn spawn(mut command: std::process::Command) -> ExampleServer {
-        use std::io::BufRead;
         let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("example starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let line = stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the example says where it listens");
         let addr = line
             .split_whitespace()
             .find_map(|word| word.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        ExampleServer { child, addr }
-    }
-
-    /// Sends SIGTERM and returns the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for ExampleServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The lines of a child's `pipe`, read on a thread of their own (the child
-/// never blocks on a full pipe, nor dies of a closed one).
-pub fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// An example process whose output keeps being read (so its last lines,
-/// such as "drained, exiting", never meet a closed pipe), killed on drop.
-pub struct ExampleProcess {
-    pub child: std::process::Child,
-    /// Its stdout, a line at a time, after the first.
-    pub stdout: std::sync::mpsc::Receiver<String>,
-    /// The first address its first line names.
-    pub addr: SocketAddr,
-}
-
-impl ExampleProcess {
-    /// Starts example `name` with `args` and waits (at most 30 s) for its
-    /// first line, which names the address it listens on.
-    pub fn start<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> ExampleProcess {
-        let mut child = std::process::Command::new(example_binary(name))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("the example starts");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let banner = stdout
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the example says where it listens");
-        let addr = banner
-            .split_whitespace()
-            .find_map(|word| word.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {banner:?}"));
-        ExampleProcess {
+        ExampleServer {
             child,
-            stdout,
             addr,
+            stdout,
         }
     }
 
@@ -449,20 +390,46 @@ impl ExampleProcess {
         false
     }
 
-    /// Sends SIGTERM and waits (at most 10 s) for the exit.
+    /// Sends SIGTERM and returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.child.wait().unwrap()
+    }
+
+    /// Sends SIGTERM and waits at most `limit` for the exit.
+    pub fn terminate_within(mut self, limit: Duration) -> std::process::ExitStatus {
+        self.sigterm();
+        self.exits_within(limit)
+    }
+
+    fn sigterm(&self) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         assert_eq!(rc, 0);
-        self.exits_within(Duration::from_secs(10))
     }
 }
 
-impl Drop for ExampleProcess {
+impl Drop for ExampleServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The lines of a child's `pipe`, read on a thread of their own (the child
+/// never blocks on a full pipe, nor dies of a closed one).
+pub fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// The number of requests in a finished `wrk` run's output, after

@@ -130,6 +130,10 @@ impl InboundBuffer {
 }
 
 /// Bytes accepted for writing but not yet taken by the kernel.
+///
+/// Queued bytes never move: appends go into a chunk's spare capacity or a
+/// new chunk, never grow a chunk, so the io_uring path can lend the front
+/// runs to a send until its completion (and must not `clear` meanwhile).
 #[derive(Default)]
 pub(crate) struct OutboundQueue {
     chunks: VecDeque<Vec<u8>>,
@@ -236,7 +240,19 @@ impl OutboundQueue {
         Ok(written)
     }
 
-    fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
+    /// The queued bytes as up to `MAX_IOVECS` contiguous runs, front first:
+    /// what one send or writev hands the kernel.
+    pub(crate) fn front_runs(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks
+            .iter()
+            .take(MAX_IOVECS)
+            .enumerate()
+            .map(|(i, chunk)| if i == 0 { &chunk[self.head..] } else { &chunk[..] })
+    }
+
+    /// Drops the first `n` bytes, which the kernel has taken; emptied
+    /// chunks go back to `pool`.
+    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufferPool) {
         self.len -= n;
         while n > 0 {
             let front_left = self.chunks[0].len() - self.head;

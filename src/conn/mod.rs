@@ -182,6 +182,7 @@ impl<C> ConnRecord<C> {
                 datagram: None,
                 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                 tls: None,
+                ops: None,
             },
             peer,
             inbound: InboundBuffer::default(),
@@ -249,6 +250,36 @@ pub(crate) struct ConnIo {
     /// paths encrypt and decrypt through it.
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub(crate) tls: Option<Box<TlsConn>>,
+    /// Set when the connection's bytes move by completions (io_uring):
+    /// writes only queue, and the loop sends the queue.
+    pub(crate) ops: Option<OpsInFlight>,
+}
+
+/// What a completion-driven connection has lent the kernel.
+#[derive(Default)]
+pub(crate) struct OpsInFlight {
+    pub(crate) recv: RecvOp,
+    /// A send of the queue's front runs is in flight: those bytes stay put
+    /// (see `OutboundQueue`) until its completion.
+    pub(crate) sending: bool,
+    /// The iovecs of a multi-run send in flight (kept until its completion).
+    pub(crate) iovecs: Vec<libc::iovec>,
+    /// Bytes completed while reading was paused wait in the inbound buffer.
+    pub(crate) held_input: bool,
+    /// The peer's FIN completed while reading was paused, not told yet.
+    pub(crate) eof: bool,
+}
+
+/// A connection's multishot recv.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) enum RecvOp {
+    /// None armed.
+    #[default]
+    Idle,
+    Armed,
+    /// Armed, its cancellation asked for: ends with a completion without
+    /// `F_MORE`.
+    Cancelling,
 }
 
 impl ConnIo {
@@ -314,7 +345,11 @@ impl ConnIo {
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
         let mut written = 0;
-        if self.outbound.is_empty() && total > 0 && !self.state.is_connecting() {
+        if self.outbound.is_empty()
+            && total > 0
+            && !self.state.is_connecting()
+            && self.ops.is_none()
+        {
             let slices: Vec<IoSlice<'_>>;
             let result = if data.len() == 1 {
                 (&self.stream).write(data[0])
@@ -353,7 +388,7 @@ impl ConnIo {
             let to = d.sender;
             return self.send_to(to, &[&data]);
         }
-        if self.outbound.is_empty() || self.is_tls() {
+        if (self.outbound.is_empty() && self.ops.is_none()) || self.is_tls() {
             return self.send_slices(&[&data], pool);
         }
         self.outbound.push_owned(data, pool);
@@ -421,6 +456,10 @@ impl ConnIo {
     pub(crate) fn flush_outbound(&mut self, pool: &mut BufferPool) -> bool {
         if let Some(d) = &mut self.datagram {
             return d.flush(&self.stream);
+        }
+        if self.ops.is_some() {
+            // The loop sends the queue, one send in flight.
+            return false;
         }
         let mut progressed = false;
         while !self.outbound.is_empty() {

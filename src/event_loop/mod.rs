@@ -18,7 +18,7 @@ use socket2::Socket;
 use crate::buffer::BufferPool;
 use crate::conn::{
     Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
-    DrainWaiter, Effect, Incoming, Limits, ReadMode, TimerVerdict,
+    DrainWaiter, Effect, Incoming, Limits, OpsInFlight, ReadMode, TimerVerdict,
 };
 use crate::listen::{Listener, StreamOptions};
 use crate::reactor::balancer::LoadBalancer;
@@ -33,6 +33,7 @@ use crate::sys::{socket, Events, Interest, Selector, Trigger};
 use crate::unwind::panic_message;
 use crate::{Action, Addr, Error, Options, Result};
 
+mod completion;
 mod datagram;
 mod proxy;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -192,6 +193,8 @@ pub(crate) struct EventLoop<H: Callbacks> {
     /// Draining since, and until when at most (`Engine::drain`).
     drain_deadline: Option<Instant>,
     bulk_pending: bool,
+    /// The completion data path, when the poller is a ring (io_uring).
+    uring: Option<completion::CompletionIo>,
 }
 
 impl<H: Callbacks> EventLoop<H> {
@@ -240,6 +243,7 @@ impl<H: Callbacks> EventLoop<H> {
             stopping: false,
             drain_deadline: None,
             bulk_pending: false,
+            uring: None,
         };
         for listener in seed.listeners {
             lp.add_source(listener.socket.as_raw_fd(), |backoff| Entry::Listener {
@@ -288,6 +292,8 @@ impl<H: Callbacks> EventLoop<H> {
         if self.index == 0 && self.options.ticker {
             self.timers.schedule(self.now, TimerKey::Tick);
         }
+        // The buffer ring is registered by the thread that will use it.
+        self.uring = completion::CompletionIo::open(self.selector.completion_ring(), self.index);
         // Callbacks and tasks on this thread reach the executor.
         let _entered = crate::rt::enter(self.core.clone());
         let outcome = self.turn_until_stopped();
@@ -317,7 +323,13 @@ impl<H: Callbacks> EventLoop<H> {
             // Connections already assigned to this loop but still in its inbox
             // count too: each accepted connection gets on_open and on_close.
             let assigned = self.group.loads[self.index].load(Ordering::Acquire);
-            if self.stopping && self.entries.len() == 0 && assigned == 0 && self.core.is_done() {
+            let retiring = self.uring.as_ref().is_some_and(|u| u.is_retiring());
+            if self.stopping
+                && self.entries.len() == 0
+                && assigned == 0
+                && !retiring
+                && self.core.is_done()
+            {
                 return Ok(());
             }
             let timeout = if !self.env.woken.is_empty()
@@ -382,6 +394,7 @@ impl<H: Callbacks> EventLoop<H> {
                     None => {}
                 }
             }
+            self.completions_ready();
             self.events.after_wait();
             self.read_again();
             if inbox_ready {
@@ -426,31 +439,14 @@ impl<H: Callbacks> EventLoop<H> {
             ReadMode::Deliver => {
                 let read_buf = &mut self.read_buf[..self.options.read_buffer_size];
                 match (&rec.io.stream).read(read_buf) {
-                    Ok(0) => {
-                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                        if !rec.io.state.awaits_proxy_header() {
-                            tls::note_end_of_stream(&mut rec.io);
-                        }
-                        if rec.io.state.read_eof() {
-                            let outcome = self.call(token, 0, |h, c| h.on_eof(c));
-                            return self.apply(token, outcome);
-                        }
-                    }
+                    Ok(0) => return self.deliver_eof(token),
                     Ok(n) => {
                         self.counters.read(n);
                         rec.io.state.active(self.now);
                         if n == self.options.read_buffer_size || rec.io.state.fin_pending() {
                             read_again_later(&mut self.unread, rec, token);
                         }
-                        if rec.io.state.awaits_proxy_header() {
-                            return self.proxy_header_traffic(token, n);
-                        }
-                        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                        if rec.io.tls.is_some() {
-                            return self.tls_traffic(token, n);
-                        }
-                        let outcome = self.call(token, n, |h, c| h.on_traffic(c));
-                        return self.apply(token, outcome);
+                        return self.deliver(token, n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The edge was consumed without a read: try again next turn.
@@ -461,6 +457,41 @@ impl<H: Callbacks> EventLoop<H> {
                 }
             }
             ReadMode::Ignore => {}
+        }
+        self.settle(token);
+    }
+
+    /// Hands the `n` bytes just read into the read buffer to the
+    /// connection's reader: the PROXY header parser, the TLS session, or
+    /// `on_traffic`.
+    fn deliver(&mut self, token: Token, n: usize) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        if rec.io.state.awaits_proxy_header() {
+            return self.proxy_header_traffic(token, n);
+        }
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if rec.io.tls.is_some() {
+            return self.tls_traffic(token, n);
+        }
+        let outcome = self.call(token, n, |h, c| h.on_traffic(c));
+        self.apply(token, outcome);
+    }
+
+    /// The peer's FIN was read: `on_eof` once every earlier byte went to
+    /// the handler.
+    fn deliver_eof(&mut self, token: Token) {
+        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+            return;
+        };
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if !rec.io.state.awaits_proxy_header() {
+            tls::note_end_of_stream(&mut rec.io);
+        }
+        if rec.io.state.read_eof() {
+            let outcome = self.call(token, 0, |h, c| h.on_eof(c));
+            return self.apply(token, outcome);
         }
         self.settle(token);
     }
@@ -535,14 +566,11 @@ impl<H: Callbacks> EventLoop<H> {
         fresh: std::ops::Range<usize>,
         f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
     ) -> Option<std::thread::Result<R>> {
-        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-            return None;
+        let rec = match self.entries.get_mut(token) {
+            Some(Entry::Conn(rec)) => rec,
+            _ => return None,
         };
-        let mut conn = Conn::new(rec, token, &mut self.env, &self.read_buf[fresh]);
-        let handler = &*self.handler;
-        let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
-        conn.finish();
-        Some(outcome)
+        run_callback(rec, token, &mut self.env, &*self.handler, &self.read_buf[fresh], f)
     }
 
     /// Carries out a callback's action, then settles the connection.
@@ -618,7 +646,22 @@ impl<H: Callbacks> EventLoop<H> {
         if let Some((timer, at)) = settled.timer {
             self.timers.schedule(at, TimerKey::Conn(token, timer));
         }
-        if settled.interest != rec.interest {
+        if rec.io.ops.is_some() {
+            rec.interest = settled.interest;
+            self.settle_ops(token, settled.interest);
+            let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+                return;
+            };
+            if let Some(shared) = &rec.shared {
+                shared.outbound.store(queued, Ordering::Release);
+            }
+            if settled.drained {
+                if let Some(waiter) = rec.drain_waiter.take() {
+                    self.resume_waiter(*waiter);
+                }
+            }
+            return;
+        } else if settled.interest != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
             let armed = self
                 .selector
@@ -643,7 +686,9 @@ impl<H: Callbacks> EventLoop<H> {
         let Some(Entry::Conn(mut rec)) = self.entries.remove(token) else {
             return;
         };
-        let _ = self.selector.deregister(rec.io.stream.as_raw_fd());
+        if rec.io.ops.is_none() {
+            let _ = self.selector.deregister(rec.io.stream.as_raw_fd());
+        }
         rec.io.state.mark_closed();
         if let Some(shared) = &rec.shared {
             shared.closed.store(true, Ordering::Release);
@@ -671,7 +716,6 @@ impl<H: Callbacks> EventLoop<H> {
             Ok(_) => {}
             Err(panic) => log::error!("netloom: on_close panicked: {}", panic_message(&*panic)),
         }
-        rec.io.outbound.clear(&mut self.env.pool);
         rec.inbound.take(usize::MAX);
         rec.inbound.release_if_empty(&mut self.env.pool);
         self.group.loads[self.index].fetch_sub(1, Ordering::Relaxed);
@@ -679,7 +723,8 @@ impl<H: Callbacks> EventLoop<H> {
         let (sent, paused) = (rec.io.state.sent(), rec.io.state.is_backpressured());
         self.counters
             .closed(&mut rec.reported, sent, paused, err.as_ref());
-        // Dropping `rec` closes the socket.
+        // Closes the socket, once requests in flight have completed.
+        self.retire(token, rec);
     }
 
     fn close_all(&mut self, err: impl Fn() -> Error) {
@@ -790,18 +835,23 @@ impl<H: Callbacks> EventLoop<H> {
         }
         let token = self.entries.next_token();
         let fd = stream.as_raw_fd();
-        if let Err(e) = self
-            .selector
-            .register(fd, token.raw(), Interest::READABLE, CONN_TRIGGER)
-        {
-            log::error!("netloom: cannot watch connection from {peer}: {e}");
-            loads.fetch_sub(1, Ordering::Relaxed);
-            return;
+        // Completion-driven connections are watched by their requests.
+        if self.uring.is_none() {
+            if let Err(e) =
+                self.selector
+                    .register(fd, token.raw(), Interest::READABLE, CONN_TRIGGER)
+            {
+                log::error!("netloom: cannot watch connection from {peer}: {e}");
+                loads.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
         }
         self.counters.accepted();
         let state = ConnState::accepted(self.now);
-        #[allow(unused_mut)]
         let mut rec = ConnRecord::new(stream, peer, state, H::Context::default());
+        if self.uring.is_some() {
+            rec.io.ops = Some(OpsInFlight::default());
+        }
         if let Some((version, timeout)) = proxy {
             #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
             {
@@ -1118,6 +1168,11 @@ impl<H: Callbacks> EventLoop<H> {
         if let Err(e) = self.options.stream.apply(&rec.io.stream, &rec.peer) {
             log::warn!("netloom: socket options for {} failed: {e}", rec.peer);
         }
+        if self.uring.is_some() {
+            // Connected: from now on its requests watch it.
+            let _ = self.selector.deregister(rec.io.stream.as_raw_fd());
+            rec.io.ops = Some(OpsInFlight::default());
+        }
         self.schedule_idle(token);
         #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
         if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
@@ -1185,11 +1240,14 @@ impl<H: Callbacks> EventLoop<H> {
                 continue;
             };
             rec.woken = false;
-            if rec.io.state.is_closing() {
-                continue;
+            let eof_held = Self::holds_eof(rec);
+            if !rec.io.state.is_closing() {
+                let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
+                self.apply(token, outcome);
             }
-            let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
-            self.apply(token, outcome);
+            if eof_held {
+                self.held_eof(token);
+            }
         }
         if self.env.woken.is_empty() {
             // Keep the allocation for the next turn.
@@ -1386,6 +1444,22 @@ impl<H: Callbacks> EventLoop<H> {
             }
         }
     }
+}
+
+/// Runs a callback on connection `token` with the `fresh` bytes just
+/// received, containing a panic.
+fn run_callback<H: Callbacks, R>(
+    rec: &mut ConnRecord<H::Context>,
+    token: Token,
+    env: &mut ConnEnv<H::Context>,
+    handler: &H,
+    fresh: &[u8],
+    f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
+) -> Option<std::thread::Result<R>> {
+    let mut conn = Conn::new(rec, token, env, fresh);
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(handler, &mut conn)));
+    conn.finish();
+    Some(outcome)
 }
 
 /// The address an outbound connection dialed (always an inet address:

@@ -213,6 +213,16 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The token of the value in `slot`, if one is there.
+    pub(crate) fn token_in_slot(&self, slot: u32) -> Option<Token> {
+        match self.slots.get(slot as usize) {
+            Some(Slot::Occupied { generation, .. }) => {
+                Some(Token::new(self.loop_index, slot, *generation))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn contains(&self, token: Token) -> bool {
         matches!(
             self.slots.get(token.slot() as usize),

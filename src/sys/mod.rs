@@ -54,10 +54,16 @@ use linux as os;
 pub(crate) use backend::{resolve_backend, PollerKind};
 #[cfg(any(target_os = "macos", target_os = "freebsd"))]
 pub(crate) use bsd::kqueue::{Event, Events, Selector, Waker};
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use bsd::no_completions::{op_key, BufRing, Completion, CompletionRing, Op};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::epoll::{Event, Events};
 #[cfg(target_os = "linux")]
+pub(crate) use linux::buf_ring::BufRing;
+#[cfg(target_os = "linux")]
 pub(crate) use linux::eventfd::Waker;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::uring::{op_key, Completion, Op, Selector as CompletionRing};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::selector::Selector;
 pub(crate) use os::signal;

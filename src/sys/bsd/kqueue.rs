@@ -154,6 +154,11 @@ impl Selector {
     }
 
     /// Waits for events; `None` blocks indefinitely. EINTR yields no events.
+    /// kqueue reports readiness only: no completion ring.
+    pub(crate) fn completion_ring(&self) -> Option<&super::no_completions::CompletionRing> {
+        None
+    }
+
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         let timespec = timeout.map(|d| libc::timespec {
             tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
@@ -202,6 +207,14 @@ pub(crate) struct Events {
 }
 
 impl Events {
+    /// No completions: kqueue reports readiness only.
+    pub(crate) fn take_completions(&mut self) -> Vec<super::no_completions::Completion> {
+        Vec::new()
+    }
+
+    /// Nothing to give back (see `take_completions`).
+    pub(crate) fn restore_completions(&mut self, _list: Vec<super::no_completions::Completion>) {}
+
     pub(crate) fn new() -> Events {
         Events {
             buf: Vec::with_capacity(MIN_EVENTS),

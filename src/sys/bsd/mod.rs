@@ -3,6 +3,7 @@
 //! form differs from Linux's.
 
 pub(crate) mod kqueue;
+pub(crate) mod no_completions;
 pub(crate) mod signal;
 pub(crate) mod socket;
 

@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::check;
+use super::uring::Completion;
 use crate::sys::{Interest, Trigger};
 
 /// An epoll instance.
@@ -134,6 +135,8 @@ impl Selector {
 pub(crate) struct Events {
     buf: Vec<libc::epoll_event>,
     idle_waits: u32,
+    /// Completions of data operations (io_uring only; see `uring.rs`).
+    pub(super) completions: Vec<Completion>,
 }
 
 /// Smallest and largest sizes of the array; a full wait doubles it.
@@ -147,6 +150,7 @@ impl Events {
         Events {
             buf: Vec::with_capacity(MIN_EVENTS),
             idle_waits: 0,
+            completions: Vec::new(),
         }
     }
 
@@ -162,6 +166,21 @@ impl Events {
     /// Empties the array before another backend fills it (`uring.rs`).
     pub(super) fn clear(&mut self) {
         self.buf.clear();
+        self.completions.clear();
+    }
+
+    /// Takes the data operations' completions of the last wait, leaving
+    /// an empty list; hand the list back with
+    /// [`restore_completions`](Events::restore_completions) to keep its
+    /// allocation.
+    pub(crate) fn take_completions(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.completions)
+    }
+
+    /// Gives back a list from [`take_completions`](Events::take_completions).
+    pub(crate) fn restore_completions(&mut self, mut list: Vec<Completion>) {
+        list.clear();
+        self.completions = list;
     }
 
     /// Whether another event fits without growing the array.

@@ -1,6 +1,7 @@
 //! Linux backends: epoll and io_uring selectors, eventfd, signalfd and the
 //! Linux-only socket syscalls.
 
+pub(crate) mod buf_ring;
 pub(crate) mod epoll;
 pub(crate) mod eventfd;
 pub(crate) mod selector;

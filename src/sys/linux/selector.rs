@@ -76,6 +76,15 @@ impl Selector {
         }
     }
 
+    /// The ring that moves connections' bytes by completions, if this
+    /// poller is one (io_uring); `None` for readiness pollers.
+    pub(crate) fn completion_ring(&self) -> Option<&uring::Selector> {
+        match self {
+            Selector::Epoll(_) => None,
+            Selector::IoUring(s) => Some(s),
+        }
+    }
+
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.wait(events, timeout),

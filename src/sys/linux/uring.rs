@@ -27,6 +27,19 @@
 //!
 //! Poll requests lend the kernel no memory: it reads the descriptor, the
 //! event mask and `user_data` when the request is submitted.
+//!
+//! ## Data operations
+//! The callback loop moves a stream connection's bytes with completions
+//! instead of readiness (see `event_loop/completion.rs`): one multishot
+//! recv per connection selecting buffers from the loop's [`BufRing`]
+//! (`buf_ring.rs`), and at most one send in flight. Their `user_data` is
+//! [`op_user_data`]: bit 63 set (a poll's is a descriptor, below 2^31, in
+//! the high half), the [`Op`] in bits 61-62, the low 29 bits of the slab
+//! token's generation in bits 32-60, and its slot in bits 0-31. Their
+//! completions are handed to the loop as [`Completion`]s beside the
+//! readiness events.
+//!
+//! [`BufRing`]: super::buf_ring::BufRing
 
 use std::collections::VecDeque;
 use std::io;
@@ -38,6 +51,11 @@ use io_uring::{cqueue, opcode, squeue, types, EnterFlags, IoUring};
 
 use super::epoll::Events;
 use crate::sys::{Interest, Trigger};
+
+/// Marks the `user_data` of a data operation.
+const OP_MARK: u64 = 1 << 63;
+/// The bits of a token's generation kept in a data operation's `user_data`.
+const OP_GENERATION_MASK: u64 = (1 << 29) - 1;
 
 /// Submission queue entries; more queued requests wait in user space.
 const SQ_ENTRIES: u32 = 256;
@@ -95,6 +113,75 @@ fn user_data(fd: RawFd, generation: u32) -> u64 {
     (u64::from(fd as u32) << 32) | u64::from(generation)
 }
 
+/// A data operation's kind, kept in its `user_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// A multishot recv selecting from the loop's buffer ring.
+    Recv = 0,
+    /// A send (or writev) of the connection's queued bytes.
+    Send = 1,
+}
+
+/// The `user_data` of data operation `op` for the slab token `token`.
+pub(crate) fn op_user_data(token: u64, op: Op) -> u64 {
+    OP_MARK | (op as u64) << 61 | ((token >> 32) & OP_GENERATION_MASK) << 32 | (token & 0xFFFF_FFFF)
+}
+
+/// The bits of a data operation's `user_data` that name its connection
+/// (any operation): see [`Completion::key`].
+pub(crate) fn op_key(token: u64) -> u64 {
+    op_user_data(token, Op::Recv) & !(3 << 61)
+}
+
+/// The completion of a data operation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion {
+    user_data: u64,
+    result: i32,
+    flags: u32,
+}
+
+impl Completion {
+    /// Bytes moved, 0 for a recv at end of stream, or `-errno`.
+    pub(crate) fn result(&self) -> i32 {
+        self.result
+    }
+
+    /// The connection the operation belongs to, as [`op_key`] names it.
+    pub(crate) fn key(&self) -> u64 {
+        self.user_data & !(3 << 61)
+    }
+
+    /// The slab slot of the connection the operation belongs to.
+    pub(crate) fn slot(&self) -> u32 {
+        self.user_data as u32
+    }
+
+    /// Whether the operation belongs to the token `token` (the low 29 bits
+    /// of its generation agree).
+    pub(crate) fn is_for(&self, token: u64) -> bool {
+        (self.user_data >> 32) & OP_GENERATION_MASK == (token >> 32) & OP_GENERATION_MASK
+    }
+
+    pub(crate) fn op(&self) -> Op {
+        if (self.user_data >> 61) & 3 == Op::Send as u64 {
+            Op::Send
+        } else {
+            Op::Recv
+        }
+    }
+
+    /// The buffer of the loop's ring the bytes are in (recv).
+    pub(crate) fn buffer(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+
+    /// Whether a multishot recv stays armed after this completion.
+    pub(crate) fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+}
+
 fn build_ring() -> io::Result<IoUring> {
     IoUring::builder()
         .setup_single_issuer()
@@ -139,6 +226,9 @@ fn probe_kernel() -> Result<(), String> {
     for (code, name) in [
         (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
         (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
+        (opcode::RecvMulti::CODE, "IORING_OP_RECV"),
+        (opcode::Send::CODE, "IORING_OP_SEND"),
+        (opcode::Writev::CODE, "IORING_OP_WRITEV"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("the kernel lacks {name}"));
@@ -243,6 +333,75 @@ impl Selector {
         }
     }
 
+    /// Registers a provided-buffer ring (see `BufRing::new`).
+    ///
+    /// # Safety
+    /// `ring_addr` points to `entries` page-aligned ring entries whose
+    /// buffers stay allocated until `unregister_buf_ring(bgid)` succeeded.
+    pub(crate) unsafe fn register_buf_ring(
+        &self,
+        ring_addr: u64,
+        entries: u16,
+        bgid: u16,
+    ) -> io::Result<()> {
+        // SAFETY: the caller's promise is the kernel's requirement.
+        unsafe {
+            self.lock()
+                .uring
+                .submitter()
+                .register_buf_ring_with_flags(ring_addr, entries, bgid, 0)
+        }
+    }
+
+    /// Stops the kernel picking buffers of group `bgid`.
+    pub(crate) fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        self.lock().uring.submitter().unregister_buf_ring(bgid)
+    }
+
+    /// Queues a multishot recv on `fd` that picks buffers of group `bgid`;
+    /// its completions name `token`.
+    pub(crate) fn recv_multishot(&self, fd: RawFd, token: u64, bgid: u16) {
+        let entry = opcode::RecvMulti::new(types::Fd(fd), bgid)
+            .build()
+            .user_data(op_user_data(token, Op::Recv));
+        self.lock().queued.push_back(entry);
+    }
+
+    /// Queues a send of the `len` bytes at `data` on `fd`; its completion
+    /// names `token`.
+    ///
+    /// # Safety
+    /// The bytes stay valid and unchanged until the completion arrives
+    /// (also when it is cancelled).
+    pub(crate) unsafe fn send(&self, fd: RawFd, token: u64, data: *const u8, len: u32) {
+        let entry = opcode::Send::new(types::Fd(fd), data, len)
+            .build()
+            .user_data(op_user_data(token, Op::Send));
+        self.lock().queued.push_back(entry);
+    }
+
+    /// Queues a `writev` of `iovecs` on `fd`; its completion names `token`.
+    ///
+    /// # Safety
+    /// The `count` iovecs at `iovecs`, and the bytes they point to, stay
+    /// valid and unchanged until the completion arrives (also when it is
+    /// cancelled).
+    pub(crate) unsafe fn writev(&self, fd: RawFd, token: u64, iovecs: *const libc::iovec, count: u32) {
+        let entry = opcode::Writev::new(types::Fd(fd), iovecs, count)
+            .build()
+            .user_data(op_user_data(token, Op::Send));
+        self.lock().queued.push_back(entry);
+    }
+
+    /// Queues the cancellation of the data operation `op` of `token` (its
+    /// completion still arrives, with `-ECANCELED` if it was cancelled).
+    pub(crate) fn cancel_op(&self, token: u64, op: Op) {
+        let entry = opcode::AsyncCancel::new(op_user_data(token, op))
+            .build()
+            .user_data(INTERNAL);
+        self.lock().queued.push_back(entry);
+    }
+
     /// Submits what is queued and waits for completions, at most `timeout`
     /// (`None` blocks). EINTR and the timeout's ETIME yield no events.
     pub(crate) fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
@@ -269,8 +428,7 @@ impl Selector {
         // SAFETY: with IORING_ENTER_EXT_ARG the kernel reads an
         // io_uring_getevents_arg (`SubmitArgs` is one, transparently) of the
         // size `enter` passes; it and the timespec it points to outlive the
-        // call. The submitted entries are polls and cancellations, which
-        // point to no memory of ours.
+        // call. What the submitted entries point to is valid (see `flush`).
         let entered = unsafe {
             ring.uring
                 .submitter()
@@ -332,8 +490,10 @@ impl Ring {
             {
                 let mut sq = self.uring.submission();
                 while let Some(entry) = self.queued.front() {
-                    // SAFETY: the queue holds polls and cancellations only,
-                    // whose entries point to no memory of ours.
+                    // SAFETY: polls, cancellations and recvs point to no
+                    // memory of ours (a recv's buffers are the registered
+                    // ring's); what a send or writev points to stays valid
+                    // until its completion, which their callers promised.
                     if unsafe { sq.push(entry) }.is_err() {
                         break;
                     }
@@ -357,8 +517,8 @@ impl Ring {
         }
         let submitted = self.flush().and_then(|()| {
             let to_submit = self.uring.submission().len() as u32;
-            // SAFETY: no argument is passed; the entries point to no memory
-            // of ours (see `flush`).
+            // SAFETY: no argument is passed; what the entries point to is
+            // valid (see `flush`).
             unsafe {
                 self.uring.submitter().enter::<libc::sigset_t>(
                     to_submit,
@@ -391,6 +551,14 @@ impl Ring {
             };
             let data = cqe.user_data();
             if data == INTERNAL {
+                continue;
+            }
+            if data & OP_MARK != 0 {
+                events.completions.push(Completion {
+                    user_data: data,
+                    result: cqe.result(),
+                    flags: cqe.flags(),
+                });
                 continue;
             }
             let fd = (data >> 32) as u32 as RawFd;

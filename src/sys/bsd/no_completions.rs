@@ -1,0 +1,105 @@
+//! kqueue has no completion ring: these stand-ins let the loop's
+//! completion path (`event_loop/completion.rs`) compile unchanged. None of
+//! them can be constructed: `Selector::completion_ring` returns `None`, so
+//! the code that would use them never runs.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// A data operation's kind (see the io_uring backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Recv,
+    Send,
+}
+
+/// The key of a token's requests (never used: there are none).
+pub(crate) fn op_key(token: u64) -> u64 {
+    token
+}
+
+/// A completion ring; kqueue has none.
+#[derive(Clone, Debug)]
+pub(crate) enum CompletionRing {}
+
+impl CompletionRing {
+    pub(crate) fn recv_multishot(&self, _fd: RawFd, _token: u64, _bgid: u16) {
+        match *self {}
+    }
+
+    /// # Safety
+    /// As the io_uring backend's.
+    pub(crate) unsafe fn send(&self, _fd: RawFd, _token: u64, _data: *const u8, _len: u32) {
+        match *self {}
+    }
+
+    /// # Safety
+    /// As the io_uring backend's.
+    pub(crate) unsafe fn writev(
+        &self,
+        _fd: RawFd,
+        _token: u64,
+        _iovecs: *const libc::iovec,
+        _count: u32,
+    ) {
+        match *self {}
+    }
+
+    pub(crate) fn cancel_op(&self, _token: u64, _op: Op) {
+        match *self {}
+    }
+}
+
+/// A data operation's completion; kqueue has none.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Completion {}
+
+impl Completion {
+    pub(crate) fn key(&self) -> u64 {
+        match *self {}
+    }
+    pub(crate) fn slot(&self) -> u32 {
+        match *self {}
+    }
+    pub(crate) fn is_for(&self, _token: u64) -> bool {
+        match *self {}
+    }
+    pub(crate) fn op(&self) -> Op {
+        match *self {}
+    }
+    pub(crate) fn result(&self) -> i32 {
+        match *self {}
+    }
+    pub(crate) fn buffer(&self) -> Option<u16> {
+        match *self {}
+    }
+    pub(crate) fn more(&self) -> bool {
+        match *self {}
+    }
+}
+
+/// A provided-buffer ring; kqueue has none.
+pub(crate) enum BufRing {}
+
+impl BufRing {
+    pub(crate) fn new(
+        ring: &CompletionRing,
+        _bgid: u16,
+        _entries: u16,
+        _buf_size: u32,
+    ) -> io::Result<BufRing> {
+        match *ring {}
+    }
+    pub(crate) fn group(&self) -> u16 {
+        match *self {}
+    }
+    pub(crate) fn bytes(&self, _bid: u16, _len: usize) -> &[u8] {
+        match *self {}
+    }
+    pub(crate) fn take(&mut self, _bid: u16) {
+        match *self {}
+    }
+    pub(crate) fn give_back(&mut self, _bid: u16) {
+        match *self {}
+    }
+}

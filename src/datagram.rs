@@ -1,5 +1,7 @@
-//! The datagram side of a UDP socket record: the sender of the datagram
-//! being handled and the queue of datagrams waiting for `sendmmsg`.
+//! A UDP socket's record in its loop ([`DatagramRecord`]): not a
+//! connection, so it has no lifecycle, outbound byte stream, TLS or PROXY
+//! stage, only the sender of the datagram being handled and the queue of
+//! datagrams waiting for `sendmmsg` ([`DatagramIo`]).
 //!
 //! Datagrams written in a callback are copied into one byte arena and sent
 //! together when the batch of received datagrams has been handled (or when
@@ -11,11 +13,14 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use socket2::Socket;
 
+use crate::conn::{ConnShared, DrainWaiter};
 use crate::sys::socket::SendSlots;
-use crate::{Error, Result};
+use crate::sys::Interest;
+use crate::{Addr, Error, Result};
 
 /// Largest UDP payloads: 65,535 minus the IP and UDP headers.
 const MAX_PAYLOAD_V4: usize = 65_507;
@@ -23,7 +28,61 @@ const MAX_PAYLOAD_V6: usize = 65_527;
 /// An emptied arena larger than this is freed rather than kept.
 const KEEP_ARENA: usize = 1024 * 1024;
 
-/// Per-socket datagram state (boxed in `ConnIo`, absent on streams).
+/// What a loop keeps per UDP socket: the loop's slab holds it beside the
+/// stream connections' records (`Entry::Datagram`), and a callback's
+/// `Conn` sees it through the same view.
+pub(crate) struct DatagramRecord<C> {
+    pub(crate) socket: Socket,
+    pub(crate) io: DatagramIo,
+    /// The sender of the datagram being handled, as `Conn::peer_addr`
+    /// shows it (the same address as `io.sender`).
+    pub(crate) peer: Addr,
+    /// The readiness the poller watches the socket for.
+    pub(crate) interest: Interest,
+    /// Queued for an extra `on_traffic` this turn (`wake`).
+    pub(crate) woken: bool,
+    /// Allocated only when a handle is first asked for.
+    pub(crate) shared: Option<Arc<ConnShared>>,
+    /// A connection to resume once the queued datagrams drain.
+    pub(crate) drain_waiter: Option<Box<DrainWaiter<C>>>,
+    /// Per socket and loop: every peer's datagrams see the same one.
+    pub(crate) ctx: C,
+}
+
+impl<C> DatagramRecord<C> {
+    /// The record of a loop's UDP socket; `batch`: datagrams per `sendmmsg`.
+    pub(crate) fn new(socket: Socket, batch: usize, ctx: C) -> Self {
+        let ipv6 = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv6());
+        let io = DatagramIo::new(batch, ipv6);
+        DatagramRecord {
+            socket,
+            peer: Addr::Inet(io.sender),
+            io,
+            interest: Interest::READABLE,
+            woken: false,
+            shared: None,
+            drain_waiter: None,
+            ctx,
+        }
+    }
+
+    /// The state handles share, made when the first handle is.
+    pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
+        ConnShared::get_or_make(&mut self.shared, self.io.pending())
+    }
+
+    /// Makes `to` the sender that replies go to.
+    pub(crate) fn reply_to(&mut self, to: SocketAddr) {
+        self.io.sender = to;
+        self.peer = Addr::Inet(to);
+    }
+}
+
+/// Per-socket datagram state: where replies go and what waits to be sent.
 pub(crate) struct DatagramIo {
     /// Where `write` replies go: the sender of the datagram being handled.
     pub(crate) sender: SocketAddr,
@@ -66,6 +125,12 @@ impl DatagramIo {
             Some(first) => self.arena.len() - first.start,
             None => 0,
         }
+    }
+
+    /// Queues the concatenation of `parts` as one datagram to the sender
+    /// of the datagram being handled.
+    pub(crate) fn reply(&mut self, parts: &[&[u8]]) -> Result<()> {
+        self.push(self.sender, parts)
     }
 
     /// Queues the concatenation of `parts` as one datagram to `to`.

@@ -208,12 +208,10 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
     /// # Ok(()) }
     /// ```
     pub fn send_frame(&mut self, frame: &[u8]) -> Result<()> {
-        let codec = self.rec.ctx.codec.as_mut().ok_or(Error::ConnClosed)?;
+        let (ctx, mut out) = self.context_and_writer();
+        let codec = ctx.codec.as_mut().ok_or(Error::ConnClosed)?;
         let encoded = codec.encode(frame)?;
-        self.rec.io.write_slices(
-            &[encoded.head(), encoded.body(), encoded.tail()],
-            &mut self.env.pool,
-        )
+        out.writev(&[encoded.head(), encoded.body(), encoded.tail()])
     }
 
     /// Decodes every complete frame in the inbound bytes and hands each to
@@ -222,7 +220,9 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
     fn deliver_frames(&mut self, mut on_frame: impl FnMut(&mut Self, &[u8]) -> Action) -> Action {
         // The bytes are taken out of the connection while frames borrow them,
         // so `on_frame` may use `self` freely; the rest goes back afterwards.
-        let mut leftover = std::mem::take(&mut self.rec.inbound);
+        let mut leftover = (self.rec.kept_inbound_mut())
+            .map(std::mem::take)
+            .unwrap_or_default();
         let fresh = std::mem::take(&mut self.fresh);
         let src = if leftover.is_empty() {
             fresh
@@ -231,8 +231,8 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
         };
         let mut used = 0;
         let mut action = Action::None;
-        while action == Action::None && !self.rec.io.state.is_closing() {
-            let Some(codec) = self.rec.ctx.codec.as_mut() else {
+        while action == Action::None && !self.is_closing() {
+            let Some(codec) = self.context_mut().codec.as_mut() else {
                 break;
             };
             let rest = &src[used..];
@@ -247,7 +247,10 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
                 }
                 Ok(Decoded::Skip(n)) => used += n,
                 Ok(Decoded::Incomplete) => break,
-                Err(e) => self.rec.io.state.close_with_error(Error::Codec(e)),
+                Err(e) => {
+                    self.close_with_error(Error::Codec(e));
+                    break;
+                }
             }
         }
         if leftover.is_empty() {
@@ -255,7 +258,9 @@ impl<C: Codec, X> Conn<'_, FrameContext<C, X>> {
         } else {
             leftover.take(used);
         }
-        self.rec.inbound = leftover;
+        if let Some(kept) = self.rec.kept_inbound_mut() {
+            *kept = leftover;
+        }
         action
     }
 }
@@ -268,7 +273,7 @@ impl<H: FrameHandler> Handler for Framed<H> {
     }
 
     fn on_open(&self, conn: &mut FrameConn<'_, H>) -> Action {
-        conn.rec.ctx.codec = Some(self.0.new_codec());
+        conn.context_mut().codec = Some(self.0.new_codec());
         self.0.on_open(conn)
     }
 

@@ -192,6 +192,68 @@ fn handles_reply_to_the_sender_they_were_made_for() {
     stop(engine);
 }
 
+/// Echoes each datagram, keeps a handle to the first sender, and answers a
+/// wake-up (`on_traffic` with nothing inbound) with "woken".
+#[derive(Default)]
+struct EchoKeepingHandle {
+    handle: Mutex<Option<ConnHandle<()>>>,
+}
+
+impl Handler for EchoKeepingHandle {
+    type Context = ();
+    fn on_traffic(&self, conn: &mut Conn<'_, ()>) -> Action {
+        if conn.inbound_len() == 0 {
+            let _ = conn.write(b"woken");
+            return Action::None;
+        }
+        let (datagram, mut out) = conn.split();
+        let _ = out.write(datagram);
+        self.handle
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| conn.handle());
+        Action::None
+    }
+}
+
+#[test]
+fn a_udp_handle_writes_wakes_and_runs_tasks_until_the_engine_stops() {
+    let server = Arc::new(EchoKeepingHandle::default());
+    let (engine, addr) = udp_engine(server.clone(), Options::default().loops(1));
+    let client = udp_client();
+    let mut buf = [0u8; 64];
+    let mut receive = || {
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(from, addr);
+        buf[..n].to_vec()
+    };
+    client.send_to(b"hello", addr).unwrap();
+    assert_eq!(receive(), b"hello");
+    let handle = server.handle.lock().unwrap().clone().unwrap();
+    // Neither closes a UDP socket, nor does pausing stop its reading.
+    handle.close().unwrap();
+    handle.shutdown_write().unwrap();
+    let parts = vec![b"one ".to_vec(), b"datagram".to_vec()];
+    handle.async_writev(parts, None).unwrap();
+    handle
+        .execute(|conn| {
+            conn.pause_reading();
+            conn.write(b"task").unwrap();
+        })
+        .unwrap();
+    handle.wake().unwrap();
+    // Tasks take another lane than writes and wake-ups: any order.
+    let mut got: Vec<Vec<u8>> = (0..3).map(|_| receive()).collect();
+    got.sort();
+    assert_eq!(got, [&b"one datagram"[..], b"task", b"woken"]);
+    client.send_to(b"still served", addr).unwrap();
+    assert_eq!(receive(), b"still served");
+    assert!(!handle.is_closed());
+    stop(engine);
+    assert!(handle.is_closed());
+    assert!(handle.async_write(b"late".to_vec()).is_err());
+}
+
 /// Reports the length it saw and whether the datagram was cut.
 struct Measure;
 

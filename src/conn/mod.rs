@@ -1,5 +1,7 @@
 //! A connection: its record in the loop, the view handed to callbacks, and
-//! the thread-safe handle.
+//! the thread-safe handle. The view and the handle serve UDP sockets too,
+//! whose records are their own ([`DatagramRecord`]): the view reaches either
+//! kind through [`RecordMut`].
 
 mod state;
 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -10,12 +12,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::Socket;
 
 use crate::buffer::{BufferPool, InboundBuffer, OutboundQueue};
-use crate::datagram::DatagramIo;
+use crate::datagram::{DatagramIo, DatagramRecord};
 use crate::proxy_protocol::{HeaderParser, ProxyHeader, ProxyProtocol};
 use crate::reactor::group::LoopGroup;
 use crate::reactor::inbox::{InboxSender, Lane};
@@ -179,7 +181,6 @@ impl<C> ConnRecord<C> {
                 stream,
                 outbound: OutboundQueue::default(),
                 state,
-                datagram: None,
                 #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
                 tls: None,
                 ops: None,
@@ -197,19 +198,6 @@ impl<C> ConnRecord<C> {
         }
     }
 
-    /// The record of a loop's UDP socket; `batch`: datagrams per `sendmmsg`.
-    pub(crate) fn datagram(socket: Socket, batch: usize, now: Instant, ctx: C) -> Self {
-        let ipv6 = socket
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .is_some_and(|a| a.is_ipv6());
-        let unspecified = Addr::Inet(([0, 0, 0, 0], 0).into());
-        let mut rec = ConnRecord::new(socket, unspecified, ConnState::accepted(now), ctx);
-        rec.io.datagram = Some(Box::new(DatagramIo::new(batch, ipv6)));
-        rec
-    }
-
     /// Whether inbound bytes may arrive that no read announces: plaintext
     /// decrypted, or bytes after a PROXY header, while reading is paused.
     /// Resuming then calls `on_traffic` for them.
@@ -217,17 +205,9 @@ impl<C> ConnRecord<C> {
         self.io.is_tls() || self.proxy.is_some()
     }
 
+    /// The state handles share, made when the first handle is.
     pub(crate) fn shared(&mut self) -> Arc<ConnShared> {
-        let outbound = self.io.pending();
-        self.shared
-            .get_or_insert_with(|| {
-                Arc::new(ConnShared {
-                    closed: AtomicBool::new(false),
-                    in_flight: AtomicUsize::new(0),
-                    outbound: AtomicUsize::new(outbound),
-                })
-            })
-            .clone()
+        ConnShared::get_or_make(&mut self.shared, self.io.pending())
     }
 }
 
@@ -236,16 +216,13 @@ impl<C> ConnRecord<C> {
 ///
 /// The socket is a plain `socket2::Socket` whatever the transport: TCP and
 /// Unix stream sockets take the same `recv`/`send`/`sendmsg` calls, so the
-/// stream read and write paths do not dispatch on the transport (UDP's
-/// datagram state is one `Option` check away).
+/// stream read and write paths do not dispatch on the transport. UDP
+/// sockets have a record of their own ([`DatagramRecord`]).
 pub(crate) struct ConnIo {
     pub(crate) stream: Socket,
     pub(crate) outbound: OutboundQueue,
     /// The lifecycle: what may be read and written, and when it closes.
     pub(crate) state: ConnState,
-    /// UDP sockets only: the datagram being handled and the send queue
-    /// (`outbound` stays empty). Boxed: streams pay one pointer for it.
-    pub(crate) datagram: Option<Box<DatagramIo>>,
     /// A TLS connection's session (stream connections only): the stream
     /// paths encrypt and decrypt through it.
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
@@ -285,10 +262,7 @@ pub(crate) enum RecvOp {
 impl ConnIo {
     /// Bytes written and not yet taken by the kernel.
     pub(crate) fn pending(&self) -> usize {
-        match &self.datagram {
-            Some(d) => d.pending(),
-            None => self.outbound.len() + self.staged(),
-        }
+        self.outbound.len() + self.staged()
     }
 
     /// TLS plaintext staged to be sealed: backlog like the ciphertext.
@@ -300,24 +274,9 @@ impl ConnIo {
         0
     }
 
-    /// Queues one datagram (UDP sockets only).
-    pub(crate) fn send_to(&mut self, to: SocketAddr, data: &[&[u8]]) -> Result<()> {
-        if self.state.is_closing() {
-            return Err(Error::ConnClosed);
-        }
-        match &mut self.datagram {
-            Some(d) => d.push(to, data),
-            None => Err(Error::Unsupported("send_to needs a UDP socket")),
-        }
-    }
-
     /// Writes `data` now if nothing is queued, queueing what the kernel does
-    /// not take. On a UDP socket: queues one datagram to the current sender.
+    /// not take.
     pub(crate) fn write_slices(&mut self, data: &[&[u8]], pool: &mut BufferPool) -> Result<()> {
-        if let Some(d) = &self.datagram {
-            let to = d.sender;
-            return self.send_to(to, data);
-        }
         if !self.state.accepts_writes() {
             return Err(Error::ConnClosed);
         }
@@ -384,10 +343,6 @@ impl ConnIo {
     /// Queues an owned buffer (from a handle) behind what is already queued.
     /// The caller checked that handle writes are taken.
     pub(crate) fn write_owned(&mut self, data: Vec<u8>, pool: &mut BufferPool) -> Result<()> {
-        if let Some(d) = &self.datagram {
-            let to = d.sender;
-            return self.send_to(to, &[&data]);
-        }
         if (self.outbound.is_empty() && self.ops.is_none()) || self.is_tls() {
             return self.send_slices(&[&data], pool);
         }
@@ -454,9 +409,6 @@ impl ConnIo {
     /// Writes queued bytes until the kernel pushes back. Returns true if
     /// anything was written.
     pub(crate) fn flush_outbound(&mut self, pool: &mut BufferPool) -> bool {
-        if let Some(d) = &mut self.datagram {
-            return d.flush(&self.stream);
-        }
         if self.ops.is_some() {
             // The loop sends the queue, one send in flight.
             return false;
@@ -488,6 +440,86 @@ pub(crate) struct ConnShared {
     pub(crate) in_flight: AtomicUsize,
     /// The outbound queue's length, as of the loop's last look.
     pub(crate) outbound: AtomicUsize,
+}
+
+impl ConnShared {
+    /// The state in `slot`, made there first (with `outbound` queued bytes)
+    /// if no handle was asked for yet.
+    pub(crate) fn get_or_make(
+        slot: &mut Option<Arc<ConnShared>>,
+        outbound: usize,
+    ) -> Arc<ConnShared> {
+        slot.get_or_insert_with(|| {
+            Arc::new(ConnShared {
+                closed: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                outbound: AtomicUsize::new(outbound),
+            })
+        })
+        .clone()
+    }
+}
+
+/// The record a [`Conn`] reaches: a stream connection's or a UDP socket's.
+/// Each place where the two differ is a `match` on this (or on [`Outbound`]).
+pub(crate) enum RecordMut<'a, C> {
+    Stream(&'a mut ConnRecord<C>),
+    Datagram(&'a mut DatagramRecord<C>),
+}
+
+impl<C> RecordMut<'_, C> {
+    /// A stream's own inbound buffer: the bytes a callback left unconsumed
+    /// (a UDP socket keeps none: datagrams are never joined).
+    fn kept_inbound(&self) -> Option<&InboundBuffer> {
+        match self {
+            RecordMut::Stream(rec) => Some(&rec.inbound),
+            RecordMut::Datagram(_) => None,
+        }
+    }
+
+    /// [`RecordMut::kept_inbound`], mutably.
+    pub(crate) fn kept_inbound_mut(&mut self) -> Option<&mut InboundBuffer> {
+        match self {
+            RecordMut::Stream(rec) => Some(&mut rec.inbound),
+            RecordMut::Datagram(_) => None,
+        }
+    }
+
+    fn socket(&self) -> &Socket {
+        match self {
+            RecordMut::Stream(rec) => &rec.io.stream,
+            RecordMut::Datagram(rec) => &rec.socket,
+        }
+    }
+
+    fn peer(&self) -> &Addr {
+        match self {
+            RecordMut::Stream(rec) => &rec.peer,
+            RecordMut::Datagram(rec) => &rec.peer,
+        }
+    }
+
+    fn ctx(&self) -> &C {
+        match self {
+            RecordMut::Stream(rec) => &rec.ctx,
+            RecordMut::Datagram(rec) => &rec.ctx,
+        }
+    }
+
+    fn ctx_mut(&mut self) -> &mut C {
+        match self {
+            RecordMut::Stream(rec) => &mut rec.ctx,
+            RecordMut::Datagram(rec) => &mut rec.ctx,
+        }
+    }
+
+    /// The context and the write side, borrowed together.
+    fn ctx_and_outbound(&mut self) -> (&mut C, Outbound<'_>) {
+        match self {
+            RecordMut::Stream(rec) => (&mut rec.ctx, Outbound::Stream(&mut rec.io)),
+            RecordMut::Datagram(rec) => (&mut rec.ctx, Outbound::Datagram(&mut rec.io)),
+        }
+    }
 }
 
 /// The per-loop resources a [`Conn`] reaches, kept by the loop as one field
@@ -527,7 +559,9 @@ pub(crate) struct ConnEnv<C> {
 /// `Options::read_buffer_size` arrives cut to it and [`Conn::truncated`] says
 /// so. UDP sockets get no `on_open`/`on_close`, and `close`, `shutdown_write`
 /// and [`Action::Close`](crate::Action::Close) do nothing on them (the socket
-/// serves every peer); the context is per socket and loop.
+/// serves every peer), nor do `pause_reading` and `set_auto_pause` (reading
+/// pauses only while replies wait to be sent); the context is per socket and
+/// loop.
 ///
 /// # Examples
 /// ```no_run
@@ -551,7 +585,7 @@ pub(crate) struct ConnEnv<C> {
 /// }
 /// ```
 pub struct Conn<'a, C> {
-    pub(crate) rec: &'a mut ConnRecord<C>,
+    pub(crate) rec: RecordMut<'a, C>,
     pub(crate) token: Token,
     pub(crate) env: &'a mut ConnEnv<C>,
     /// Newly read bytes still in the loop's shared buffer (empty when the
@@ -561,20 +595,17 @@ pub struct Conn<'a, C> {
 
 impl<'a, C> Conn<'a, C> {
     pub(crate) fn new(
-        rec: &'a mut ConnRecord<C>,
+        mut rec: RecordMut<'a, C>,
         token: Token,
         env: &'a mut ConnEnv<C>,
-        fresh: &'a [u8],
+        mut fresh: &'a [u8],
     ) -> Self {
-        if !rec.inbound.is_empty() && !fresh.is_empty() {
-            // Leftovers first: append so the handler sees one contiguous run.
-            rec.inbound.extend(fresh, &mut env.pool);
-            return Conn {
-                rec,
-                token,
-                env,
-                fresh: &[],
-            };
+        if let Some(kept) = rec.kept_inbound_mut() {
+            if !kept.is_empty() && !fresh.is_empty() {
+                // Leftovers first: append so the handler sees one contiguous run.
+                kept.extend(fresh, &mut env.pool);
+                fresh = &[];
+            }
         }
         Conn {
             rec,
@@ -588,27 +619,27 @@ impl<'a, C> Conn<'a, C> {
     /// gives that buffer back to the pool when it is empty. What is left of
     /// a datagram is dropped: datagrams are never joined.
     pub(crate) fn finish(self) {
-        if self.rec.io.datagram.is_some() {
-            return;
-        }
+        let rec = match self.rec {
+            RecordMut::Stream(rec) => rec,
+            RecordMut::Datagram(_) => return,
+        };
         if !self.fresh.is_empty() {
-            self.rec.inbound.extend(self.fresh, &mut self.env.pool);
+            rec.inbound.extend(self.fresh, &mut self.env.pool);
         }
-        let unconsumed = self.rec.inbound.len();
+        let unconsumed = rec.inbound.len();
         if unconsumed > self.env.max_inbound {
-            self.rec.io.state.fail(Error::InboundOverflow {
+            rec.io.state.fail(Error::InboundOverflow {
                 len: unconsumed,
                 max: self.env.max_inbound,
             });
         }
-        self.rec.inbound.release_if_empty(&mut self.env.pool);
+        rec.inbound.release_if_empty(&mut self.env.pool);
     }
 
     fn inbound(&self) -> &[u8] {
-        if self.rec.inbound.is_empty() {
-            self.fresh
-        } else {
-            self.rec.inbound.bytes()
+        match self.rec.kept_inbound() {
+            Some(kept) if !kept.is_empty() => kept.bytes(),
+            _ => self.fresh,
         }
     }
 
@@ -644,12 +675,13 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn next(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.inbound_len());
-        if self.rec.inbound.is_empty() {
-            let (taken, rest) = self.fresh.split_at(n);
-            self.fresh = rest;
-            taken
-        } else {
-            self.rec.inbound.take(n)
+        match self.rec.kept_inbound_mut() {
+            Some(kept) if !kept.is_empty() => kept.take(n),
+            _ => {
+                let (taken, rest) = self.fresh.split_at(n);
+                self.fresh = rest;
+                taken
+            }
         }
     }
 
@@ -677,18 +709,27 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn split(&mut self) -> (&[u8], Writer<'_>) {
-        let inbound = if self.rec.inbound.is_empty() {
-            self.fresh
-        } else {
-            self.rec.inbound.bytes()
+        let (inbound, out) = match &mut self.rec {
+            RecordMut::Stream(rec) => {
+                let inbound = if rec.inbound.is_empty() {
+                    self.fresh
+                } else {
+                    rec.inbound.bytes()
+                };
+                (inbound, Outbound::Stream(&mut rec.io))
+            }
+            RecordMut::Datagram(rec) => (self.fresh, Outbound::Datagram(&mut rec.io)),
         };
-        (
-            inbound,
-            Writer {
-                io: &mut self.rec.io,
-                pool: &mut self.env.pool,
-            },
-        )
+        (inbound, Writer::new(out, &mut self.env.pool))
+    }
+
+    /// The write side alone (what `write` and `writev` go through).
+    fn writer(&mut self) -> Writer<'_> {
+        let out = match &mut self.rec {
+            RecordMut::Stream(rec) => Outbound::Stream(&mut rec.io),
+            RecordMut::Datagram(rec) => Outbound::Datagram(&mut rec.io),
+        };
+        Writer::new(out, &mut self.env.pool)
     }
 
     /// Bytes written but not yet taken by the kernel.
@@ -699,7 +740,10 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn outbound_len(&self) -> usize {
-        self.rec.io.pending()
+        match &self.rec {
+            RecordMut::Stream(rec) => rec.io.pending(),
+            RecordMut::Datagram(rec) => rec.io.pending(),
+        }
     }
 
     /// Writes `data`: at once if nothing is queued, otherwise after what is.
@@ -717,7 +761,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.rec.io.write_slices(&[data], &mut self.env.pool)
+        self.writer().write(data)
     }
 
     /// Writes several buffers with one `writev`, in order (on UDP: as one
@@ -732,7 +776,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn writev(&mut self, data: &[&[u8]]) -> Result<()> {
-        self.rec.io.write_slices(data, &mut self.env.pool)
+        self.writer().writev(data)
     }
 
     /// Tries to hand queued bytes to the kernel now (the loop also flushes
@@ -747,11 +791,18 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn flush(&mut self) -> Result<()> {
-        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-        self.rec.io.seal_staged(&mut self.env.pool);
-        self.rec.io.flush_outbound(&mut self.env.pool);
-        if self.rec.io.state.is_failed() {
-            return Err(Error::ConnClosed);
+        match &mut self.rec {
+            RecordMut::Stream(rec) => {
+                #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+                rec.io.seal_staged(&mut self.env.pool);
+                rec.io.flush_outbound(&mut self.env.pool);
+                if rec.io.state.is_failed() {
+                    return Err(Error::ConnClosed);
+                }
+            }
+            RecordMut::Datagram(rec) => {
+                rec.io.flush(&rec.socket);
+            }
         }
         Ok(())
     }
@@ -766,8 +817,10 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn close(&mut self) {
-        if self.rec.io.datagram.is_none() {
-            self.rec.io.state.close();
+        match &mut self.rec {
+            RecordMut::Stream(rec) => rec.io.state.close(),
+            // It serves every peer: only the engine's stop closes it.
+            RecordMut::Datagram(_) => {}
         }
     }
 
@@ -780,8 +833,10 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn shutdown_write(&mut self) {
-        if self.rec.io.datagram.is_none() {
-            self.rec.io.state.shutdown_write();
+        match &mut self.rec {
+            RecordMut::Stream(rec) => rec.io.state.shutdown_write(),
+            // Datagrams have no end of stream to send.
+            RecordMut::Datagram(_) => {}
         }
     }
 
@@ -794,7 +849,10 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn is_read_closed(&self) -> bool {
-        self.rec.io.state.is_read_closed()
+        match &self.rec {
+            RecordMut::Stream(rec) => rec.io.state.is_read_closed(),
+            RecordMut::Datagram(_) => false,
+        }
     }
 
     /// Queues one datagram to `to` (UDP only); it leaves with the next
@@ -812,7 +870,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn send_to(&mut self, to: SocketAddr, data: &[u8]) -> Result<()> {
-        self.rec.io.send_to(to, &[data])
+        self.writer().send_to(to, data)
     }
 
     /// For the datagram being handled (UDP): its real length if it was longer
@@ -829,14 +887,39 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn truncated(&self) -> Option<usize> {
-        self.rec.io.datagram.as_ref().and_then(|d| d.truncated_from)
+        match &self.rec {
+            RecordMut::Stream(_) => None,
+            RecordMut::Datagram(rec) => rec.io.truncated_from,
+        }
+    }
+
+    /// Whether the connection is closing (a UDP socket never is while
+    /// callbacks run on it).
+    pub(crate) fn is_closing(&self) -> bool {
+        match &self.rec {
+            RecordMut::Stream(rec) => rec.io.state.is_closing(),
+            RecordMut::Datagram(_) => false,
+        }
+    }
+
+    /// Closes the connection once flushed, with `err` for `on_close`. On
+    /// UDP `err` concerns only the datagram being handled (its rest is
+    /// dropped when the callback returns): it is logged, the socket serves
+    /// on.
+    pub(crate) fn close_with_error(&mut self, err: Error) {
+        match &mut self.rec {
+            RecordMut::Stream(rec) => rec.io.state.close_with_error(err),
+            RecordMut::Datagram(rec) => {
+                log::warn!("netloom: datagram from {} dropped: {err}", rec.peer)
+            }
+        }
     }
 
     /// Makes `to` the sender that replies go to (a UDP handle's `execute`).
     pub(crate) fn reply_to(&mut self, to: SocketAddr) {
-        if let Some(d) = &mut self.rec.io.datagram {
-            d.sender = to;
-            self.rec.peer = Addr::Inet(to);
+        match &mut self.rec {
+            RecordMut::Stream(_) => {}
+            RecordMut::Datagram(rec) => rec.reply_to(to),
         }
     }
 
@@ -849,8 +932,12 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn wake(&mut self) {
-        if !self.rec.woken {
-            self.rec.woken = true;
+        let woken = match &mut self.rec {
+            RecordMut::Stream(rec) => &mut rec.woken,
+            RecordMut::Datagram(rec) => &mut rec.woken,
+        };
+        if !*woken {
+            *woken = true;
             self.env.woken.push(self.token);
         }
     }
@@ -877,7 +964,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn peer_addr(&self) -> &Addr {
-        &self.rec.peer
+        self.rec.peer()
     }
 
     /// Whether the engine is draining ([`Engine::drain`](crate::Engine::drain),
@@ -907,7 +994,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn local_addr(&self) -> io::Result<Addr> {
-        Ok(Addr::from_sockaddr(&self.rec.io.stream.local_addr()?))
+        Ok(Addr::from_sockaddr(&self.rec.socket().local_addr()?))
     }
 
     /// The connection's transport.
@@ -918,10 +1005,12 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn transport(&self) -> Transport {
-        match self.rec.peer {
-            Addr::Unix(_) => Transport::Unix,
-            Addr::Inet(_) if self.rec.io.datagram.is_some() => Transport::Udp,
-            Addr::Inet(_) => Transport::Tcp,
+        match &self.rec {
+            RecordMut::Stream(rec) => match rec.peer {
+                Addr::Unix(_) => Transport::Unix,
+                Addr::Inet(_) => Transport::Tcp,
+            },
+            RecordMut::Datagram(_) => Transport::Udp,
         }
     }
 
@@ -944,7 +1033,7 @@ impl<'a, C> Conn<'a, C> {
                 "peer credentials exist for Unix sockets only",
             ));
         }
-        Ok(socket::peer_cred(self.rec.io.stream.as_raw_fd())?)
+        Ok(socket::peer_cred(self.rec.socket().as_raw_fd())?)
     }
 
     /// The socket, for any option [`socket2::SockRef`] can set or read on
@@ -957,7 +1046,7 @@ impl<'a, C> Conn<'a, C> {
     /// # Ok(()) }
     /// ```
     pub fn socket(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(&self.rec.io.stream)
+        socket2::SockRef::from(self.rec.socket())
     }
 
     /// The typed per-connection context.
@@ -968,7 +1057,7 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn context(&self) -> &C {
-        &self.rec.ctx
+        self.rec.ctx()
     }
 
     /// The typed per-connection context, mutably.
@@ -979,7 +1068,14 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn context_mut(&mut self) -> &mut C {
-        &mut self.rec.ctx
+        self.rec.ctx_mut()
+    }
+
+    /// The context and the write side, borrowed together (a codec in the
+    /// context encodes what the writer sends).
+    pub(crate) fn context_and_writer(&mut self) -> (&mut C, Writer<'_>) {
+        let (ctx, out) = self.rec.ctx_and_outbound();
+        (ctx, Writer::new(out, &mut self.env.pool))
     }
 
     /// A handle for other threads. On UDP it is bound to the sender of the
@@ -992,13 +1088,17 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn handle(&mut self) -> ConnHandle<C> {
+        let (shared, reply_to) = match &mut self.rec {
+            RecordMut::Stream(rec) => (rec.shared(), None),
+            RecordMut::Datagram(rec) => (rec.shared(), Some(rec.io.sender)),
+        };
         let mut handle = ConnHandle::new(
             self.token,
-            self.rec.shared(),
+            shared,
             self.env.inbox.clone(),
             self.env.async_write_cap,
         );
-        handle.reply_to = self.rec.io.datagram.as_ref().map(|d| d.sender);
+        handle.reply_to = reply_to;
         handle
     }
     /// Opens an outbound TCP connection to `addr` **on this connection's
@@ -1091,7 +1191,11 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn proxy(&self) -> Option<&ProxyHeader> {
-        match self.rec.proxy.as_deref() {
+        let rec = match &self.rec {
+            RecordMut::Stream(rec) => rec,
+            RecordMut::Datagram(_) => return None,
+        };
+        match rec.proxy.as_deref() {
             Some(ProxyStage::Parsed(header)) => Some(header),
             _ => None,
         }
@@ -1141,7 +1245,10 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
     pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
-        self.rec.io.tls.as_ref().and_then(|tls| tls.info())
+        match &self.rec {
+            RecordMut::Stream(rec) => rec.io.tls.as_ref().and_then(|tls| tls.info()),
+            RecordMut::Datagram(_) => None,
+        }
     }
 
     /// Stops reading from this connection (netty's `autoRead = false`):
@@ -1155,7 +1262,11 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn pause_reading(&mut self) {
-        self.rec.io.state.hold_reading(true);
+        match &mut self.rec {
+            RecordMut::Stream(rec) => rec.io.state.hold_reading(true),
+            // Reading pauses only while replies wait to be sent.
+            RecordMut::Datagram(_) => {}
+        }
     }
 
     /// Whether reading pauses by itself while this connection's own
@@ -1172,7 +1283,11 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn set_auto_pause(&mut self, on: bool) {
-        self.rec.io.state.set_manual_pacing(!on);
+        match &mut self.rec {
+            RecordMut::Stream(rec) => rec.io.state.set_manual_pacing(!on),
+            // Reading always pauses while replies wait to be sent.
+            RecordMut::Datagram(_) => {}
+        }
     }
 
     /// Undoes [`Conn::pause_reading`].
@@ -1183,8 +1298,14 @@ impl<'a, C> Conn<'a, C> {
     /// # }
     /// ```
     pub fn resume_reading(&mut self) {
-        self.rec.io.state.hold_reading(false);
-        if self.rec.fills_inbound_while_paused() && self.inbound_len() > 0 {
+        let refilled = match &mut self.rec {
+            RecordMut::Stream(rec) => {
+                rec.io.state.hold_reading(false);
+                rec.fills_inbound_while_paused()
+            }
+            RecordMut::Datagram(_) => false,
+        };
+        if refilled && self.inbound_len() > 0 {
             // Decrypted (or after a PROXY header) while paused: no new
             // bytes will raise an edge.
             self.wake();
@@ -1227,8 +1348,58 @@ impl<'a, C> Conn<'a, C> {
 
 /// The write side of a connection, borrowed from [`Conn::split`].
 pub struct Writer<'a> {
-    io: &'a mut ConnIo,
+    out: Outbound<'a>,
     pool: &'a mut BufferPool,
+}
+
+/// Where a record's writes go: a stream's outbound queue, or a UDP socket's
+/// queue of datagrams.
+pub(crate) enum Outbound<'a> {
+    Stream(&'a mut ConnIo),
+    Datagram(&'a mut DatagramIo),
+}
+
+impl<'a> Writer<'a> {
+    /// The write side `out`, with the loop's buffer pool.
+    pub(crate) fn new(out: Outbound<'a>, pool: &'a mut BufferPool) -> Self {
+        Writer { out, pool }
+    }
+
+    /// Whether a write arriving from a `ConnHandle` is taken (a UDP socket
+    /// takes them as long as it is served).
+    pub(crate) fn accepts_handle_writes(&self) -> bool {
+        match &self.out {
+            Outbound::Stream(io) => io.state.accepts_handle_writes(),
+            Outbound::Datagram(_) => true,
+        }
+    }
+
+    /// A handle's owned buffer, queued behind what is already queued (on
+    /// UDP: one datagram to the current sender).
+    pub(crate) fn write_owned(self, data: Vec<u8>) -> Result<()> {
+        match self.out {
+            Outbound::Stream(io) => io.write_owned(data, self.pool),
+            Outbound::Datagram(d) => d.reply(&[&data]),
+        }
+    }
+
+    /// A handle's buffers, written in order (on UDP: as one datagram to the
+    /// current sender).
+    pub(crate) fn write_handle_slices(self, data: &[&[u8]]) -> Result<()> {
+        match self.out {
+            Outbound::Stream(io) => io.send_slices(data, self.pool),
+            Outbound::Datagram(d) => d.reply(data),
+        }
+    }
+
+    /// One datagram to `to`.
+    pub(crate) fn send_to(self, to: SocketAddr, data: &[u8]) -> Result<()> {
+        match self.out {
+            Outbound::Stream(io) if io.state.is_closing() => Err(Error::ConnClosed),
+            Outbound::Stream(_) => Err(Error::Unsupported("send_to needs a UDP socket")),
+            Outbound::Datagram(d) => d.push(to, &[data]),
+        }
+    }
 }
 
 impl Writer<'_> {
@@ -1244,7 +1415,7 @@ impl Writer<'_> {
     /// # Ok(()) }
     /// ```
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.io.write_slices(&[data], self.pool)
+        self.writev(&[data])
     }
 
     /// As [`Conn::writev`].
@@ -1259,7 +1430,10 @@ impl Writer<'_> {
     /// # Ok(()) }
     /// ```
     pub fn writev(&mut self, data: &[&[u8]]) -> Result<()> {
-        self.io.write_slices(data, self.pool)
+        match &mut self.out {
+            Outbound::Stream(io) => io.write_slices(data, self.pool),
+            Outbound::Datagram(d) => d.reply(data),
+        }
     }
 }
 
@@ -1274,13 +1448,13 @@ impl<C> Read for Conn<'_, C> {
 
 impl<C> AsRawFd for Conn<'_, C> {
     fn as_raw_fd(&self) -> RawFd {
-        self.rec.io.stream.as_raw_fd()
+        self.rec.socket().as_raw_fd()
     }
 }
 
 impl<C> AsFd for Conn<'_, C> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.rec.io.stream.as_fd()
+        self.rec.socket().as_fd()
     }
 }
 

@@ -36,7 +36,7 @@ use socket2::Socket;
 
 use super::{run_callback, Callbacks, Entry, EventLoop};
 use crate::buffer::{BufferPool, OutboundQueue};
-use crate::conn::{ConnRecord, OpsInFlight, ReadMode, RecvOp};
+use crate::conn::{ConnRecord, OpsInFlight, ReadMode, RecordMut, RecvOp};
 use crate::reactor::token::Token;
 use crate::sys::{op_key, BufRing, Completion, CompletionRing, Interest, Op};
 use crate::Error;
@@ -196,7 +196,7 @@ impl<H: Callbacks> EventLoop<H> {
                 }
                 ReadMode::Deliver => {
                     let outcome = run_callback(
-                        rec,
+                        RecordMut::Stream(rec),
                         token,
                         &mut self.env,
                         &*self.handler,

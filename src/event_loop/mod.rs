@@ -17,9 +17,11 @@ use socket2::Socket;
 
 use crate::buffer::BufferPool;
 use crate::conn::{
-    Command, Conn, ConnEnv, ConnHandle, ConnIo, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
-    DrainWaiter, Effect, Incoming, Limits, OpsInFlight, ReadMode, TimerVerdict,
+    Command, Conn, ConnEnv, ConnHandle, ConnRecord, ConnState, ConnTimer, Dial, DialReply,
+    DrainWaiter, Effect, Incoming, Limits, OpsInFlight, Outbound, ReadMode, RecordMut,
+    TimerVerdict, Writer,
 };
+use crate::datagram::DatagramRecord;
 use crate::listen::{Listener, StreamOptions};
 use crate::reactor::balancer::LoadBalancer;
 use crate::reactor::group::LoopGroup;
@@ -80,6 +82,9 @@ pub(crate) type Peers<C> = Arc<[Arc<InboxSender<Command<C>>>]>;
 #[allow(clippy::large_enum_variant)]
 enum Entry<C> {
     Conn(ConnRecord<C>),
+    /// A UDP socket: one per loop and address, so boxed to keep the slots
+    /// connection-sized.
+    Datagram(Box<DatagramRecord<C>>),
     Listener {
         listener: Listener,
         backoff: Duration,
@@ -253,14 +258,9 @@ impl<H: Callbacks> EventLoop<H> {
         }
         for socket in seed.datagram_sockets {
             let batch = lp.options.udp_batch;
-            let now = lp.now;
             lp.add_source(socket.as_raw_fd(), |_| {
-                Entry::Conn(ConnRecord::datagram(
-                    socket,
-                    batch,
-                    now,
-                    H::Context::default(),
-                ))
+                let rec = DatagramRecord::new(socket, batch, H::Context::default());
+                Entry::Datagram(Box::new(rec))
             });
         }
         if let Some(fd) = seed.signal_fd {
@@ -371,11 +371,6 @@ impl<H: Callbacks> EventLoop<H> {
                     continue;
                 }
                 match self.entries.get_mut(token) {
-                    Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => self.datagram_ready(
-                        token,
-                        event.is_readable() || event.is_error(),
-                        event.is_writable(),
-                    ),
                     Some(Entry::Conn(rec)) => {
                         if event.is_read_closed() {
                             // Edge-triggered: the FIN is reported once, maybe
@@ -388,6 +383,11 @@ impl<H: Callbacks> EventLoop<H> {
                             event.is_writable() || event.is_error(),
                         )
                     }
+                    Some(Entry::Datagram(_)) => self.datagram_ready(
+                        token,
+                        event.is_readable() || event.is_error(),
+                        event.is_writable(),
+                    ),
                     Some(Entry::Listener { .. }) => self.accept_ready(token),
                     Some(Entry::Signals(_)) => self.signal_ready(token),
                     // A stale event for a connection closed earlier in this batch.
@@ -567,22 +567,24 @@ impl<H: Callbacks> EventLoop<H> {
         f: impl FnOnce(&H, &mut Conn<'_, H::Context>) -> R,
     ) -> Option<std::thread::Result<R>> {
         let rec = match self.entries.get_mut(token) {
-            Some(Entry::Conn(rec)) => rec,
+            Some(Entry::Conn(rec)) => RecordMut::Stream(rec),
+            Some(Entry::Datagram(rec)) => RecordMut::Datagram(rec),
             _ => return None,
         };
         run_callback(rec, token, &mut self.env, &*self.handler, &self.read_buf[fresh], f)
     }
 
-    /// Carries out a callback's action, then settles the connection.
+    /// Carries out a callback's action, then settles the connection (or
+    /// the UDP socket).
     fn apply(&mut self, token: Token, outcome: Option<std::thread::Result<Action>>) {
-        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-            return;
+        let rec = match self.entries.get_mut(token) {
+            Some(Entry::Conn(rec)) => rec,
+            Some(Entry::Datagram(_)) => {
+                self.datagram_outcome(token, outcome);
+                return self.settle_datagram(token);
+            }
+            _ => return,
         };
-        if rec.io.datagram.is_some() {
-            self.datagram_outcome(token, outcome);
-            self.settle(token);
-            return;
-        }
         match outcome {
             Some(Ok(Action::None)) | None => {}
             Some(Ok(Action::Close)) => rec.io.state.close(),
@@ -603,9 +605,6 @@ impl<H: Callbacks> EventLoop<H> {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
-        if rec.io.datagram.is_some() {
-            return self.settle_datagram(token);
-        }
         let arriving = rec
             .shared
             .as_ref()
@@ -696,16 +695,12 @@ impl<H: Callbacks> EventLoop<H> {
         if let Some(waiter) = rec.drain_waiter.take() {
             self.resume_waiter(*waiter);
         }
-        if rec.io.datagram.is_some() {
-            // A UDP socket is not a connection: no on_close, not counted.
-            return;
-        }
         let err = rec.io.state.take_error();
         if let Some(i) = self.dial_replies.iter().position(|(t, _)| *t == token) {
             let (_, reply) = self.dial_replies.swap_remove(i);
             let _ = reply.send(Err(dial_failure(err.as_ref())));
         }
-        let mut conn = Conn::new(&mut rec, token, &mut self.env, &[]);
+        let mut conn = Conn::new(RecordMut::Stream(&mut rec), token, &mut self.env, &[]);
         let handler = &*self.handler;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             handler.on_close(&mut conn, err.as_ref())
@@ -729,9 +724,13 @@ impl<H: Callbacks> EventLoop<H> {
 
     fn close_all(&mut self, err: impl Fn() -> Error) {
         for token in self.entries.tokens() {
-            if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                rec.io.state.fail(err());
-                self.close_conn(token);
+            match self.entries.get_mut(token) {
+                Some(Entry::Conn(rec)) => {
+                    rec.io.state.fail(err());
+                    self.close_conn(token);
+                }
+                Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
+                _ => {}
             }
         }
     }
@@ -915,17 +914,16 @@ impl<H: Callbacks> EventLoop<H> {
             Command::Register(incoming) => self.register_conn(incoming),
             Command::Write { token, data, done } => {
                 let len = data.len();
-                let outcome =
-                    self.write_from_handle(token, len, |io, pool| io.write_owned(data, pool));
+                let outcome = self.write_from_handle(token, len, |out| out.write_owned(data));
                 if let Some(done) = done {
                     done(outcome);
                 }
             }
             Command::Writev { token, data, done } => {
                 let len = data.iter().map(Vec::len).sum();
-                let outcome = self.write_from_handle(token, len, |io, pool| {
+                let outcome = self.write_from_handle(token, len, |out| {
                     let slices: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-                    io.send_slices(&slices, pool)
+                    out.write_handle_slices(&slices)
                 });
                 if let Some(done) = done {
                     done(outcome);
@@ -938,33 +936,31 @@ impl<H: Callbacks> EventLoop<H> {
                 done,
             } => {
                 let len = data.len();
-                let outcome = self.write_from_handle(token, len, |io, _| io.send_to(to, &[&data]));
+                let outcome = self.write_from_handle(token, len, |out| out.send_to(to, &data));
                 if let Some(done) = done {
                     done(outcome);
                 }
             }
             Command::Wake(token) => {
-                if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                    if !rec.woken {
-                        rec.woken = true;
-                        self.env.woken.push(token);
-                    }
+                let woken = match self.entries.get_mut(token) {
+                    Some(Entry::Conn(rec)) => &mut rec.woken,
+                    Some(Entry::Datagram(rec)) => &mut rec.woken,
+                    _ => return,
+                };
+                if !*woken {
+                    *woken = true;
+                    self.env.woken.push(token);
                 }
             }
+            // A UDP socket serves every peer: only the engine's stop closes it.
             Command::Close(token) => {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                    if rec.io.datagram.is_some() {
-                        return;
-                    }
                     rec.io.state.close();
                     self.settle(token);
                 }
             }
             Command::ShutdownWrite(token) => {
                 if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-                    if rec.io.datagram.is_some() {
-                        return;
-                    }
                     rec.io.state.shutdown_write();
                     self.settle(token);
                 }
@@ -982,14 +978,17 @@ impl<H: Callbacks> EventLoop<H> {
             }
             Command::ResumeReading(token) => self.resume_reading(token),
             Command::ResumeWhenDrained { peer, waiter } => {
-                match self.entries.get_mut(peer) {
-                    Some(Entry::Conn(rec)) if rec.io.pending() > self.options.limits.low_water => {
-                        // One waiter per connection: an earlier one is let go.
-                        if let Some(old) = rec.drain_waiter.replace(Box::new(waiter)) {
-                            self.resume_waiter(*old);
-                        }
+                let low_water = self.options.limits.low_water;
+                let slot = match self.entries.get_mut(peer) {
+                    Some(Entry::Conn(rec)) if rec.io.pending() > low_water => &mut rec.drain_waiter,
+                    Some(Entry::Datagram(rec)) if rec.io.pending() > low_water => {
+                        &mut rec.drain_waiter
                     }
-                    _ => self.resume_waiter(waiter),
+                    _ => return self.resume_waiter(waiter),
+                };
+                // One waiter per connection: an earlier one is let go.
+                if let Some(old) = slot.replace(Box::new(waiter)) {
+                    self.resume_waiter(*old);
                 }
             }
         }
@@ -1060,12 +1059,7 @@ impl<H: Callbacks> EventLoop<H> {
             Interest::READABLE,
             Trigger::Level,
         )?;
-        let mut rec = ConnRecord::datagram(
-            socket,
-            self.options.udp_batch,
-            self.now,
-            H::Context::default(),
-        );
+        let mut rec = DatagramRecord::new(socket, self.options.udp_batch, H::Context::default());
         let handle = ConnHandle::new(
             token,
             rec.shared(),
@@ -1073,7 +1067,7 @@ impl<H: Callbacks> EventLoop<H> {
             self.options.async_write_cap,
         )
         .for_datagrams(peer);
-        self.entries.insert(Entry::Conn(rec));
+        self.entries.insert(Entry::Datagram(Box::new(rec)));
         Ok(handle)
     }
 
@@ -1213,38 +1207,58 @@ impl<H: Callbacks> EventLoop<H> {
         }
     }
 
+    /// Carries out a write a handle sent (`len` bytes, no longer in
+    /// flight) on a connection or a UDP socket, then settles it.
     fn write_from_handle(
         &mut self,
         token: Token,
         len: usize,
-        write: impl FnOnce(&mut ConnIo, &mut BufferPool) -> Result<()>,
+        write: impl FnOnce(Writer<'_>) -> Result<()>,
     ) -> Result<()> {
-        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-            return Err(Error::ConnClosed);
+        let (shared, out) = match self.entries.get_mut(token) {
+            Some(Entry::Conn(rec)) => (&rec.shared, Outbound::Stream(&mut rec.io)),
+            Some(Entry::Datagram(rec)) => (&rec.shared, Outbound::Datagram(&mut rec.io)),
+            _ => return Err(Error::ConnClosed),
         };
-        if let Some(shared) = &rec.shared {
+        if let Some(shared) = shared {
             shared.in_flight.fetch_sub(len, Ordering::AcqRel);
         }
-        if !rec.io.state.accepts_handle_writes() {
+        let out = Writer::new(out, &mut self.env.pool);
+        if !out.accepts_handle_writes() {
             return Err(Error::ConnClosed);
         }
-        let outcome = write(&mut rec.io, &mut self.env.pool);
-        self.settle(token);
+        let outcome = write(out);
+        match self.entries.get_mut(token) {
+            Some(Entry::Conn(_)) => self.settle(token),
+            Some(Entry::Datagram(_)) => self.settle_datagram(token),
+            _ => {}
+        }
         outcome
     }
 
     fn run_woken(&mut self) {
         let woken = std::mem::take(&mut self.env.woken);
         for &token in &woken {
-            let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-                continue;
+            let eof_held = match self.entries.get_mut(token) {
+                Some(Entry::Conn(rec)) => {
+                    rec.woken = false;
+                    let eof_held = Self::holds_eof(rec);
+                    if rec.io.state.is_closing() {
+                        if eof_held {
+                            self.held_eof(token);
+                        }
+                        continue;
+                    }
+                    eof_held
+                }
+                Some(Entry::Datagram(rec)) => {
+                    rec.woken = false;
+                    false
+                }
+                _ => continue,
             };
-            rec.woken = false;
-            let eof_held = Self::holds_eof(rec);
-            if !rec.io.state.is_closing() {
-                let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
-                self.apply(token, outcome);
-            }
+            let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
+            self.apply(token, outcome);
             if eof_held {
                 self.held_eof(token);
             }
@@ -1356,9 +1370,7 @@ impl<H: Callbacks> EventLoop<H> {
                         let _ = self.selector.deregister(l.socket.as_raw_fd());
                     }
                 }
-                Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
-                    self.close_datagram_socket(token)
-                }
+                Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
                 _ => {}
             }
         }
@@ -1369,10 +1381,18 @@ impl<H: Callbacks> EventLoop<H> {
     /// Closes a UDP socket at a drain or stop: it is no connection to wait
     /// for. Replies still queued get one try (UDP may drop them anyway).
     fn close_datagram_socket(&mut self, token: Token) {
-        if let Some(Entry::Conn(rec)) = self.entries.get_mut(token) {
-            rec.io.flush_outbound(&mut self.env.pool);
-            self.close_conn(token);
+        let Some(Entry::Datagram(mut rec)) = self.entries.remove(token) else {
+            return;
+        };
+        rec.io.flush(&rec.socket);
+        let _ = self.selector.deregister(rec.socket.as_raw_fd());
+        if let Some(shared) = &rec.shared {
+            shared.closed.store(true, Ordering::Release);
         }
+        if let Some(waiter) = rec.drain_waiter.take() {
+            self.resume_waiter(*waiter);
+        }
+        // A UDP socket is not a connection: no on_close, not counted.
     }
 
     /// Whether no loop of the engine has a connection left.
@@ -1389,9 +1409,7 @@ impl<H: Callbacks> EventLoop<H> {
                         let _ = self.selector.deregister(l.socket.as_raw_fd());
                     }
                 }
-                Some(Entry::Conn(rec)) if rec.io.datagram.is_some() => {
-                    self.close_datagram_socket(token)
-                }
+                Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
                 Some(Entry::Conn(rec)) => {
                     if rec.io.state.is_connecting() {
                         rec.io.state.fail(Error::EngineStopped);
@@ -1449,7 +1467,7 @@ impl<H: Callbacks> EventLoop<H> {
 /// Runs a callback on connection `token` with the `fresh` bytes just
 /// received, containing a panic.
 fn run_callback<H: Callbacks, R>(
-    rec: &mut ConnRecord<H::Context>,
+    rec: RecordMut<'_, H::Context>,
     token: Token,
     env: &mut ConnEnv<H::Context>,
     handler: &H,

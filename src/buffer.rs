@@ -247,7 +247,13 @@ impl OutboundQueue {
             .iter()
             .take(MAX_IOVECS)
             .enumerate()
-            .map(|(i, chunk)| if i == 0 { &chunk[self.head..] } else { &chunk[..] })
+            .map(|(i, chunk)| {
+                if i == 0 {
+                    &chunk[self.head..]
+                } else {
+                    &chunk[..]
+                }
+            })
     }
 
     /// Drops the first `n` bytes, which the kernel has taken; emptied

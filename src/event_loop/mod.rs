@@ -298,6 +298,9 @@ impl<H: Callbacks> EventLoop<H> {
         let _entered = crate::rt::enter(self.core.clone());
         let outcome = self.turn_until_stopped();
         self.finish();
+        if let (Some(uring), Ok(())) = (&self.uring, &outcome) {
+            uring.check_quiet(self.index);
+        }
         self.core.finish();
         let group = self.group.clone();
         let handler = self.handler.clone();
@@ -571,7 +574,14 @@ impl<H: Callbacks> EventLoop<H> {
             Some(Entry::Datagram(rec)) => RecordMut::Datagram(rec),
             _ => return None,
         };
-        run_callback(rec, token, &mut self.env, &*self.handler, &self.read_buf[fresh], f)
+        run_callback(
+            rec,
+            token,
+            &mut self.env,
+            &*self.handler,
+            &self.read_buf[fresh],
+            f,
+        )
     }
 
     /// Carries out a callback's action, then settles the connection (or

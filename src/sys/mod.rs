@@ -57,15 +57,15 @@ pub(crate) use bsd::kqueue::{Event, Events, Selector, Waker};
 #[cfg(any(target_os = "macos", target_os = "freebsd"))]
 pub(crate) use bsd::no_completions::{op_key, BufRing, Completion, CompletionRing, Op};
 #[cfg(target_os = "linux")]
-pub(crate) use linux::epoll::{Event, Events};
-#[cfg(target_os = "linux")]
 pub(crate) use linux::buf_ring::BufRing;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::epoll::{Event, Events};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::eventfd::Waker;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::uring::{op_key, Completion, Op, Selector as CompletionRing};
-#[cfg(target_os = "linux")]
 pub(crate) use linux::selector::Selector;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::uring::{op_key, Completion, Op, Selector as CompletionRing};
 pub(crate) use os::signal;
 pub(crate) use platform::{Feature, Platform};
 pub(crate) use unix::fd_passing;

@@ -96,6 +96,9 @@ impl BufRing {
     pub(crate) fn bytes(&self, _bid: u16, _len: usize) -> &[u8] {
         match *self {}
     }
+    pub(crate) fn lent(&self) -> u32 {
+        match *self {}
+    }
     pub(crate) fn take(&mut self, _bid: u16) {
         match *self {}
     }

@@ -83,9 +83,8 @@ impl BufRing {
         // SAFETY: the ring memory is page-aligned, holds `entries` entries
         // and stays allocated until `drop` has unregistered it; the buffers
         // it names stay allocated as long.
-        let registered = unsafe {
-            selector.register_buf_ring(this.ring.as_ptr() as u64, entries, bgid)
-        };
+        let registered =
+            unsafe { selector.register_buf_ring(this.ring.as_ptr() as u64, entries, bgid) };
         if let Err(e) = registered {
             // Not registered: nothing of the kernel's points here.
             this.free();
@@ -135,6 +134,11 @@ impl BufRing {
             let tail = BufRingEntry::tail(self.ring.as_ptr()) as *mut u16;
             AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
         }
+    }
+
+    /// Buffers completions handed to the loop and not given back yet.
+    pub(crate) fn lent(&self) -> u32 {
+        self.lent
     }
 
     /// Notes that a completion handed buffer `bid` to the loop.

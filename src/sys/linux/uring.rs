@@ -386,7 +386,13 @@ impl Selector {
     /// The `count` iovecs at `iovecs`, and the bytes they point to, stay
     /// valid and unchanged until the completion arrives (also when it is
     /// cancelled).
-    pub(crate) unsafe fn writev(&self, fd: RawFd, token: u64, iovecs: *const libc::iovec, count: u32) {
+    pub(crate) unsafe fn writev(
+        &self,
+        fd: RawFd,
+        token: u64,
+        iovecs: *const libc::iovec,
+        count: u32,
+    ) {
         let entry = opcode::Writev::new(types::Fd(fd), iovecs, count)
             .build()
             .user_data(op_user_data(token, Op::Send));

@@ -178,3 +178,32 @@ fn requests_in_flight_are_cancelled_and_waited_for() {
         open_fds()
     );
 }
+
+/// A thread that started an engine is not interrupted when the engine
+/// stops: its blocking reads (with a timeout, which the kernel does not
+/// restart) see no spurious `EINTR` when the loops' rings are torn down.
+#[test]
+fn stopping_an_engine_interrupts_no_thread_of_the_caller() {
+    let Some(options) = uring() else {
+        return;
+    };
+    for _ in 0..5 {
+        let (engine, addr) = start(Echo, options.clone().loops(2));
+        let quiet = connect(addr);
+        quiet
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            stop(engine);
+        });
+        // Blocks until the stop closes the connection (EOF), or times out.
+        let mut byte = [0u8; 1];
+        match (&quiet).read(&mut byte) {
+            Ok(0) => {}
+            Ok(n) => panic!("{n} unexpected bytes"),
+            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::Interrupted, "{e}"),
+        }
+        stopper.join().unwrap();
+    }
+}

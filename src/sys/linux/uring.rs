@@ -182,7 +182,24 @@ impl Completion {
     }
 }
 
+/// A new ring, created on a thread of its own that exits at once. The
+/// kernel attaches a ring's creator to it (a per-task context), and tearing
+/// the ring down interrupts every attached thread with task work
+/// (`TWA_SIGNAL`): the thread that started an engine would see a blocking
+/// syscall with a timeout (a socket read with `SO_RCVTIMEO`) fail with
+/// `EINTR` whenever an engine stops. An exited creator is detached; the
+/// loop's thread attaches when it first submits.
 fn build_ring() -> io::Result<IoUring> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("netloom-ring-setup".into())
+            .spawn_scoped(scope, build_ring_here)?
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("io_uring setup panicked")))
+    })
+}
+
+fn build_ring_here() -> io::Result<IoUring> {
     IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()

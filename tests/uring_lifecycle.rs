@@ -4,7 +4,7 @@
 //! multishot recv armed leave no descriptor open, and every ring buffer is
 //! back when the loops stop (a loop that stops with buffers lent or
 //! requests in flight fails debug builds: `stop` would see the panic).
-//! One test: descriptor counts are per process.
+//! The tests take turns (`SERIAL`): descriptor counts are per process.
 
 #![cfg(target_os = "linux")]
 
@@ -35,6 +35,9 @@ impl Handler for Flood {
         Action::None
     }
 }
+
+/// Held by each test: descriptor counts are per process.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn uring() -> Option<Options> {
     let options = Options::default().loops(1).backend(Backend::IoUring);
@@ -70,6 +73,7 @@ fn settles_to(baseline: usize) -> bool {
 
 #[test]
 fn requests_in_flight_are_cancelled_and_waited_for() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     raise_fd_limit();
     let baseline = open_fds();
     let Some(options) = uring() else {
@@ -184,6 +188,7 @@ fn requests_in_flight_are_cancelled_and_waited_for() {
 /// restart) see no spurious `EINTR` when the loops' rings are torn down.
 #[test]
 fn stopping_an_engine_interrupts_no_thread_of_the_caller() {
+    let _turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let Some(options) = uring() else {
         return;
     };

@@ -241,8 +241,11 @@ pub(crate) struct OpsInFlight {
     pub(crate) sending: bool,
     /// The iovecs of a multi-run send in flight (kept until its completion).
     pub(crate) iovecs: Vec<libc::iovec>,
-    /// Bytes completed while reading was paused wait in the inbound buffer.
-    pub(crate) held_input: bool,
+    /// Bytes that completed while reading was paused (before the recv's
+    /// cancellation landed), in order; handed to the reader once reading
+    /// resumes, at most a read buffer's worth per `on_traffic`, as if
+    /// read then.
+    pub(crate) held: Vec<u8>,
     /// The peer's FIN completed while reading was paused, not told yet.
     pub(crate) eof: bool,
 }

@@ -204,11 +204,8 @@ impl<H: Callbacks> EventLoop<H> {
             let bytes = uring.buffers.bytes(bid, n);
             match rec.io.state.read_mode() {
                 ReadMode::Discard => {}
-                ReadMode::Ignore => {
-                    // Completed before the pause's cancellation landed.
-                    rec.inbound.extend(bytes, &mut self.env.pool);
-                    ops.held_input = true;
-                }
+                // Completed before the pause's cancellation landed.
+                ReadMode::Ignore => ops.held.extend_from_slice(bytes),
                 ReadMode::Deliver if rec.io.state.awaits_proxy_header() || rec.io.is_tls() => {
                     self.read_buf[..n].copy_from_slice(bytes);
                     uring.buffers.give_back(bid);
@@ -290,9 +287,8 @@ impl<H: Callbacks> EventLoop<H> {
                 uring.ring.cancel_op(token.raw(), Op::Recv);
                 ops.recv = RecvOp::Cancelling;
             }
-        } else if ops.held_input || ops.eof {
-            // Input that arrived while paused goes first.
-            ops.held_input = false;
+        } else if !ops.held.is_empty() || ops.eof {
+            // Input that arrived while paused goes first (`resume_held`).
             if !rec.woken {
                 rec.woken = true;
                 self.env.woken.push(token);
@@ -308,15 +304,20 @@ impl<H: Callbacks> EventLoop<H> {
         }
     }
 
-    /// Whether the connection read the peer's FIN while paused and has not
-    /// told it yet.
-    pub(super) fn holds_eof(rec: &ConnRecord<H::Context>) -> bool {
-        rec.io.ops.as_ref().is_some_and(|ops| ops.eof)
+    /// Whether input that completed while reading was paused waits for
+    /// [`resume_held`](EventLoop::resume_held).
+    pub(super) fn holds_input(rec: &ConnRecord<H::Context>) -> bool {
+        rec.io
+            .ops
+            .as_ref()
+            .is_some_and(|ops| !ops.held.is_empty() || ops.eof)
     }
 
-    /// A FIN read while paused is told once reading resumes, after
-    /// `on_traffic` ran for the bytes held before it (`run_woken`).
-    pub(super) fn held_eof(&mut self, token: Token) {
+    /// Hands over what completed while reading was paused, once it reads
+    /// again (the connection was woken by `settle_ops`): a read buffer's
+    /// worth of the held bytes, as if just read (settling then wakes the
+    /// connection again for the rest), and then the FIN.
+    pub(super) fn resume_held(&mut self, token: Token) {
         let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
             return;
         };
@@ -324,15 +325,27 @@ impl<H: Callbacks> EventLoop<H> {
             return;
         };
         match rec.io.state.read_mode() {
+            // Paused again: the next resume wakes it.
             ReadMode::Ignore => {}
+            ReadMode::Discard => {
+                ops.held = Vec::new();
+                if std::mem::take(&mut ops.eof) {
+                    rec.io.state.read_eof();
+                }
+                self.settle(token);
+            }
+            ReadMode::Deliver if !ops.held.is_empty() => {
+                let n = ops.held.len().min(self.options.read_buffer_size);
+                self.read_buf[..n].copy_from_slice(&ops.held[..n]);
+                ops.held.drain(..n);
+                if ops.held.is_empty() {
+                    ops.held = Vec::new();
+                }
+                self.deliver(token, n);
+            }
             ReadMode::Deliver => {
                 ops.eof = false;
                 self.deliver_eof(token);
-            }
-            ReadMode::Discard => {
-                ops.eof = false;
-                rec.io.state.read_eof();
-                self.settle(token);
             }
         }
     }

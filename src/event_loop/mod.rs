@@ -1249,29 +1249,22 @@ impl<H: Callbacks> EventLoop<H> {
     fn run_woken(&mut self) {
         let woken = std::mem::take(&mut self.env.woken);
         for &token in &woken {
-            let eof_held = match self.entries.get_mut(token) {
+            match self.entries.get_mut(token) {
                 Some(Entry::Conn(rec)) => {
                     rec.woken = false;
-                    let eof_held = Self::holds_eof(rec);
-                    if rec.io.state.is_closing() {
-                        if eof_held {
-                            self.held_eof(token);
-                        }
+                    if Self::holds_input(rec) {
+                        self.resume_held(token);
                         continue;
                     }
-                    eof_held
+                    if rec.io.state.is_closing() {
+                        continue;
+                    }
                 }
-                Some(Entry::Datagram(rec)) => {
-                    rec.woken = false;
-                    false
-                }
+                Some(Entry::Datagram(rec)) => rec.woken = false,
                 _ => continue,
-            };
+            }
             let outcome = self.call(token, 0, |h, c| h.on_traffic(c));
             self.apply(token, outcome);
-            if eof_held {
-                self.held_eof(token);
-            }
         }
         if self.env.woken.is_empty() {
             // Keep the allocation for the next turn.

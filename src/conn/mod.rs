@@ -241,6 +241,8 @@ pub(crate) struct OpsInFlight {
     pub(crate) sending: bool,
     /// The iovecs of a multi-run send in flight (kept until its completion).
     pub(crate) iovecs: Vec<libc::iovec>,
+    /// The `sendmsg` header naming them; made by the first multi-run send.
+    pub(crate) msg: Option<Box<libc::msghdr>>,
     /// Bytes that completed while reading was paused (before the recv's
     /// cancellation landed), in order; handed to the reader once reading
     /// resumes, at most a read buffer's worth per `on_traffic`, as if

@@ -14,7 +14,7 @@
 //!   connection settles: by then this turn's buffers are back in the ring.
 //! - **Writing**: writes only queue; when the connection settles and no
 //!   send is in flight, the queue's front runs go out with one send (or
-//!   writev). The queued bytes stay put until its completion, which
+//!   sendmsg). The queued bytes stay put until its completion, which
 //!   consumes what the kernel took and sends the rest.
 //! - **Closing**: a connection closed with a request in flight is
 //!   cancelled and a [`Retiring`] entry keeps the socket and the lent queue
@@ -30,16 +30,18 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socket2::Socket;
 
-use super::{run_callback, Callbacks, Entry, EventLoop};
+use super::{run_callback, AcceptOp, Callbacks, Entry, EventLoop};
 use crate::buffer::{BufferPool, OutboundQueue};
 use crate::conn::{ConnRecord, OpsInFlight, ReadMode, RecordMut, RecvOp};
 use crate::reactor::token::Token;
+use crate::stats::ErrorKind;
+use crate::sys::socket;
 use crate::sys::{op_key, BufRing, Completion, CompletionRing, Interest, Op};
-use crate::Error;
+use crate::{Addr, Error};
 
 /// Buffers in a loop's ring, and their size: 1 MiB at most, touched only
 /// as bytes arrive, and the most a paused connection's recv can still
@@ -98,6 +100,22 @@ impl CompletionIo {
         }
     }
 
+    /// Arms a multishot accept on the listener `fd` of `token`.
+    pub(super) fn arm_accept(&self, fd: i32, token: Token) {
+        self.ring.accept_multishot(fd, token.raw());
+    }
+
+    /// Cancels `token`'s accept (its last completion still arrives).
+    pub(super) fn cancel_accept(&self, token: Token) {
+        self.ring.cancel_op(token.raw(), Op::Accept);
+    }
+
+    /// Cancels `token`'s accept before its listener closes: at once, so
+    /// the request's hold on the socket is gone with the descriptor.
+    pub(super) fn cancel_accept_now(&self, token: Token) {
+        self.ring.cancel_op_now(token.raw(), Op::Accept);
+    }
+
     /// Whether closed connections still wait for requests in flight.
     pub(super) fn is_retiring(&self) -> bool {
         !self.retiring.is_empty()
@@ -111,6 +129,7 @@ pub(super) struct Retiring {
     _socket: Socket,
     outbound: OutboundQueue,
     iovecs: Vec<libc::iovec>,
+    msg: Option<Box<libc::msghdr>>,
     recv: bool,
     sending: bool,
 }
@@ -122,6 +141,7 @@ impl Drop for Retiring {
             // still read the queue, so it is never freed.
             std::mem::forget(std::mem::take(&mut self.outbound));
             std::mem::forget(std::mem::take(&mut self.iovecs));
+            std::mem::forget(self.msg.take());
         }
     }
 }
@@ -141,12 +161,17 @@ impl<H: Callbacks> EventLoop<H> {
             .entries
             .token_in_slot(c.slot())
             .filter(|t| c.is_for(t.raw()));
+        if c.op() == Op::Accept {
+            return self.accept_completed(token, c);
+        }
         if let Some(token) =
             token.filter(|&t| matches!(self.entries.get_mut(t), Some(Entry::Conn(_))))
         {
             return match c.op() {
                 Op::Recv => self.recv_completed(token, c),
                 Op::Send => self.send_completed(token, c),
+                // Taken above.
+                Op::Accept => {}
             };
         }
         self.return_buffer(c);
@@ -161,6 +186,8 @@ impl<H: Callbacks> EventLoop<H> {
         match c.op() {
             Op::Recv => retiring.recv &= c.more(),
             Op::Send => retiring.sending = false,
+            // Taken above.
+            Op::Accept => {}
         }
         if !retiring.recv && !retiring.sending {
             if let Some(mut retiring) = uring.retiring.remove(&c.key()) {
@@ -168,6 +195,60 @@ impl<H: Callbacks> EventLoop<H> {
                 // Dropping it closes the socket.
             }
         }
+    }
+
+    /// A listener's multishot accept completed: a new connection, a
+    /// failure, or its end (then it is re-armed unless the listener is
+    /// paused). `token` is the slot's current occupant, if the generation
+    /// agrees.
+    fn accept_completed(&mut self, token: Option<Token>, c: &Completion) {
+        let result = c.result();
+        let listener =
+            token.filter(|&t| matches!(self.entries.get_mut(t), Some(Entry::Listener { .. })));
+        let Some(token) = listener else {
+            // The listener was closed with the accept in flight.
+            if result >= 0 {
+                // SAFETY: the kernel made this descriptor for the completed
+                // accept and handed it to nobody else.
+                drop(unsafe { OwnedFd::from_raw_fd(result) });
+            }
+            return;
+        };
+        if result >= 0 {
+            // SAFETY: as above: the new connection's descriptor, ours alone.
+            let stream = unsafe { Socket::from_raw_fd(result) };
+            // A connection reset before this look is dropped.
+            if let Ok(peer) = stream.peer_addr() {
+                self.accepted(token, stream, Addr::from_sockaddr(&peer));
+            }
+        } else if result != -libc::ECANCELED {
+            let e = io::Error::from_raw_os_error(-result);
+            if socket::is_transient_accept_error(&e) {
+                self.counters.error(ErrorKind::Accept);
+            } else {
+                self.accept_failed(token, e);
+            }
+        }
+        if c.more() {
+            return;
+        }
+        let (
+            Some(Entry::Listener {
+                listener, accept, ..
+            }),
+            Some(uring),
+        ) = (self.entries.get_mut(token), &self.uring)
+        else {
+            return;
+        };
+        *accept = match *accept {
+            AcceptOp::Armed | AcceptOp::Cancelling => {
+                uring.arm_accept(listener.socket.as_raw_fd(), token);
+                AcceptOp::Armed
+            }
+            AcceptOp::Pausing => AcceptOp::Paused,
+            other => other,
+        };
     }
 
     /// Gives back the buffer a recv completion names, unread.
@@ -351,8 +432,9 @@ impl<H: Callbacks> EventLoop<H> {
     }
 
     /// Takes a closed connection's record: if requests are in flight, they
-    /// are cancelled and its slot keeps the socket and the queue until they
-    /// complete. Returns the record's queue to `pool` otherwise.
+    /// are cancelled and a [`Retiring`] entry keeps the socket and what the
+    /// requests point to until they complete; otherwise the queue goes
+    /// back to the pool and the socket closes now.
     pub(super) fn retire(&mut self, token: Token, rec: ConnRecord<H::Context>) {
         let ConnRecord { io, .. } = rec;
         let Some(ops) = io.ops else {
@@ -362,6 +444,7 @@ impl<H: Callbacks> EventLoop<H> {
             recv,
             sending,
             iovecs,
+            msg,
             ..
         } = ops;
         let recv = recv != RecvOp::Idle;
@@ -380,6 +463,7 @@ impl<H: Callbacks> EventLoop<H> {
             _socket: io.stream,
             outbound: io.outbound,
             iovecs,
+            msg,
             recv,
             sending,
         };
@@ -394,7 +478,7 @@ fn drop_queue(mut outbound: OutboundQueue, pool: &mut BufferPool) {
 }
 
 /// Sends the front runs of `outbound`: one run with a send, more with a
-/// writev whose iovecs `ops` keeps.
+/// sendmsg whose header and iovecs `ops` keeps.
 fn submit_send(
     ring: &CompletionRing,
     fd: i32,
@@ -418,16 +502,17 @@ fn submit_send(
         // connection's queue is kept by its `Retiring` entry until then.
         unsafe { ring.send(fd, token.raw(), one.iov_base.cast(), len) };
     } else {
-        // SAFETY: as above for the runs; the iovecs live in `ops.iovecs`,
-        // which is cleared only by this send's completion (or kept by the
-        // `Retiring` entry), and not grown meanwhile.
-        unsafe {
-            ring.writev(
-                fd,
-                token.raw(),
-                ops.iovecs.as_ptr(),
-                ops.iovecs.len() as u32,
-            )
-        };
+        let msg = ops.msg.get_or_insert_with(|| {
+            // SAFETY: an all-zero msghdr is a valid one: no address, no
+            // iovecs, no control data, no flags.
+            Box::new(unsafe { std::mem::zeroed() })
+        });
+        msg.msg_iov = ops.iovecs.as_mut_ptr();
+        msg.msg_iovlen = ops.iovecs.len();
+        // SAFETY: as above for the runs; the header is boxed in `ops`, and
+        // it and the iovecs it names (`ops.iovecs`) are changed only by the
+        // next send, after this one's completion (or kept by the
+        // `Retiring` entry until then).
+        unsafe { ring.sendmsg(fd, token.raw(), &**msg) };
     }
 }

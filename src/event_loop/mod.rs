@@ -88,8 +88,26 @@ enum Entry<C> {
     Listener {
         listener: Listener,
         backoff: Duration,
+        accept: AcceptOp,
     },
     Signals(OwnedFd),
+}
+
+/// How a listener accepts: readiness polls, or (io_uring) a multishot
+/// accept whose completions are the new connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AcceptOp {
+    /// Readiness polls and `accept4` (epoll, kqueue).
+    Polled,
+    /// A multishot accept is armed.
+    Armed,
+    /// Paused after a failure: its cancellation has not landed yet.
+    Pausing,
+    /// Its cancellation has not landed yet and the pause is over: it is
+    /// re-armed when it lands.
+    Cancelling,
+    /// Paused: re-armed when the pause is over.
+    Paused,
 }
 
 /// Keys of the loop's timers; each is validated when it fires.
@@ -214,6 +232,7 @@ impl<H: Callbacks> EventLoop<H> {
         let serves_udp = !seed.datagram_sockets.is_empty();
         let slots = if serves_udp { options.udp_batch } else { 1 };
         let core = Rc::new(Core::new(seed.core, runtime));
+        let uring = completion::CompletionIo::open(seed.selector.completion_ring(), seed.index);
         let env = ConnEnv {
             pool: BufferPool::new(POOLED_BYTES),
             woken: Vec::new(),
@@ -248,35 +267,51 @@ impl<H: Callbacks> EventLoop<H> {
             stopping: false,
             drain_deadline: None,
             bulk_pending: false,
-            uring: None,
+            uring,
         };
         for listener in seed.listeners {
-            lp.add_source(listener.socket.as_raw_fd(), |backoff| Entry::Listener {
-                listener,
-                backoff,
-            });
+            let fd = listener.socket.as_raw_fd();
+            let backoff = ACCEPT_BACKOFF_MIN / 2;
+            if let Some(uring) = &lp.uring {
+                let token = lp.entries.next_token();
+                uring.arm_accept(fd, token);
+                let accept = AcceptOp::Armed;
+                lp.entries.insert(Entry::Listener {
+                    listener,
+                    backoff,
+                    accept,
+                });
+            } else {
+                let accept = AcceptOp::Polled;
+                let entry = Entry::Listener {
+                    listener,
+                    backoff,
+                    accept,
+                };
+                lp.add_source(fd, entry);
+            }
         }
         for socket in seed.datagram_sockets {
             let batch = lp.options.udp_batch;
-            lp.add_source(socket.as_raw_fd(), |_| {
-                let rec = DatagramRecord::new(socket, batch, H::Context::default());
-                Entry::Datagram(Box::new(rec))
-            });
+            let fd = socket.as_raw_fd();
+            let rec = DatagramRecord::new(socket, batch, H::Context::default());
+            lp.add_source(fd, Entry::Datagram(Box::new(rec)));
         }
         if let Some(fd) = seed.signal_fd {
-            lp.add_source(fd.as_raw_fd(), |_| Entry::Signals(fd));
+            lp.add_source(fd.as_raw_fd(), Entry::Signals(fd));
         }
         lp
     }
 
-    fn add_source(&mut self, fd: i32, entry: impl FnOnce(Duration) -> Entry<H::Context>) {
+    /// Watches `fd`, the socket of `entry`, for readiness (level-triggered).
+    fn add_source(&mut self, fd: i32, entry: Entry<H::Context>) {
         let token = self.entries.next_token();
         match self
             .selector
             .register(fd, token.raw(), Interest::READABLE, Trigger::Level)
         {
             Ok(()) => {
-                self.entries.insert(entry(ACCEPT_BACKOFF_MIN / 2));
+                self.entries.insert(entry);
             }
             Err(e) => log::error!("netloom: loop {}: cannot watch fd {fd}: {e}", self.index),
         }
@@ -292,8 +327,6 @@ impl<H: Callbacks> EventLoop<H> {
         if self.index == 0 && self.options.ticker {
             self.timers.schedule(self.now, TimerKey::Tick);
         }
-        // The buffer ring is registered by the thread that will use it.
-        self.uring = completion::CompletionIo::open(self.selector.completion_ring(), self.index);
         // Callbacks and tasks on this thread reach the executor.
         let _entered = crate::rt::enter(self.core.clone());
         let outcome = self.turn_until_stopped();
@@ -749,61 +782,141 @@ impl<H: Callbacks> EventLoop<H> {
 
     fn accept_ready(&mut self, token: Token) {
         for _ in 0..ACCEPT_BATCH {
-            let Some(Entry::Listener { listener, backoff }) = self.entries.get_mut(token) else {
+            let Some(Entry::Listener { listener, .. }) = self.entries.get_mut(token) else {
                 return;
             };
             match socket::accept(listener.socket.as_raw_fd()) {
-                Ok((stream, peer)) => {
-                    *backoff = ACCEPT_BACKOFF_MIN / 2;
-                    let balanced = listener.balanced;
-                    let mut incoming = Incoming::plain(stream, peer);
-                    let options = &listener.options;
-                    incoming.proxy = options
-                        .proxy_protocol
-                        .zip(Some(options.proxy_header_timeout));
-                    #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
-                    if let Some(acceptor) = &options.tls {
-                        match acceptor.session() {
-                            Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
-                            Err(e) => {
-                                log::error!("netloom: TLS session for {}: {e}", incoming.peer);
-                                self.counters.error(ErrorKind::Tls);
-                                continue;
-                            }
-                        }
-                    }
-                    self.assign(incoming, balanced);
-                }
+                Ok((stream, peer)) => self.accepted(token, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if socket::is_transient_accept_error(&e) => {
                     self.counters.error(ErrorKind::Accept)
                 }
+                Err(e) => return self.accept_failed(token, e),
+            }
+        }
+    }
+
+    /// A listener accepted `stream`: it gets the listener's PROXY protocol
+    /// and TLS settings and goes to a loop.
+    fn accepted(&mut self, token: Token, stream: Socket, peer: Addr) {
+        let Some(Entry::Listener {
+            listener, backoff, ..
+        }) = self.entries.get_mut(token)
+        else {
+            return;
+        };
+        *backoff = ACCEPT_BACKOFF_MIN / 2;
+        let balanced = listener.balanced;
+        let mut incoming = Incoming::plain(stream, peer);
+        let options = &listener.options;
+        incoming.proxy = options
+            .proxy_protocol
+            .zip(Some(options.proxy_header_timeout));
+        #[cfg(any(feature = "tls-aws-lc-rs", feature = "tls-ring"))]
+        if let Some(acceptor) = &options.tls {
+            match acceptor.session() {
+                Ok(session) => incoming.tls = Some(crate::conn::TlsConn::new(session)),
                 Err(e) => {
-                    self.counters.error(ErrorKind::Accept);
-                    // EMFILE and friends leave the listener readable: stop watching
-                    // it for a while instead of spinning, and keep serving.
-                    *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                    let pause = *backoff;
-                    let fd = listener.socket.as_raw_fd();
-                    let level = if socket::is_resource_exhaustion(&e) {
-                        log::Level::Warn
-                    } else {
-                        log::Level::Error
-                    };
-                    log::log!(
-                        level,
-                        "netloom: accept failed: {e}; pausing the listener for {pause:?}"
-                    );
-                    if let Err(e) =
-                        self.selector
-                            .reregister(fd, token.raw(), Interest::NONE, Trigger::Level)
-                    {
-                        log::error!("netloom: cannot pause listener: {e}");
-                    }
-                    self.timers
-                        .schedule(self.now + pause, TimerKey::AcceptResume(token));
+                    log::error!("netloom: TLS session for {}: {e}", incoming.peer);
+                    self.counters.error(ErrorKind::Tls);
                     return;
                 }
+            }
+        }
+        self.assign(incoming, balanced);
+    }
+
+    /// `accept` failed other than transiently: EMFILE and friends leave the
+    /// listener readable, so it pauses for a while instead of spinning, and
+    /// the loop keeps serving.
+    fn accept_failed(&mut self, token: Token, e: io::Error) {
+        self.counters.error(ErrorKind::Accept);
+        let Some(Entry::Listener {
+            listener,
+            backoff,
+            accept,
+        }) = self.entries.get_mut(token)
+        else {
+            return;
+        };
+        *backoff = (*backoff * 2).min(ACCEPT_BACKOFF_MAX);
+        let pause = *backoff;
+        let level = if socket::is_resource_exhaustion(&e) {
+            log::Level::Warn
+        } else {
+            log::Level::Error
+        };
+        log::log!(
+            level,
+            "netloom: accept failed: {e}; pausing the listener for {pause:?}"
+        );
+        match (&self.uring, *accept) {
+            (Some(uring), AcceptOp::Armed) => {
+                uring.cancel_accept(token);
+                *accept = AcceptOp::Pausing;
+            }
+            (Some(_), AcceptOp::Pausing | AcceptOp::Cancelling) => *accept = AcceptOp::Pausing,
+            (Some(_), _) => {}
+            (None, _) => {
+                let fd = listener.socket.as_raw_fd();
+                if let Err(e) =
+                    self.selector
+                        .reregister(fd, token.raw(), Interest::NONE, Trigger::Level)
+                {
+                    log::error!("netloom: cannot pause listener: {e}");
+                }
+            }
+        }
+        self.timers
+            .schedule(self.now + pause, TimerKey::AcceptResume(token));
+    }
+
+    /// A paused listener's pause is over.
+    fn resume_listener(&mut self, token: Token) {
+        let Some(Entry::Listener {
+            listener, accept, ..
+        }) = self.entries.get_mut(token)
+        else {
+            return;
+        };
+        let fd = listener.socket.as_raw_fd();
+        match (&self.uring, *accept) {
+            (Some(uring), AcceptOp::Paused) => {
+                uring.arm_accept(fd, token);
+                *accept = AcceptOp::Armed;
+            }
+            // Its cancellation has not landed yet: it re-arms when it does.
+            (Some(_), AcceptOp::Pausing) => *accept = AcceptOp::Cancelling,
+            (Some(_), _) => {}
+            (None, _) => {
+                if let Err(e) =
+                    self.selector
+                        .reregister(fd, token.raw(), Interest::READABLE, Trigger::Level)
+                {
+                    log::error!("netloom: cannot resume listener: {e}");
+                }
+            }
+        }
+    }
+
+    /// Stops accepting on a listener and closes it (a process it was handed
+    /// to keeps it open).
+    fn remove_listener(&mut self, token: Token) {
+        let Some(Entry::Listener {
+            listener, accept, ..
+        }) = self.entries.remove(token)
+        else {
+            return;
+        };
+        match (&self.uring, accept) {
+            // Cancelled now: the request's hold on the socket is gone when
+            // the descriptor closes below, and the port with it.
+            (Some(uring), AcceptOp::Armed | AcceptOp::Pausing | AcceptOp::Cancelling) => {
+                uring.cancel_accept_now(token)
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                let _ = self.selector.deregister(listener.socket.as_raw_fd());
             }
         }
     }
@@ -1280,19 +1393,7 @@ impl<H: Callbacks> EventLoop<H> {
             match key {
                 TimerKey::Tick => self.tick(),
                 TimerKey::Conn(token, timer) => self.conn_timer(token, timer),
-                TimerKey::AcceptResume(token) => {
-                    if let Some(Entry::Listener { listener, .. }) = self.entries.get_mut(token) {
-                        let fd = listener.socket.as_raw_fd();
-                        if let Err(e) = self.selector.reregister(
-                            fd,
-                            token.raw(),
-                            Interest::READABLE,
-                            Trigger::Level,
-                        ) {
-                            log::error!("netloom: cannot resume listener: {e}");
-                        }
-                    }
-                }
+                TimerKey::AcceptResume(token) => self.resume_listener(token),
                 TimerKey::DrainCheck if !self.stopping => {
                     let over = self.drain_deadline.is_some_and(|at| self.now >= at);
                     if over || self.engine_drained() {
@@ -1368,11 +1469,7 @@ impl<H: Callbacks> EventLoop<H> {
         self.drain_deadline = Some(self.now + self.options.shutdown_grace);
         for token in self.entries.tokens() {
             match self.entries.get_mut(token) {
-                Some(Entry::Listener { .. }) => {
-                    if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
-                        let _ = self.selector.deregister(l.socket.as_raw_fd());
-                    }
-                }
+                Some(Entry::Listener { .. }) => self.remove_listener(token),
                 Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
                 _ => {}
             }
@@ -1407,11 +1504,8 @@ impl<H: Callbacks> EventLoop<H> {
         self.stopping = true;
         for token in self.entries.tokens() {
             match self.entries.get_mut(token) {
-                Some(Entry::Listener { .. }) | Some(Entry::Signals(_)) => {
-                    if let Some(Entry::Listener { listener: l, .. }) = self.entries.remove(token) {
-                        let _ = self.selector.deregister(l.socket.as_raw_fd());
-                    }
-                }
+                Some(Entry::Listener { .. }) => self.remove_listener(token),
+                Some(Entry::Signals(_)) => {}
                 Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
                 Some(Entry::Conn(rec)) => {
                     if rec.io.state.is_connecting() {

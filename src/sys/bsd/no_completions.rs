@@ -12,6 +12,7 @@ use std::os::fd::RawFd;
 pub(crate) enum Op {
     Recv,
     Send,
+    Accept,
 }
 
 /// The key of a token's requests (never used: there are none).
@@ -40,17 +41,19 @@ impl CompletionRing {
 
     /// # Safety
     /// As the io_uring backend's.
-    pub(crate) unsafe fn writev(
-        &self,
-        _fd: RawFd,
-        _token: u64,
-        _iovecs: *const libc::iovec,
-        _count: u32,
-    ) {
+    pub(crate) unsafe fn sendmsg(&self, _fd: RawFd, _token: u64, _msg: *const libc::msghdr) {
         match self.0 {}
     }
 
     pub(crate) fn cancel_op(&self, _token: u64, _op: Op) {
+        match self.0 {}
+    }
+
+    pub(crate) fn cancel_op_now(&self, _token: u64, _op: Op) {
+        match self.0 {}
+    }
+
+    pub(crate) fn accept_multishot(&self, _fd: RawFd, _token: u64) {
         match self.0 {}
     }
 }

@@ -118,8 +118,10 @@ fn user_data(fd: RawFd, generation: u32) -> u64 {
 pub(crate) enum Op {
     /// A multishot recv selecting from the loop's buffer ring.
     Recv = 0,
-    /// A send (or writev) of the connection's queued bytes.
+    /// A send (or sendmsg) of the connection's queued bytes.
     Send = 1,
+    /// A listener's multishot accept.
+    Accept = 2,
 }
 
 /// The `user_data` of data operation `op` for the slab token `token`.
@@ -164,10 +166,10 @@ impl Completion {
     }
 
     pub(crate) fn op(&self) -> Op {
-        if (self.user_data >> 61) & 3 == Op::Send as u64 {
-            Op::Send
-        } else {
-            Op::Recv
+        match (self.user_data >> 61) & 3 {
+            1 => Op::Send,
+            2 => Op::Accept,
+            _ => Op::Recv,
         }
     }
 
@@ -245,7 +247,8 @@ fn probe_kernel() -> Result<(), String> {
         (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
         (opcode::RecvMulti::CODE, "IORING_OP_RECV"),
         (opcode::Send::CODE, "IORING_OP_SEND"),
-        (opcode::Writev::CODE, "IORING_OP_WRITEV"),
+        (opcode::AcceptMulti::CODE, "IORING_OP_ACCEPT"),
+        (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("the kernel lacks {name}"));
@@ -384,6 +387,17 @@ impl Selector {
         self.lock().queued.push_back(entry);
     }
 
+    /// Queues a multishot accept on the listener `fd`; each completion is a
+    /// new connection's descriptor (non-blocking, close-on-exec) for
+    /// `token`.
+    pub(crate) fn accept_multishot(&self, fd: RawFd, token: u64) {
+        let entry = opcode::AcceptMulti::new(types::Fd(fd))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(op_user_data(token, Op::Accept));
+        self.lock().queued.push_back(entry);
+    }
+
     /// Queues a send of the `len` bytes at `data` on `fd`; its completion
     /// names `token`.
     ///
@@ -397,20 +411,15 @@ impl Selector {
         self.lock().queued.push_back(entry);
     }
 
-    /// Queues a `writev` of `iovecs` on `fd`; its completion names `token`.
+    /// Queues a `sendmsg` of `msg` (its iovecs) on `fd`; its completion
+    /// names `token`. (Not a `writev`: that takes the file's `O_NONBLOCK`
+    /// and completes with `EAGAIN` on a full socket, where a send waits.)
     ///
     /// # Safety
-    /// The `count` iovecs at `iovecs`, and the bytes they point to, stay
-    /// valid and unchanged until the completion arrives (also when it is
-    /// cancelled).
-    pub(crate) unsafe fn writev(
-        &self,
-        fd: RawFd,
-        token: u64,
-        iovecs: *const libc::iovec,
-        count: u32,
-    ) {
-        let entry = opcode::Writev::new(types::Fd(fd), iovecs, count)
+    /// `msg`, its iovecs and the bytes they point to stay valid and
+    /// unchanged until the completion arrives (also when it is cancelled).
+    pub(crate) unsafe fn sendmsg(&self, fd: RawFd, token: u64, msg: *const libc::msghdr) {
+        let entry = opcode::SendMsg::new(types::Fd(fd), msg)
             .build()
             .user_data(op_user_data(token, Op::Send));
         self.lock().queued.push_back(entry);
@@ -423,6 +432,15 @@ impl Selector {
             .build()
             .user_data(INTERNAL);
         self.lock().queued.push_back(entry);
+    }
+
+    /// Cancels the data operation `op` of `token` now, not with the next
+    /// wait: a cancelled request's reference to its file is gone when this
+    /// returns, so closing the descriptor then releases the socket (a
+    /// listener's port).
+    pub(crate) fn cancel_op_now(&self, token: u64, op: Op) {
+        self.cancel_op(token, op);
+        self.lock().submit_now();
     }
 
     /// Submits what is queued and waits for completions, at most `timeout`
@@ -515,7 +533,7 @@ impl Ring {
                 while let Some(entry) = self.queued.front() {
                     // SAFETY: polls, cancellations and recvs point to no
                     // memory of ours (a recv's buffers are the registered
-                    // ring's); what a send or writev points to stays valid
+                    // ring's); what a send or sendmsg points to stays valid
                     // until its completion, which their callers promised.
                     if unsafe { sq.push(entry) }.is_err() {
                         break;

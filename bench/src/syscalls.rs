@@ -301,6 +301,21 @@ fn parse_strace(out: &str) -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// `, syscalls/msg 3.02 (perf)` for a load generator's record that holds a
+/// count (`, syscalls: ERROR` for one whose count failed), else nothing.
+pub fn summary(record: &serde_json::Value) -> String {
+    if let Some(e) = record["syscall_count_error"].as_str() {
+        return format!(", syscalls: {e}");
+    }
+    match record["server_syscalls_per_op"].as_f64() {
+        Some(per_op) => format!(
+            ", syscalls/msg {per_op:.2} ({})",
+            record["syscall_counter"].as_str().unwrap_or("?")
+        ),
+        None => String::new(),
+    }
+}
+
 impl Drop for Counter {
     fn drop(&mut self) {
         let children = self

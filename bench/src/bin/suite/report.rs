@@ -473,7 +473,8 @@ impl Summary {
                 "The floor (`bench/src/bin/floor-echo.rs`) is a one-thread mio echo server that only reads \
                  into one buffer and writes the bytes back: about the least an echo server on one epoll \
                  thread can spend. netloom's and netloom-uring's figures ÷ the floor's, medians of the \
-                 per-run ratios: CPU µs/msg over 1 is what the engine costs above the bare system calls.\n"
+                 per-run ratios: netloom's CPU µs/msg over 1 is what the engine costs above the bare \
+                 system calls; netloom-uring below 1 is what io_uring saves on calls the floor must make.\n"
             );
             let counted = self.floor_ratios.iter().any(|r| r.syscalls.is_finite());
             let mut head = vec![

@@ -39,8 +39,8 @@
 #                     window with `perf stat -e raw_syscalls:sys_enter` (strace
 #                     -c -f, far slower, with a note when perf is refused;
 #                     `strace` forces it) and add a syscalls/msg column. The
-#                     tracepoint makes every system call a little dearer, so
-#                     CPU figures of such a run run high: compare those within it.
+#                     tracepoint makes every system call dearer (~0.2 µs here),
+#                     so CPU figures of such a run run high: compare them within it.
 #   IDLE_STEPS [1000,9000]   idle connections opened, in steps, for idle-conns
 #   QUICK [0]         1 = DURATION=1 WARMUP=0.5 RUNS=1 IDLE_STEPS=200,1000 unless
 #                     set, and write quick.* instead of latest.*

@@ -381,26 +381,22 @@ impl Summary {
         );
         let _ = writeln!(o, "![netloom vs peers]({chart})\n");
         let _ = writeln!(o, "{h} Load\n");
-        let counted = self.rows.iter().any(|r| r.syscalls_per_op.is_finite());
-        let mut head = vec![
-            "scenario",
-            "server",
-            "msgs/s",
-            "p99",
-            "peak RSS",
-            "CPU user",
-            "CPU sys",
-            "CPU µs/msg",
-            "client core",
-        ];
-        if counted {
-            head.push("syscalls/msg");
-        }
-        table(
+        let counted = table_with_syscalls(
             &mut o,
-            &head,
-            self.rows.iter().map(|r| {
-                let mut row = vec![
+            &[
+                "scenario",
+                "server",
+                "msgs/s",
+                "p99",
+                "peak RSS",
+                "CPU user",
+                "CPU sys",
+                "CPU µs/msg",
+                "client core",
+            ],
+            &self.rows,
+            |r| {
+                vec![
                     title(&r.scenario),
                     r.server.clone(),
                     thousands(r.rate),
@@ -410,12 +406,9 @@ impl Summary {
                     format!("{:.0}%", r.sys_pct),
                     format!("{:.2}", r.cpu_us_per_op),
                     format!("{:.0}%", r.client_core_pct),
-                ];
-                if counted {
-                    row.push(fixed(r.syscalls_per_op));
-                }
-                row
-            }),
+                ]
+            },
+            |r| (r.syscalls_per_op, fixed(r.syscalls_per_op)),
         );
         let _ = writeln!(
             o,
@@ -476,35 +469,28 @@ impl Summary {
                  per-run ratios: netloom's CPU µs/msg over 1 is what the engine costs above the bare \
                  system calls; netloom-uring below 1 is what io_uring saves on calls the floor must make.\n"
             );
-            let counted = self.floor_ratios.iter().any(|r| r.syscalls.is_finite());
-            let mut head = vec![
-                "scenario",
-                "server",
-                "CPU µs/msg",
-                "msgs/s",
-                "p99",
-                "peak RSS",
-            ];
-            if counted {
-                head.push("syscalls/msg");
-            }
-            table(
+            table_with_syscalls(
                 &mut o,
-                &head,
-                self.floor_ratios.iter().map(|r| {
-                    let mut row = vec![
+                &[
+                    "scenario",
+                    "server",
+                    "CPU µs/msg",
+                    "msgs/s",
+                    "p99",
+                    "peak RSS",
+                ],
+                &self.floor_ratios,
+                |r| {
+                    vec![
                         title(&r.scenario),
                         r.ours.clone(),
                         times(r.cpu),
                         times(r.rate),
                         times(r.p99),
                         times(r.hwm),
-                    ];
-                    if counted {
-                        row.push(times(r.syscalls));
-                    }
-                    row
-                }),
+                    ]
+                },
+                |r| (r.syscalls, times(r.syscalls)),
             );
             let _ = writeln!(o);
         }
@@ -600,6 +586,36 @@ fn table(o: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>)
     for row in rows {
         let _ = writeln!(o, "| {} |", row.join(" | "));
     }
+}
+
+/// A table of `items` with a last column `syscalls/msg` when some item has
+/// that figure (they do only when the suite counted system calls): `cells`
+/// gives the other columns, `syscalls` the figure and its text. Returns
+/// whether the column is there.
+fn table_with_syscalls<T>(
+    o: &mut String,
+    head: &[&str],
+    items: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+    syscalls: impl Fn(&T) -> (f64, String),
+) -> bool {
+    let counted = items.iter().any(|i| syscalls(i).0.is_finite());
+    let mut head = head.to_vec();
+    if counted {
+        head.push("syscalls/msg");
+    }
+    table(
+        o,
+        &head,
+        items.iter().map(|i| {
+            let mut row = cells(i);
+            if counted {
+                row.push(syscalls(i).1);
+            }
+            row
+        }),
+    );
+    counted
 }
 
 /// `1234567.8` -> `1,234,568`.

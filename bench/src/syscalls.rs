@@ -48,6 +48,20 @@ struct Perf {
 
 /// A counter of one process's system calls: [`Counter::prepare`] before the
 /// window, [`Counter::start`] and [`Counter::stop`] at its edges.
+///
+/// ```
+/// use netloom_bench::syscalls::{Counter, Tool};
+///
+/// let mut process = std::process::Command::new("sleep").arg("5").spawn()?;
+/// let mut counter = Counter::prepare(process.id(), Tool::Perf)?;
+/// counter.start()?;
+/// std::thread::sleep(std::time::Duration::from_millis(200));
+/// let count = counter.stop()?;
+/// assert!(count.calls < 10, "a sleeping process calls nothing: {count:?}");
+/// process.kill()?;
+/// process.wait()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Counter {
     pid: u32,
     dir: PathBuf,

@@ -14,13 +14,16 @@
 # installed), then runs every scenario against every server: a fresh server
 # pinned to SERVER_CPU with 1 loop / 1 worker, the load generator pinned to
 # CLIENT_CPU. Servers alternate within each run; the table shows medians over
-# the runs, the medians of the per-run netloom/peer ratios, and the async
-# front-end's ratios to the callback servers and to tokio.
+# the runs, the medians of the per-run netloom/peer ratios, netloom's and
+# netloom-uring's ratios to the floor, and the async front-end's ratios to
+# the callback servers and to tokio.
 #
 # Servers (SERVERS): netloom = the callback examples; netloom-uring = the
 # same on the io_uring backend (`--backend io-uring`); netloom-async =
 # echo_async (echo, idle-conns) and http_async (http; given the callback
-# http's 10 s idle timeout), no RESP server; tokio; go.
+# http's 10 s idle timeout), no RESP server; tokio; go; floor = the epoll
+# floor, bench/src/bin/floor-echo.rs (one mio thread that only reads and
+# writes back; the echo scenarios under load only).
 #
 # Settings (environment variables, defaults in brackets):
 #   DURATION [5]      measured seconds per run        WARMUP [1]  unmeasured seconds before
@@ -30,8 +33,14 @@
 #                     http-p16-256c resp-get-p16-50c resp-set-p16-50c idle-conns
 #                     tls-echo-64B-100c tls-echo-16KiB-100c tls-https-p16-256c
 #                     tls-handshakes (`tls`: all four; run by bench/tls.sh, see its header)
-#   SERVERS ["netloom netloom-uring netloom-async tokio go"]
+#   SERVERS ["netloom netloom-uring netloom-async tokio go floor"]
 #                     (go is skipped with a note without a Go toolchain)
+#   SYSCALLS [0]      1 = count each server's system calls over the measured
+#                     window with `perf stat -e raw_syscalls:sys_enter` (strace
+#                     -c -f, far slower, with a note when perf is refused;
+#                     `strace` forces it) and add a syscalls/msg column. The
+#                     tracepoint makes every system call dearer (~0.2 µs here),
+#                     so CPU figures of such a run run high: compare them within it.
 #   IDLE_STEPS [1000,9000]   idle connections opened, in steps, for idle-conns
 #   QUICK [0]         1 = DURATION=1 WARMUP=0.5 RUNS=1 IDLE_STEPS=200,1000 unless
 #                     set, and write quick.* instead of latest.*
@@ -111,7 +120,7 @@ fi
 
 QUICK=${QUICK:-0}
 knobs=""
-for k in QUICK DURATION WARMUP RUNS SCENARIOS SERVERS IDLE_STEPS TOKIO_THREADS; do
+for k in QUICK DURATION WARMUP RUNS SCENARIOS SERVERS IDLE_STEPS TOKIO_THREADS SYSCALLS; do
     v=${!k:-}
     if [ -z "$v" ] || [ "$v" = 0 ]; then continue; fi
     if [[ "$v" == *" "* ]]; then knobs+="$k=\"$v\" "; else knobs+="$k=$v "; fi
@@ -132,6 +141,13 @@ export BENCH_README="$ROOT/README.md"
 # (Backend::Auto would pick io_uring where the kernel has it): the figures
 # stay comparable with earlier runs.
 export NETLOOM_BACKEND=${NETLOOM_BACKEND:-epoll}
+
+case "${SYSCALLS:-0}" in
+    0 | off) ;;
+    strace) command -v strace >/dev/null || log "SYSCALLS=strace: strace is missing (apt-get install strace)" ;;
+    *) command -v perf >/dev/null ||
+        log "SYSCALLS=$SYSCALLS: perf is missing (apt-get install linux-perf): strace counts instead, slowly" ;;
+esac
 
 # The idle-connection scenario holds 9,000 sockets on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

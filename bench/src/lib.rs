@@ -1,9 +1,11 @@
 //! Shared pieces of the benchmark suite: flag parsing, the latency histogram,
-//! `/proc` readers and the tokio runtime the peers run on.
+//! `/proc` readers, a system-call counter and the tokio runtime the peers
+//! run on.
 
 pub mod flags;
 pub mod hist;
 pub mod procfs;
+pub mod syscalls;
 pub mod tls;
 
 /// Builds the tokio runtime a peer runs on: `threads == 0` is the

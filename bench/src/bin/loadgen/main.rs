@@ -12,6 +12,8 @@
 //! window (after `--warmup`) are counted. With `--server-pid` the server's
 //! user/system CPU time over that window (`/proc/PID/stat`) is reported, and
 //! the busy time of the server's and the client's cores (`/proc/stat`).
+//! With `--count-syscalls perf` (or `strace`) also the server's system calls
+//! over that window, and per message (see `netloom_bench::syscalls`).
 //!
 //! `--mode idle --steps 1000,9000` instead opens that many connections (each
 //! echoes one byte so the server has really set it up), then reads the
@@ -31,13 +33,15 @@ use mio::{Events, Interest, Poll, Token};
 use netloom_bench::flags::Flags;
 use netloom_bench::hist::Histogram;
 use netloom_bench::procfs;
+use netloom_bench::syscalls;
 use proto::{Mode, Proto, Stream};
 use serde_json::{json, Value};
 
 const USAGE: &str = "--addr HOST:PORT [--mode echo|http|resp-get|resp-set|idle] \
 [--conns 100] [--size 64] [--pipeline 1] [--duration 5] [--warmup 1] [--threads 1] \
 [--keys 10000] [--path /plaintext] [--body 'Hello, World!'] [--steps 1000,9000] \
-[--server-pid PID] [--server-cpu 0] [--client-cpu 1] [--label NAME]";
+[--server-pid PID] [--server-cpu 0] [--client-cpu 1] [--count-syscalls off|perf|strace] \
+[--label NAME]";
 
 struct Config {
     addr: SocketAddr,
@@ -49,6 +53,8 @@ struct Config {
     server_pid: Option<u32>,
     server_cpu: usize,
     client_cpu: usize,
+    /// Count the server's system calls over the window with this tool.
+    count_syscalls: Option<syscalls::Tool>,
 }
 
 fn main() {
@@ -98,7 +104,16 @@ fn main() {
             server_pid,
             server_cpu: flags.get("server-cpu", 0),
             client_cpu: flags.get("client-cpu", 1),
+            count_syscalls: match flags.text("count-syscalls", "off").as_str() {
+                "off" => None,
+                "perf" => Some(syscalls::Tool::Perf),
+                "strace" => Some(syscalls::Tool::Strace),
+                _ => fail("--count-syscalls takes off, perf or strace"),
+            },
         };
+        if config.count_syscalls.is_some() && server_pid.is_none() {
+            fail("--count-syscalls needs --server-pid");
+        }
         if proto.size == 0 || conns == 0 {
             fail("--size and --conns must be positive");
         }
@@ -132,7 +147,7 @@ fn summary(r: &Value) -> String {
         r["server_core_busy_pct"].as_f64().unwrap_or(0.0),
         r["client_core_busy_pct"].as_f64().unwrap_or(0.0),
         r["errors"]
-    )
+    ) + &syscalls::summary(r)
 }
 
 /// What one worker thread measured.
@@ -184,6 +199,12 @@ fn load(config: &Config, proto: &Proto) -> io::Result<Value> {
         s.set_nonblocking(true)?;
         shares[id % config.threads].push((id, TcpStream::from_std(s)));
     }
+    // perf attaches now, with its counter off, so that attaching costs the
+    // window nothing.
+    let mut counter = match (config.count_syscalls, config.server_pid) {
+        (Some(tool), Some(pid)) => Some(syscalls::Counter::prepare(pid, tool)?),
+        _ => None,
+    };
     let begin = Instant::now();
     let start = begin + config.warmup;
     let end = start + config.duration;
@@ -201,16 +222,22 @@ fn load(config: &Config, proto: &Proto) -> io::Result<Value> {
             })
             .collect();
         thread::sleep(start.saturating_duration_since(Instant::now()));
+        let counting = counter.as_mut().map(|c| c.start());
         let before = snapshot(config);
         thread::sleep(end.saturating_duration_since(Instant::now()));
         let after = snapshot(config);
+        let count = match (counter.as_mut(), counting) {
+            (Some(c), Some(Ok(()))) => Some(c.stop()),
+            (_, Some(Err(e))) => Some(Err(e)),
+            _ => None,
+        };
         let tallies: Vec<Tally> = workers
             .into_iter()
             .map(|w| w.join().expect("worker panicked"))
             .collect();
-        (tallies, before, after)
+        (tallies, before, after, count)
     });
-    let (tallies, before, after) = tallies;
+    let (tallies, before, after, count) = tallies;
     let mut total = Tally::default();
     for t in tallies {
         total.hist.merge(&t.hist);
@@ -262,6 +289,23 @@ fn load(config: &Config, proto: &Proto) -> io::Result<Value> {
         out["server_user_s"] = json!(user);
         out["server_sys_s"] = json!(sys);
         out["server_cpu_us_per_op"] = json!(per_op(user + sys));
+    }
+    match count {
+        Some(Ok(count)) => {
+            out["server_syscalls"] = json!(count.calls);
+            out["server_syscalls_per_op"] = json!(if total.msgs > 0 {
+                count.calls as f64 / total.msgs as f64
+            } else {
+                f64::NAN
+            });
+            out["syscall_counter"] = json!(count.tool.name());
+            if let Some(note) = count.note {
+                out["syscall_counter_note"] = json!(note);
+            }
+        }
+        // The load figures stand; the suite notes the missing count.
+        Some(Err(e)) => out["syscall_count_error"] = json!(e.to_string()),
+        None => {}
     }
     Ok(out)
 }

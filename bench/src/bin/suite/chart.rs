@@ -21,7 +21,9 @@ fn color(server: &str) -> RGBColor {
         "netloom-uring" => RGBColor(166, 54, 3),
         "tokio" => RGBColor(59, 117, 175),
         "go" => RGBColor(0, 150, 136),
-        _ => RGBColor(128, 128, 128),
+        // Neutral grey: the floor is a reference, not a framework.
+        "floor" => RGBColor(150, 150, 150),
+        _ => RGBColor(90, 90, 90),
     }
 }
 
@@ -324,6 +326,7 @@ pub fn draw(s: &Summary, path: &Path) -> Result<(), String> {
         "echo: 1 message in flight per connection, every byte verified",
         "HTTP: GET /plaintext, 16 pipelined per connection, 200 + body checked",
         "RESP: GET / SET, 16 pipelined per connection, replies checked",
+        "floor: one mio thread that only reads and writes back (echo only)",
         "lower is better except for throughput; the table is the .md file beside this chart",
     ];
     for (i, n) in notes.iter().enumerate() {

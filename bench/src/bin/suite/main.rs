@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Echo,
+    /// The echo servers, holding idle connections (the floor has no part).
+    Idle,
     Http,
     Resp,
 }
@@ -78,7 +80,7 @@ fn scenarios(idle_steps: &str) -> Vec<Scenario> {
         ),
         Scenario {
             name: "idle-conns",
-            kind: Kind::Echo,
+            kind: Kind::Idle,
             args: vec![
                 "--mode".into(),
                 "idle".into(),
@@ -88,6 +90,9 @@ fn scenarios(idle_steps: &str) -> Vec<Scenario> {
         },
     ]
 }
+
+/// The servers compared when SERVERS is not set.
+const DEFAULT_SERVERS: &str = "netloom netloom-uring netloom-async tokio go floor";
 
 /// The settings, from the environment.
 struct Settings {
@@ -100,6 +105,9 @@ struct Settings {
     client_cpu: usize,
     tokio_threads: usize,
     loadgen_threads: usize,
+    /// Count each server's system calls over the window with this tool
+    /// (`perf`, `strace`), or not (`off`).
+    syscalls: String,
     bin: PathBuf,
     go_bin: Option<PathBuf>,
     out: PathBuf,
@@ -165,7 +173,7 @@ fn settings() -> Settings {
         duration: env_num("DURATION", duration),
         warmup: env_num("WARMUP", warmup),
         runs: env_num::<usize>("RUNS", runs).max(1),
-        servers: env_or("SERVERS", "netloom netloom-uring netloom-async tokio go")
+        servers: env_or("SERVERS", DEFAULT_SERVERS)
             .split_whitespace()
             .map(String::from)
             .collect(),
@@ -174,6 +182,15 @@ fn settings() -> Settings {
         client_cpu: env_num("CLIENT_CPU", "1"),
         tokio_threads: env_num("TOKIO_THREADS", "0"),
         loadgen_threads: env_num("LOADGEN_THREADS", "1"),
+        syscalls: match env_or("SYSCALLS", "0").as_str() {
+            "0" | "off" => "off".into(),
+            "1" | "perf" => "perf".into(),
+            "strace" => "strace".into(),
+            other => {
+                eprintln!("suite: SYSCALLS must be 0, 1 (perf) or strace, not {other}");
+                std::process::exit(2)
+            }
+        },
         bin,
         go_bin: std::env::var_os("GO_BIN")
             .map(PathBuf::from)
@@ -203,7 +220,7 @@ fn server_command(
     port: u16,
 ) -> Result<Vec<String>, String> {
     let (netloom, netloom_async, tokio, go) = match kind {
-        Kind::Echo => ("echo", Some("echo_async"), "tokio-echo", "go-echo"),
+        Kind::Echo | Kind::Idle => ("echo", Some("echo_async"), "tokio-echo", "go-echo"),
         Kind::Http => ("http", Some("http_async"), "tokio-http", "go-http"),
         Kind::Resp => ("redis", None, "tokio-resp", "go-resp"),
     };
@@ -269,6 +286,12 @@ fn server_command(
             "--threads".into(),
             s.tokio_threads.to_string(),
         ],
+        // The epoll floor: echo under load only.
+        "floor" => match kind {
+            Kind::Echo => vec![path(s.bin.join("floor-echo"))?, "--addr".into(), addr],
+            Kind::Idle => return Err("the floor is measured under load only".into()),
+            Kind::Http | Kind::Resp => return Err("the floor is an echo server".into()),
+        },
         "go" => {
             let dir = s
                 .go_bin
@@ -409,8 +432,10 @@ fn measure(
         format!("{server}/{}/{run}", sc.name),
     ];
     client.extend(sc.args.iter().cloned());
-    if !sc.args.contains(&"idle".to_string()) {
+    if sc.kind != Kind::Idle {
         client.extend([
+            "--count-syscalls".into(),
+            s.syscalls.clone(),
             "--duration".into(),
             s.duration.to_string(),
             "--warmup".into(),
@@ -487,6 +512,7 @@ fn machine(s: &Settings) -> Value {
         "server_cpu": s.server_cpu,
         "client_cpu": s.client_cpu,
         "tokio_threads": s.tokio_threads,
+        "syscalls": s.syscalls,
     })
 }
 
@@ -631,7 +657,7 @@ fn brief(r: &Value) -> String {
         r["server_hwm_kib"],
         r["client_core_busy_pct"].as_f64().unwrap_or(0.0),
         r["errors"]
-    )
+    ) + &netloom_bench::syscalls::summary(r)
 }
 
 /// Reads a raw results file and writes `NAME.md` and `NAME.svg` into `out`;

@@ -15,16 +15,22 @@ pub struct Row {
     pub sys_pct: f64,
     pub cpu_us_per_op: f64,
     pub client_core_pct: f64,
+    /// The server's system calls per message (NaN: not counted).
+    pub syscalls_per_op: f64,
 }
 
 /// One server ÷ another, medians of the ratios within each run.
 pub struct Ratio {
     pub scenario: String,
+    /// The server divided.
+    pub ours: String,
+    /// The server it is divided by.
     pub peer: String,
     pub rate: f64,
     pub cpu: f64,
     pub p99: f64,
     pub hwm: f64,
+    pub syscalls: f64,
     /// Bytes per idle connection at the last step (idle scenario only).
     pub idle_bytes: f64,
 }
@@ -33,6 +39,10 @@ pub struct Ratio {
 const CALLBACK: &str = "netloom";
 /// The async front-end's server (`netloom::rt`).
 const ASYNC: &str = "netloom-async";
+/// The epoll floor (`floor-echo`): not a peer, the least a server can do.
+const FLOOR: &str = "floor";
+/// The servers compared with the floor.
+const OVER_FLOOR: [&str; 2] = [CALLBACK, "netloom-uring"];
 
 /// Bytes per connection at the last step of an idle-connections record.
 fn idle_bytes(r: &Value) -> f64 {
@@ -46,7 +56,11 @@ fn idle_bytes(r: &Value) -> f64 {
 /// without errors of the ratio within the run (the two servers ran minutes
 /// apart at most, so a drift of the machine's speed cancels out). `None`
 /// when no run pairs up.
-fn ratio(scenario: &str, ours: &[&Value], peer: &str, theirs: &[&Value]) -> Option<Ratio> {
+fn ratio(
+    scenario: &str,
+    (ours_name, ours): (&str, &[&Value]),
+    (peer, theirs): (&str, &[&Value]),
+) -> Option<Ratio> {
     let pairs: Vec<(&Value, &Value)> = ours
         .iter()
         .filter_map(|a| {
@@ -71,11 +85,13 @@ fn ratio(scenario: &str, ours: &[&Value], peer: &str, theirs: &[&Value]) -> Opti
     };
     Some(Ratio {
         scenario: scenario.into(),
+        ours: ours_name.into(),
         peer: peer.into(),
         rate: of(&|r| num(r, "rate")),
         cpu: of(&|r| num(r, "server_cpu_us_per_op")),
         p99: of(&|r| num(r, "p99_us")),
         hwm: of(&|r| num(r, "server_hwm_kib")),
+        syscalls: of(&|r| num(r, "server_syscalls_per_op")),
         idle_bytes: of(&idle_bytes),
     })
 }
@@ -97,6 +113,8 @@ pub struct Summary {
     pub rows: Vec<Row>,
     /// netloom (callback) ÷ each peer outside netloom, load scenarios.
     pub ratios: Vec<Ratio>,
+    /// netloom and netloom-uring ÷ the floor, echo load scenarios.
+    pub floor_ratios: Vec<Ratio>,
     /// netloom-async ÷ netloom (callback) and ÷ tokio, every scenario.
     pub async_ratios: Vec<Ratio>,
     pub idle: Vec<Idle>,
@@ -191,12 +209,28 @@ impl Summary {
                 )),
                 _ => {}
             }
+            if let Some(e) = r["syscall_count_error"].as_str() {
+                notes.push(format!(
+                    "{who} run {}: system calls not counted: {e}",
+                    r["run"]
+                ));
+            }
         }
         let noisy: Vec<f64> = results
             .iter()
             .filter_map(|r| r["pre_run_busy_pct"].as_f64())
             .filter(|b| *b > 10.0)
             .collect();
+        if let Some(why) = records
+            .iter()
+            .find_map(|r| r["syscall_counter_note"].as_str())
+        {
+            notes.push(format!(
+                "strace counted the system calls ({why}): it stops the server at every call, so the \
+                 server batches differently; syscalls/msg is rough and the other figures of those runs \
+                 are far slower than without it."
+            ));
+        }
         if !noisy.is_empty() {
             notes.push(format!(
                 "{} of {} runs started while a benchmark core was over 10% busy with other work (up to {:.0}%): \
@@ -220,6 +254,7 @@ impl Summary {
         };
         let mut rows = Vec::new();
         let mut ratios = Vec::new();
+        let mut floor_ratios = Vec::new();
         let mut async_ratios = Vec::new();
         let mut idle = Vec::new();
         for sc in &scenarios {
@@ -260,18 +295,27 @@ impl Summary {
                     sys_pct: med(&|r| num(r, "server_sys_s") * 100.0 / num(r, "duration_s")),
                     cpu_us_per_op: med(&|r| num(r, "server_cpu_us_per_op")),
                     client_core_pct: med(&|r| num(r, "client_core_busy_pct")),
+                    syscalls_per_op: med(&|r| num(r, "server_syscalls_per_op")),
                 });
             }
+            let pair =
+                |ours: &str, peer: &str| ratio(sc, (ours, &of(sc, ours)), (peer, &of(sc, peer)));
             let idle_scenario = results
                 .iter()
                 .any(|r| r["scenario"] == sc.as_str() && r["mode"] == "idle");
             if !idle_scenario {
-                for peer in servers.iter().filter(|s| *s != CALLBACK && *s != ASYNC) {
-                    ratios.extend(ratio(sc, &of(sc, CALLBACK), peer, &of(sc, peer)));
+                for peer in servers
+                    .iter()
+                    .filter(|s| ![CALLBACK, ASYNC, FLOOR].contains(&s.as_str()))
+                {
+                    ratios.extend(pair(CALLBACK, peer));
+                }
+                for ours in OVER_FLOOR {
+                    floor_ratios.extend(pair(ours, FLOOR));
                 }
             }
             for peer in [CALLBACK, "tokio"] {
-                async_ratios.extend(ratio(sc, &of(sc, ASYNC), peer, &of(sc, peer)));
+                async_ratios.extend(pair(ASYNC, peer));
             }
         }
         Summary {
@@ -286,6 +330,7 @@ impl Summary {
                 .collect(),
             rows,
             ratios,
+            floor_ratios,
             async_ratios,
             idle,
             notes,
@@ -336,7 +381,7 @@ impl Summary {
         );
         let _ = writeln!(o, "![netloom vs peers]({chart})\n");
         let _ = writeln!(o, "{h} Load\n");
-        table(
+        let counted = table_with_syscalls(
             &mut o,
             &[
                 "scenario",
@@ -349,7 +394,8 @@ impl Summary {
                 "CPU µs/msg",
                 "client core",
             ],
-            self.rows.iter().map(|r| {
+            &self.rows,
+            |r| {
                 vec![
                     title(&r.scenario),
                     r.server.clone(),
@@ -361,7 +407,8 @@ impl Summary {
                     format!("{:.2}", r.cpu_us_per_op),
                     format!("{:.0}%", r.client_core_pct),
                 ]
-            }),
+            },
+            |r| (r.syscalls_per_op, fixed(r.syscalls_per_op)),
         );
         let _ = writeln!(
             o,
@@ -369,7 +416,19 @@ impl Summary {
              generator issued it to when its reply was complete. Peak RSS: the server's `VmHWM`. CPU user / sys: \
              the server process's time over the measured window (`/proc/PID/stat`), in % of one core; \
              CPU µs/msg is their sum per message. Client core: how busy the load generator's core was; near \
-             100% the client is the bottleneck and CPU µs/msg is the figure that compares the servers.\n"
+             100% the client is the bottleneck and CPU µs/msg is the figure that compares the servers.{}\n",
+            if counted {
+                format!(
+                    " syscalls/msg: the server's system calls over the measured window (all its threads; \
+                     `{}`) per message.",
+                    match self.machine["syscalls"].as_str() {
+                        Some("strace") => "strace -c -f",
+                        _ => "perf stat -e raw_syscalls:sys_enter",
+                    }
+                )
+            } else {
+                String::new()
+            }
         );
         if !self.ratios.is_empty() {
             let _ = writeln!(o, "{h} netloom ÷ peer\n");
@@ -397,6 +456,41 @@ impl Summary {
                         times(r.hwm),
                     ]
                 }),
+            );
+            let _ = writeln!(o);
+        }
+        if !self.floor_ratios.is_empty() {
+            let _ = writeln!(o, "{h} netloom ÷ floor\n");
+            let _ = writeln!(
+                o,
+                "The floor (`bench/src/bin/floor-echo.rs`) is a one-thread mio echo server that only reads \
+                 into one buffer and writes the bytes back: about the least an echo server on one epoll \
+                 thread can spend. netloom's and netloom-uring's figures ÷ the floor's, medians of the \
+                 per-run ratios: netloom's CPU µs/msg over 1 is what the engine costs above the bare \
+                 system calls; netloom-uring below 1 is what io_uring saves on calls the floor must make.\n"
+            );
+            table_with_syscalls(
+                &mut o,
+                &[
+                    "scenario",
+                    "server",
+                    "CPU µs/msg",
+                    "msgs/s",
+                    "p99",
+                    "peak RSS",
+                ],
+                &self.floor_ratios,
+                |r| {
+                    vec![
+                        title(&r.scenario),
+                        r.ours.clone(),
+                        times(r.cpu),
+                        times(r.rate),
+                        times(r.p99),
+                        times(r.hwm),
+                    ]
+                },
+                |r| (r.syscalls, times(r.syscalls)),
             );
             let _ = writeln!(o);
         }
@@ -494,6 +588,36 @@ fn table(o: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>)
     }
 }
 
+/// A table of `items` with a last column `syscalls/msg` when some item has
+/// that figure (they do only when the suite counted system calls): `cells`
+/// gives the other columns, `syscalls` the figure and its text. Returns
+/// whether the column is there.
+fn table_with_syscalls<T>(
+    o: &mut String,
+    head: &[&str],
+    items: &[T],
+    cells: impl Fn(&T) -> Vec<String>,
+    syscalls: impl Fn(&T) -> (f64, String),
+) -> bool {
+    let counted = items.iter().any(|i| syscalls(i).0.is_finite());
+    let mut head = head.to_vec();
+    if counted {
+        head.push("syscalls/msg");
+    }
+    table(
+        o,
+        &head,
+        items.iter().map(|i| {
+            let mut row = cells(i);
+            if counted {
+                row.push(syscalls(i).1);
+            }
+            row
+        }),
+    );
+    counted
+}
+
 /// `1234567.8` -> `1,234,568`.
 pub fn thousands(x: f64) -> String {
     if !x.is_finite() {
@@ -511,6 +635,15 @@ pub fn thousands(x: f64) -> String {
         out.insert(0, '-');
     }
     out
+}
+
+/// A figure with two decimals, `–` when missing.
+pub fn fixed(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "–".into()
+    }
 }
 
 /// A ratio, `1.23×`.
@@ -642,6 +775,54 @@ mod tests {
             "{md}"
         );
         assert!(s.notes.iter().any(|n| n.contains("no RESP server")));
+    }
+
+    #[test]
+    fn floor_ratios_and_system_calls() {
+        let counted = |server: &str, run: u64, cpu: f64, syscalls: f64| {
+            let mut r = load(server, run, 100.0, cpu);
+            r["server_syscalls_per_op"] = json!(syscalls);
+            r
+        };
+        let records = vec![
+            json!({"record": "machine", "runs": 1, "duration_s": 5.0, "syscalls": "perf"}),
+            counted("netloom", 0, 6.0, 3.0),
+            counted("netloom-uring", 0, 4.5, 0.5),
+            counted("floor", 0, 3.0, 2.0),
+            counted("tokio", 0, 9.0, 4.0),
+            json!({"record": "skipped", "scenario": "resp-get-p16-50c", "server": "floor",
+                   "why": "the floor is an echo server"}),
+        ];
+        let s = Summary::new(&records);
+        // netloom ÷ tokio and ÷ netloom-uring; the floor has its own table.
+        let peers: Vec<&str> = s.ratios.iter().map(|r| r.peer.as_str()).collect();
+        assert_eq!(peers, ["netloom-uring", "tokio"]);
+        let over: Vec<(&str, &str, f64, f64)> = s
+            .floor_ratios
+            .iter()
+            .map(|r| (r.ours.as_str(), r.peer.as_str(), r.cpu, r.syscalls))
+            .collect();
+        assert_eq!(
+            over,
+            [
+                ("netloom", "floor", 2.0, 1.5),
+                ("netloom-uring", "floor", 1.5, 0.25)
+            ]
+        );
+        let md = s.markdown("x.svg", 1);
+        assert!(md.contains("| client core | syscalls/msg |"), "{md}");
+        assert!(md.contains("| 99% | 3.00 |"), "{md}");
+        assert!(md.contains("## netloom ÷ floor"), "{md}");
+        assert!(
+            md.contains(
+                "| echo 64 B × 100 conns | netloom-uring | 1.50× | 1.00× | 1.00× | 1.00× | 0.25× |"
+            ),
+            "{md}"
+        );
+        assert!(s.notes.iter().any(|n| n.contains("an echo server")));
+        // Without counts, no syscalls column.
+        let plain = Summary::new(&[load("netloom", 0, 1.0, 1.0), load("floor", 0, 1.0, 1.0)]);
+        assert!(!plain.markdown("x.svg", 1).contains("syscalls/msg"));
     }
 
     #[test]

@@ -51,25 +51,32 @@ fn small_roundtrip(stream: &std::net::TcpStream, data: &[u8]) {
 #[test]
 fn emfile_backs_off_keeps_serving_and_recovers() {
     let hard = raise_fd_limit();
-    let (engine, addr) = start(Echo, Options::default().loops(1));
-    let served = connect(addr);
-    echo_roundtrip(&served, b"before");
+    // How many descriptors a started engine holds.
+    let before = open_fds();
+    let (probe, _) = start(Echo, Options::default().loops(1));
+    let engine_fds = open_fds() - before;
+    stop(probe);
+    assert!(wait_until(Duration::from_secs(10), || open_fds() == before));
 
-    // Create 20 client sockets first, leave room for 5 more descriptors, then
-    // connect them: connect needs no new fd, so only the server's accept4
-    // runs out.
-    let sockets: Vec<_> = (0..20)
+    // Create every client socket first, then leave room for the engine,
+    // the first connection's server side and 5 more, and start the engine
+    // under that limit (an io_uring accept takes the limit in force when
+    // it is armed). Connecting needs no new fd, so only the server's
+    // accepts run out.
+    let sockets: Vec<_> = (0..21)
         .map(|_| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap())
         .collect();
-    set_soft_fd_limit(open_fds() as u64 + 5);
-    let pending: Vec<std::net::TcpStream> = sockets
-        .into_iter()
-        .map(|s| {
-            s.connect(&addr.into()).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.into()
-        })
-        .collect();
+    set_soft_fd_limit((open_fds() + engine_fds + 1 + 5) as u64);
+    let (engine, addr) = start(Echo, Options::default().loops(1));
+    let mut connected = sockets.into_iter().map(|s| {
+        s.connect(&addr.into()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::net::TcpStream::from(s)
+    });
+    let served = connected.next().unwrap();
+    echo_roundtrip(&served, b"before");
+    let pending: Vec<std::net::TcpStream> = connected.collect();
     std::thread::sleep(Duration::from_millis(300));
 
     // While starved, the process must stay mostly idle (no accept spin)...

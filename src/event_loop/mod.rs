@@ -1505,7 +1505,11 @@ impl<H: Callbacks> EventLoop<H> {
         for token in self.entries.tokens() {
             match self.entries.get_mut(token) {
                 Some(Entry::Listener { .. }) => self.remove_listener(token),
-                Some(Entry::Signals(_)) => {}
+                Some(Entry::Signals(_)) => {
+                    if let Some(Entry::Signals(fd)) = self.entries.remove(token) {
+                        let _ = self.selector.deregister(fd.as_raw_fd());
+                    }
+                }
                 Some(Entry::Datagram(_)) => self.close_datagram_socket(token),
                 Some(Entry::Conn(rec)) => {
                     if rec.io.state.is_connecting() {

@@ -315,7 +315,9 @@ impl<H: Callbacks> EventLoop<H> {
                 // Told once reading resumes, after the bytes held meanwhile.
                 ReadMode::Ignore => ops.eof = true,
             }
-        } else if result != -libc::ENOBUFS && result != -libc::ECANCELED {
+        } else if result != -libc::ENOBUFS && result != -libc::ECANCELED && !retry_later(result) {
+            // Other than ended by an empty ring, a pause or `retry_later`,
+            // after which the recv is re-armed when the connection settles.
             rec.io
                 .state
                 .fail(Error::Io(io::Error::from_raw_os_error(-result)));
@@ -338,7 +340,9 @@ impl<H: Callbacks> EventLoop<H> {
                 rec.io.state.note_sent(n as usize);
                 rec.io.state.active(self.now);
             }
-            n if n == -libc::ECANCELED => {}
+            // Cancelled at a close; or not sent (`retry_later`): the
+            // settle below sends the queue again.
+            n if n == -libc::ECANCELED || retry_later(n) => {}
             0 => rec
                 .io
                 .state
@@ -471,6 +475,14 @@ impl<H: Callbacks> EventLoop<H> {
             uring.retiring.insert(op_key(token.raw()), retiring);
         }
     }
+}
+
+/// A request on a socket the kernel polled for it too often (128 wake-ups
+/// without completing, e.g. a send to a peer that reads slowly) is finished
+/// by a worker thread, where the socket's `O_NONBLOCK` makes it complete
+/// with `EAGAIN`: not a failure, the request is made again.
+fn retry_later(result: i32) -> bool {
+    result == -libc::EAGAIN
 }
 
 fn drop_queue(mut outbound: OutboundQueue, pool: &mut BufferPool) {

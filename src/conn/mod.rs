@@ -243,11 +243,12 @@ pub(crate) struct OpsInFlight {
     pub(crate) iovecs: Vec<libc::iovec>,
     /// The `sendmsg` header naming them; made by the first multi-run send.
     pub(crate) msg: Option<Box<libc::msghdr>>,
-    /// Bytes that completed while reading was paused (before the recv's
-    /// cancellation landed), in order; handed to the reader once reading
-    /// resumes, at most a read buffer's worth per `on_traffic`, as if
-    /// read then.
-    pub(crate) held: Vec<u8>,
+    /// Ring buffers whose bytes completed while reading was paused (before
+    /// the recv's cancellation landed), in order, as (buffer, start, end):
+    /// kept lent, not copied, so the ring bounds them; handed to the reader
+    /// once reading resumes, at most a read buffer's worth per
+    /// `on_traffic`, as if read then.
+    pub(crate) held: std::collections::VecDeque<(u16, u32, u32)>,
     /// The peer's FIN completed while reading was paused, not told yet.
     pub(crate) eof: bool,
 }

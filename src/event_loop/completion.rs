@@ -282,11 +282,17 @@ impl<H: Callbacks> EventLoop<H> {
             uring.buffers.take(bid);
             self.counters.read(n);
             rec.io.state.active(self.now);
+            let mode = rec.io.state.read_mode();
+            let behind = !ops.held.is_empty() || ops.eof;
+            if mode == ReadMode::Ignore || (mode == ReadMode::Deliver && behind) {
+                // Completed before the pause's cancellation landed, or
+                // behind bytes still held: held in order, in its buffer.
+                ops.held.push_back((bid, 0, n as u32));
+                return self.settle(token);
+            }
             let bytes = uring.buffers.bytes(bid, n);
-            match rec.io.state.read_mode() {
-                ReadMode::Discard => {}
-                // Completed before the pause's cancellation landed.
-                ReadMode::Ignore => ops.held.extend_from_slice(bytes),
+            match mode {
+                ReadMode::Discard | ReadMode::Ignore => {}
                 ReadMode::Deliver if rec.io.state.awaits_proxy_header() || rec.io.is_tls() => {
                     self.read_buf[..n].copy_from_slice(bytes);
                     uring.buffers.give_back(bid);
@@ -308,12 +314,12 @@ impl<H: Callbacks> EventLoop<H> {
             uring.buffers.give_back(bid);
         } else if result == 0 {
             match rec.io.state.read_mode() {
-                ReadMode::Deliver => return self.deliver_eof(token),
+                ReadMode::Deliver if ops.held.is_empty() => return self.deliver_eof(token),
                 ReadMode::Discard => {
                     rec.io.state.read_eof();
                 }
                 // Told once reading resumes, after the bytes held meanwhile.
-                ReadMode::Ignore => ops.eof = true,
+                ReadMode::Deliver | ReadMode::Ignore => ops.eof = true,
             }
         } else if result != -libc::ENOBUFS && result != -libc::ECANCELED && !retry_later(result) {
             // Other than ended by an empty ring, a pause or `retry_later`,
@@ -403,7 +409,8 @@ impl<H: Callbacks> EventLoop<H> {
     /// worth of the held bytes, as if just read (settling then wakes the
     /// connection again for the rest), and then the FIN.
     pub(super) fn resume_held(&mut self, token: Token) {
-        let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
+        let (Some(Entry::Conn(rec)), Some(uring)) = (self.entries.get_mut(token), &mut self.uring)
+        else {
             return;
         };
         let Some(ops) = rec.io.ops.as_mut() else {
@@ -413,18 +420,28 @@ impl<H: Callbacks> EventLoop<H> {
             // Paused again: the next resume wakes it.
             ReadMode::Ignore => {}
             ReadMode::Discard => {
-                ops.held = Vec::new();
+                for (bid, ..) in ops.held.drain(..) {
+                    uring.buffers.give_back(bid);
+                }
                 if std::mem::take(&mut ops.eof) {
                     rec.io.state.read_eof();
                 }
                 self.settle(token);
             }
             ReadMode::Deliver if !ops.held.is_empty() => {
-                let n = ops.held.len().min(self.options.read_buffer_size);
-                self.read_buf[..n].copy_from_slice(&ops.held[..n]);
-                ops.held.drain(..n);
-                if ops.held.is_empty() {
-                    ops.held = Vec::new();
+                let room = self.options.read_buffer_size;
+                let mut n = 0;
+                while let Some((bid, start, end)) = ops.held.front_mut() {
+                    let take = (*end - *start).min((room - n) as u32);
+                    let bytes = &uring.buffers.bytes(*bid, *end as usize)[*start as usize..];
+                    self.read_buf[n..n + take as usize].copy_from_slice(&bytes[..take as usize]);
+                    n += take as usize;
+                    *start += take;
+                    if *start < *end {
+                        break;
+                    }
+                    uring.buffers.give_back(*bid);
+                    ops.held.pop_front();
                 }
                 self.deliver(token, n);
             }
@@ -444,6 +461,11 @@ impl<H: Callbacks> EventLoop<H> {
         let Some(ops) = io.ops else {
             return drop_queue(io.outbound, &mut self.env.pool);
         };
+        if let Some(uring) = &mut self.uring {
+            for &(bid, ..) in &ops.held {
+                uring.buffers.give_back(bid);
+            }
+        }
         let OpsInFlight {
             recv,
             sending,

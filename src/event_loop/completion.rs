@@ -280,16 +280,17 @@ impl<H: Callbacks> EventLoop<H> {
                 return self.settle(token);
             };
             uring.buffers.take(bid);
-            self.counters.read(n);
             rec.io.state.active(self.now);
             let mode = rec.io.state.read_mode();
             let behind = !ops.held.is_empty() || ops.eof;
             if mode == ReadMode::Ignore || (mode == ReadMode::Deliver && behind) {
                 // Completed before the pause's cancellation landed, or
                 // behind bytes still held: held in order, in its buffer.
+                // Counted as read when handed over.
                 ops.held.push_back((bid, 0, n as u32));
                 return self.settle(token);
             }
+            self.counters.read(n);
             let bytes = uring.buffers.bytes(bid, n);
             match mode {
                 ReadMode::Discard | ReadMode::Ignore => {}
@@ -420,7 +421,8 @@ impl<H: Callbacks> EventLoop<H> {
             // Paused again: the next resume wakes it.
             ReadMode::Ignore => {}
             ReadMode::Discard => {
-                for (bid, ..) in ops.held.drain(..) {
+                for (bid, start, end) in ops.held.drain(..) {
+                    self.counters.read((end - start) as usize);
                     uring.buffers.give_back(bid);
                 }
                 if std::mem::take(&mut ops.eof) {
@@ -443,6 +445,7 @@ impl<H: Callbacks> EventLoop<H> {
                     uring.buffers.give_back(*bid);
                     ops.held.pop_front();
                 }
+                self.counters.read(n);
                 self.deliver(token, n);
             }
             ReadMode::Deliver => {

@@ -76,7 +76,9 @@ pub struct LoopStats {
     pub dialed: u64,
     /// Connections closed (`on_close` called), whatever the reason.
     pub closed: u64,
-    /// Bytes read from the sockets (ciphertext for TLS).
+    /// Bytes read from the sockets (ciphertext for TLS). On io_uring,
+    /// counted as they are handed to the connection: what a paused
+    /// connection's last requests received counts once it reads again.
     pub bytes_read: u64,
     /// Bytes the kernel took for sending (ciphertext for TLS).
     pub bytes_written: u64,

@@ -29,7 +29,7 @@ enum Never {}
 pub(crate) struct CompletionRing(Never);
 
 impl CompletionRing {
-    pub(crate) fn recv_multishot(&self, _fd: RawFd, _token: u64, _bgid: u16) {
+    pub(crate) fn recv(&self, _fd: RawFd, _token: u64, _bgid: u16, _multishot: bool) {
         match self.0 {}
     }
 

@@ -378,13 +378,22 @@ impl Selector {
         self.lock().uring.submitter().unregister_buf_ring(bgid)
     }
 
-    /// Queues a multishot recv on `fd` that picks buffers of group `bgid`;
-    /// its completions name `token`.
-    pub(crate) fn recv_multishot(&self, fd: RawFd, token: u64, bgid: u16) {
-        let entry = opcode::RecvMulti::new(types::Fd(fd), bgid)
-            .build()
-            .user_data(op_user_data(token, Op::Recv));
-        self.lock().queued.push_back(entry);
+    /// Queues a recv on `fd` that picks a buffer of group `bgid`, multishot
+    /// (completing for each arrival until it is cancelled or ends) or
+    /// one-shot; its completions name `token`.
+    pub(crate) fn recv(&self, fd: RawFd, token: u64, bgid: u16, multishot: bool) {
+        let entry = if multishot {
+            opcode::RecvMulti::new(types::Fd(fd), bgid).build()
+        } else {
+            // Length 0: the picked buffer's.
+            opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
+                .buf_group(bgid)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+        };
+        self.lock()
+            .queued
+            .push_back(entry.user_data(op_user_data(token, Op::Recv)));
     }
 
     /// Queues a multishot accept on the listener `fd`; each completion is a

@@ -554,7 +554,8 @@ fn submit_send(
             Box::new(unsafe { std::mem::zeroed() })
         });
         msg.msg_iov = ops.iovecs.as_mut_ptr();
-        msg.msg_iovlen = ops.iovecs.len();
+        // At most 64 iovecs: fits every platform's field type.
+        msg.msg_iovlen = ops.iovecs.len() as _;
         // SAFETY: as above for the runs; the header is boxed in `ops`, and
         // it and the iovecs it names (`ops.iovecs`) are changed only by the
         // next send, after this one's completion (or kept by the

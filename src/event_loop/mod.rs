@@ -1344,10 +1344,17 @@ impl<H: Callbacks> EventLoop<H> {
             _ => return Err(Error::ConnClosed),
         };
         if let Some(shared) = shared {
+            // Counted as queued before it stops counting as in flight: a
+            // handle never sees it in neither (and let a write pass the
+            // cap). Settling stores the exact queue length.
+            shared.outbound.fetch_add(len, Ordering::AcqRel);
             shared.in_flight.fetch_sub(len, Ordering::AcqRel);
         }
         let out = Writer::new(out, &mut self.env.pool);
         if !out.accepts_handle_writes() {
+            if let Some(shared) = shared {
+                shared.outbound.fetch_sub(len, Ordering::AcqRel);
+            }
             return Err(Error::ConnClosed);
         }
         let outcome = write(out);

@@ -30,7 +30,11 @@ fn pipe_through(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{program} starts: {e}"));
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    // Written from a thread of its own while the output is read: the
+    // program stops reading its input once its output pipe is full.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    std::thread::spawn(move || stdin.write_all(&input));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
     let output = rx

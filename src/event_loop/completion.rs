@@ -122,6 +122,46 @@ impl CompletionIo {
         self.ring.cancel_op_now(token.raw(), Op::Accept);
     }
 
+    /// Submits what a settled completion-driven connection needs: a recv
+    /// while it wants input (its cancellation once it does not), and a
+    /// send of its queue when none is in flight.
+    /// `woken`: the loop's list of connections to run again this turn.
+    pub(super) fn settle_ops<C>(
+        &self,
+        rec: &mut ConnRecord<C>,
+        token: Token,
+        interest: Interest,
+        woken: &mut Vec<Token>,
+    ) {
+        let fd = rec.io.stream.as_raw_fd();
+        let Some(ops) = rec.io.ops.as_mut() else {
+            return;
+        };
+        if !interest.is_readable() {
+            if ops.recv == RecvOp::Armed {
+                self.ring.cancel_op(token.raw(), Op::Recv);
+                ops.recv = RecvOp::Cancelling;
+            }
+        } else if !ops.held.is_empty() || ops.eof {
+            // Input that arrived while paused goes first (`resume_held`).
+            if !rec.woken {
+                rec.woken = true;
+                woken.push(token);
+            }
+        } else if ops.recv == RecvOp::Idle {
+            // Unix stream sockets take one recv per arrival: a multishot
+            // recv on AF_UNIX missed a wake-up in testing (see the module
+            // docs).
+            let multishot = !matches!(rec.peer, Addr::Unix(_));
+            let group = self.buffers.group();
+            self.ring.recv(fd, token.raw(), group, multishot);
+            ops.recv = RecvOp::Armed;
+        }
+        if !ops.sending && !rec.io.outbound.is_empty() && !rec.io.state.is_connecting() {
+            submit_send(&self.ring, fd, token, &rec.io.outbound, ops);
+        }
+    }
+
     /// Whether closed connections still wait for requests in flight.
     pub(super) fn is_retiring(&self) -> bool {
         !self.retiring.is_empty()
@@ -366,43 +406,6 @@ impl<H: Callbacks> EventLoop<H> {
                 .fail(Error::Io(io::Error::from_raw_os_error(-n))),
         }
         self.settle(token);
-    }
-
-    /// Submits what a settled completion-driven connection needs: a recv
-    /// while it wants input (its cancellation once it does not), and a
-    /// send of its queue when none is in flight.
-    pub(super) fn settle_ops(&mut self, token: Token, interest: Interest) {
-        let (Some(Entry::Conn(rec)), Some(uring)) = (self.entries.get_mut(token), &self.uring)
-        else {
-            return;
-        };
-        let fd = rec.io.stream.as_raw_fd();
-        let Some(ops) = rec.io.ops.as_mut() else {
-            return;
-        };
-        if !interest.is_readable() {
-            if ops.recv == RecvOp::Armed {
-                uring.ring.cancel_op(token.raw(), Op::Recv);
-                ops.recv = RecvOp::Cancelling;
-            }
-        } else if !ops.held.is_empty() || ops.eof {
-            // Input that arrived while paused goes first (`resume_held`).
-            if !rec.woken {
-                rec.woken = true;
-                self.env.woken.push(token);
-            }
-        } else if ops.recv == RecvOp::Idle {
-            // Unix stream sockets take one recv per arrival: a multishot
-            // recv on AF_UNIX missed a wake-up in testing (see the module
-            // docs).
-            let multishot = !matches!(rec.peer, Addr::Unix(_));
-            let group = uring.buffers.group();
-            uring.ring.recv(fd, token.raw(), group, multishot);
-            ops.recv = RecvOp::Armed;
-        }
-        if !ops.sending && !rec.io.outbound.is_empty() && !rec.io.state.is_connecting() {
-            submit_send(&uring.ring, fd, token, &rec.io.outbound, ops);
-        }
     }
 
     /// Whether input that completed while reading was paused waits for

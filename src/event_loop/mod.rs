@@ -688,21 +688,9 @@ impl<H: Callbacks> EventLoop<H> {
         if let Some((timer, at)) = settled.timer {
             self.timers.schedule(at, TimerKey::Conn(token, timer));
         }
-        if rec.io.ops.is_some() {
+        if let (Some(_), Some(uring)) = (&rec.io.ops, &self.uring) {
             rec.interest = settled.interest;
-            self.settle_ops(token, settled.interest);
-            let Some(Entry::Conn(rec)) = self.entries.get_mut(token) else {
-                return;
-            };
-            if let Some(shared) = &rec.shared {
-                shared.outbound.store(queued, Ordering::Release);
-            }
-            if settled.drained {
-                if let Some(waiter) = rec.drain_waiter.take() {
-                    self.resume_waiter(*waiter);
-                }
-            }
-            return;
+            uring.settle_ops(rec, token, settled.interest, &mut self.env.woken);
         } else if settled.interest != rec.interest {
             let fd = rec.io.stream.as_raw_fd();
             let armed = self

@@ -41,7 +41,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use socket2::Socket;
 
 use super::{run_callback, AcceptOp, Callbacks, Entry, EventLoop};
-use crate::buffer::{BufferPool, OutboundQueue};
+use crate::buffer::OutboundQueue;
 use crate::conn::{ConnRecord, OpsInFlight, ReadMode, RecordMut, RecvOp};
 use crate::reactor::token::Token;
 use crate::stats::ErrorKind;
@@ -472,9 +472,9 @@ impl<H: Callbacks> EventLoop<H> {
     /// requests point to until they complete; otherwise the queue goes
     /// back to the pool and the socket closes now.
     pub(super) fn retire(&mut self, token: Token, rec: ConnRecord<H::Context>) {
-        let ConnRecord { io, .. } = rec;
+        let ConnRecord { mut io, .. } = rec;
         let Some(ops) = io.ops else {
-            return drop_queue(io.outbound, &mut self.env.pool);
+            return io.outbound.clear(&mut self.env.pool);
         };
         if let Some(uring) = &mut self.uring {
             for &(bid, ..) in &ops.held {
@@ -490,7 +490,7 @@ impl<H: Callbacks> EventLoop<H> {
         } = ops;
         let recv = recv != RecvOp::Idle;
         if !recv && !sending {
-            return drop_queue(io.outbound, &mut self.env.pool);
+            return io.outbound.clear(&mut self.env.pool);
         }
         if let Some(uring) = &self.uring {
             if recv {
@@ -520,10 +520,6 @@ impl<H: Callbacks> EventLoop<H> {
 /// with `EAGAIN`: not a failure, the request is made again.
 fn retry_later(result: i32) -> bool {
     result == -libc::EAGAIN
-}
-
-fn drop_queue(mut outbound: OutboundQueue, pool: &mut BufferPool) {
-    outbound.clear(pool);
 }
 
 /// Sends the front runs of `outbound`: one run with a send, more with a
